@@ -1,0 +1,379 @@
+//! Given/when/then tests of every fund rule, including each refusal.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::NaiveDate;
+use cqrs_es::test::TestFramework;
+use cqrs_es::DomainEvent;
+use rust_decimal::Decimal;
+
+use super::fund::*;
+use super::ids::*;
+use super::money::Amount;
+use super::postings::postings;
+
+struct KnownWijken(HashSet<String>);
+
+#[async_trait]
+impl WijkDirectory for KnownWijken {
+    async fn is_registered(&self, wijk_id: &WijkId) -> Result<bool, String> {
+        Ok(self.0.contains(wijk_id.as_str()))
+    }
+}
+
+fn services() -> FundServices {
+    let known = ["oost-1223", "centrum"].iter().map(|s| s.to_string()).collect();
+    FundServices { wijken: Arc::new(KnownWijken(known)) }
+}
+
+fn fund() -> TestFramework<Fund> {
+    TestFramework::with(services())
+}
+
+fn eur(s: &str) -> Amount {
+    Amount::parse(s).unwrap()
+}
+fn text(s: &str) -> Text {
+    Text::parse(s).unwrap()
+}
+fn wijk(s: &str) -> WijkId {
+    WijkId::parse(s).unwrap()
+}
+fn date(s: &str) -> NaiveDate {
+    s.parse().unwrap()
+}
+
+fn a21_182() -> FundTerms {
+    FundTerms {
+        fund_id: FundId::parse("A21-182").unwrap(),
+        year: Year::new(2022).unwrap(),
+        kind: FundKind::Amendement,
+        name: text("Amendement A21-182: meer geld voor de buurt"),
+        amount: eur("50000"),
+        decision: Decision { reference: text("A21-182"), adopted_on: date("2021-11-11") },
+        purpose: text("Versterken van sociale cohesie en verbinding in de wijken"),
+    }
+}
+
+fn established() -> FundEvent {
+    FundEvent::FundEstablished { terms: a21_182(), booked_on: date("2022-01-01") }
+}
+
+fn allocated(wijk_id: &str, amount: &str) -> FundEvent {
+    FundEvent::BudgetAllocated {
+        wijk_id: wijk(wijk_id),
+        amount: eur(amount),
+        reason: text("Raadsbesluit"),
+        booked_on: date("2022-01-10"),
+    }
+}
+
+fn allocate(wijk_id: &str, amount: &str) -> FundCommand {
+    FundCommand::Allocate {
+        wijk_id: wijk(wijk_id),
+        amount: eur(amount),
+        reason: text("Raadsbesluit"),
+        booked_on: date("2022-01-10"),
+    }
+}
+
+fn wegaplein(expense_id: &str, amount: &str) -> ExpenseDetails {
+    ExpenseDetails {
+        expense_id: ExpenseId::parse(expense_id).unwrap(),
+        wijk_id: wijk("oost-1223"),
+        amount: eur(amount),
+        initiative: text("Herinrichting Wegaplein"),
+        theme: text("spelen"),
+        booked_on: date("2022-06-01"),
+        reference: text("factuur 2022-0042"),
+    }
+}
+
+#[test]
+fn a_fund_is_established_and_booked_on_the_first_day_of_its_year() {
+    fund()
+        .given_no_previous_events()
+        .when(FundCommand::Establish(a21_182()))
+        .then_expect_events(vec![established()]);
+}
+
+#[test]
+fn a_fund_adopted_during_its_year_is_booked_on_the_adoption_date() {
+    let mut terms = a21_182();
+    terms.decision.adopted_on = date("2022-03-15");
+    fund()
+        .given_no_previous_events()
+        .when(FundCommand::Establish(terms.clone()))
+        .then_expect_events(vec![FundEvent::FundEstablished { terms, booked_on: date("2022-03-15") }]);
+}
+
+#[test]
+fn establishing_the_same_fund_again_with_the_same_terms_records_nothing() {
+    fund().given(vec![established()]).when(FundCommand::Establish(a21_182())).then_expect_events(vec![]);
+}
+
+#[test]
+fn establishing_a_fund_id_again_with_other_terms_is_refused() {
+    let mut terms = a21_182();
+    terms.amount = eur("60000");
+    fund()
+        .given(vec![established()])
+        .when(FundCommand::Establish(terms))
+        .then_expect_error_message("fund A21-182 already exists with other terms; choose another fund_id");
+}
+
+#[test]
+fn money_is_allocated_from_a_fund_to_a_registered_wijk() {
+    fund()
+        .given(vec![established()])
+        .when(allocate("oost-1223", "50000"))
+        .then_expect_events(vec![allocated("oost-1223", "50000")]);
+}
+
+#[test]
+fn allocating_from_a_fund_that_does_not_exist_is_refused() {
+    fund()
+        .given_no_previous_events()
+        .when(allocate("oost-1223", "10"))
+        .then_expect_error_message("this fund does not exist; establish it first with POST /api/v1/funds");
+}
+
+#[test]
+fn allocating_to_an_unregistered_wijk_is_refused() {
+    fund()
+        .given(vec![established()])
+        .when(allocate("atlantis", "10"))
+        .then_expect_error_message("wijk atlantis is not registered; register it first with POST /api/v1/wijken");
+}
+
+#[test]
+fn a_fund_never_hands_out_more_than_its_amount() {
+    fund()
+        .given(vec![established(), allocated("oost-1223", "40000")])
+        .when(allocate("centrum", "10000.01"))
+        .then_expect_error_message("fund A21-182 has 10000.00 unallocated, so 10000.01 cannot be allocated");
+}
+
+#[test]
+fn an_allocation_booked_outside_the_fund_year_is_refused() {
+    fund()
+        .given(vec![established()])
+        .when(FundCommand::Allocate {
+            wijk_id: wijk("oost-1223"),
+            amount: eur("1"),
+            reason: text("te laat"),
+            booked_on: date("2023-01-01"),
+        })
+        .then_expect_error_message(
+            "booking date 2023-01-01 is outside fund A21-182's year 2022; book it within 2022 or use a fund of that year",
+        );
+}
+
+#[test]
+fn an_amendment_fund_can_be_spent_in_full() {
+    fund()
+        .given(vec![established(), allocated("oost-1223", "50000")])
+        .when(FundCommand::RecordExpense(wegaplein("wegaplein", "50000")))
+        .then_expect_events(vec![FundEvent::ExpenseRecorded(wegaplein("wegaplein", "50000"))]);
+}
+
+#[test]
+fn an_expense_larger_than_the_remaining_budget_by_one_cent_is_rejected() {
+    fund()
+        .given(vec![established(), allocated("oost-1223", "50000")])
+        .when(FundCommand::RecordExpense(wegaplein("wegaplein", "50000.01")))
+        .then_expect_error_message(
+            "wijk oost-1223 has 50000.00 left from fund A21-182, so an expense of 50000.01 would overspend it",
+        );
+}
+
+#[test]
+fn an_expense_far_larger_than_the_remaining_budget_is_rejected() {
+    fund()
+        .given(vec![
+            established(),
+            allocated("oost-1223", "50000"),
+            FundEvent::ExpenseRecorded(wegaplein("eerste", "30000")),
+        ])
+        .when(FundCommand::RecordExpense(wegaplein("tweede", "900000")))
+        .then_expect_error_message(
+            "wijk oost-1223 has 20000.00 left from fund A21-182, so an expense of 900000.00 would overspend it",
+        );
+}
+
+#[test]
+fn a_wijk_without_an_allocation_from_the_fund_cannot_spend_from_it() {
+    let mut expense = wegaplein("kruisdam", "1");
+    expense.wijk_id = wijk("centrum");
+    fund()
+        .given(vec![established(), allocated("oost-1223", "50000")])
+        .when(FundCommand::RecordExpense(expense))
+        .then_expect_error_message(
+            "wijk centrum has 0.00 left from fund A21-182, so an expense of 1.00 would overspend it",
+        );
+}
+
+#[test]
+fn an_expense_booked_outside_the_fund_year_is_rejected() {
+    let mut expense = wegaplein("wegaplein", "10");
+    expense.booked_on = date("2021-12-31");
+    fund()
+        .given(vec![established(), allocated("oost-1223", "50000")])
+        .when(FundCommand::RecordExpense(expense))
+        .then_expect_error_message(
+            "booking date 2021-12-31 is outside fund A21-182's year 2022; book it within 2022 or use a fund of that year",
+        );
+}
+
+#[test]
+fn recording_the_same_expense_twice_records_it_once() {
+    fund()
+        .given(vec![
+            established(),
+            allocated("oost-1223", "50000"),
+            FundEvent::ExpenseRecorded(wegaplein("wegaplein", "100")),
+        ])
+        .when(FundCommand::RecordExpense(wegaplein("wegaplein", "100")))
+        .then_expect_events(vec![]);
+}
+
+#[test]
+fn an_expense_id_reused_with_other_details_is_refused() {
+    fund()
+        .given(vec![
+            established(),
+            allocated("oost-1223", "50000"),
+            FundEvent::ExpenseRecorded(wegaplein("wegaplein", "100")),
+        ])
+        .when(FundCommand::RecordExpense(wegaplein("wegaplein", "200")))
+        .then_expect_error_message("expense wegaplein already exists with other details; choose another expense_id");
+}
+
+#[test]
+fn a_reversal_returns_the_money_and_references_the_original_event() {
+    fund()
+        .given(vec![
+            established(),
+            allocated("oost-1223", "50000"),
+            FundEvent::ExpenseRecorded(wegaplein("dubbel", "100")),
+        ])
+        .when(FundCommand::ReverseExpense {
+            expense_id: ExpenseId::parse("dubbel").unwrap(),
+            reason: text("dubbel geboekt"),
+            requested_on: date("2022-07-01"),
+        })
+        .then_expect_events(vec![FundEvent::ExpenseReversed {
+            expense_id: ExpenseId::parse("dubbel").unwrap(),
+            wijk_id: wijk("oost-1223"),
+            amount: eur("100"),
+            reason: text("dubbel geboekt"),
+            booked_on: date("2022-07-01"),
+            reverses_sequence: 3,
+        }]);
+}
+
+#[test]
+fn a_reversal_made_after_the_fund_year_is_booked_on_its_last_day() {
+    let events = fund()
+        .given(vec![
+            established(),
+            allocated("oost-1223", "50000"),
+            FundEvent::ExpenseRecorded(wegaplein("dubbel", "100")),
+        ])
+        .when(FundCommand::ReverseExpense {
+            expense_id: ExpenseId::parse("dubbel").unwrap(),
+            reason: text("dubbel geboekt"),
+            requested_on: date("2023-02-01"),
+        })
+        .inspect_result()
+        .unwrap();
+    assert_eq!(events[0].booked_on(), date("2022-12-31"));
+}
+
+#[test]
+fn after_a_reversal_the_money_can_be_spent_again() {
+    fund()
+        .given(vec![
+            established(),
+            allocated("oost-1223", "100"),
+            FundEvent::ExpenseRecorded(wegaplein("dubbel", "100")),
+            FundEvent::ExpenseReversed {
+                expense_id: ExpenseId::parse("dubbel").unwrap(),
+                wijk_id: wijk("oost-1223"),
+                amount: eur("100"),
+                reason: text("dubbel geboekt"),
+                booked_on: date("2022-07-01"),
+                reverses_sequence: 3,
+            },
+        ])
+        .when(FundCommand::RecordExpense(wegaplein("juist", "100")))
+        .then_expect_events(vec![FundEvent::ExpenseRecorded(wegaplein("juist", "100"))]);
+}
+
+#[test]
+fn an_expense_cannot_be_reversed_twice() {
+    fund()
+        .given(vec![
+            established(),
+            allocated("oost-1223", "100"),
+            FundEvent::ExpenseRecorded(wegaplein("dubbel", "100")),
+            FundEvent::ExpenseReversed {
+                expense_id: ExpenseId::parse("dubbel").unwrap(),
+                wijk_id: wijk("oost-1223"),
+                amount: eur("100"),
+                reason: text("dubbel geboekt"),
+                booked_on: date("2022-07-01"),
+                reverses_sequence: 3,
+            },
+        ])
+        .when(FundCommand::ReverseExpense {
+            expense_id: ExpenseId::parse("dubbel").unwrap(),
+            reason: text("nog eens"),
+            requested_on: date("2022-08-01"),
+        })
+        .then_expect_error_message("expense dubbel has already been reversed");
+}
+
+#[test]
+fn reversing_an_unknown_expense_is_refused() {
+    fund()
+        .given(vec![established()])
+        .when(FundCommand::ReverseExpense {
+            expense_id: ExpenseId::parse("nooit").unwrap(),
+            reason: text("?"),
+            requested_on: date("2022-08-01"),
+        })
+        .then_expect_error_message("expense nooit is not recorded in fund A21-182");
+}
+
+#[test]
+fn every_event_posts_a_balanced_set() {
+    let fund_id = FundId::parse("A21-182").unwrap();
+    let events = vec![
+        established(),
+        allocated("oost-1223", "50000"),
+        FundEvent::ExpenseRecorded(wegaplein("wegaplein", "50000")),
+    ];
+    for event in &events {
+        let sum: Decimal = postings(&fund_id, event).iter().map(|p| p.amount).sum();
+        assert_eq!(sum, Decimal::ZERO, "{}", event.event_type());
+    }
+}
+
+#[test]
+fn a_fund_established_event_of_version_1_is_upcast_to_version_2() {
+    use cqrs_es::persist::SerializedEvent;
+    let v1 = serde_json::json!({ "FundEstablished": serde_json::to_value(a21_182()).unwrap() });
+    let stored = SerializedEvent::new(
+        "A21-182".into(), 1, "fund".into(), "FundEstablished".into(), "1.0".into(), v1,
+        serde_json::json!({}),
+    );
+    let upcast = super::upcasters()
+        .into_iter()
+        .fold(stored, |e, u| if u.can_upcast(&e.event_type, &e.event_version) { u.upcast(e) } else { e });
+    assert_eq!(upcast.event_version, "2.0.0");
+    let event: FundEvent = serde_json::from_value(upcast.payload).unwrap();
+    assert_eq!(event, established());
+}

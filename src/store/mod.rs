@@ -1,0 +1,138 @@
+//! Storage: one event log in PostgreSQL or in an embedded SQLite file, with
+//! the same schema, the same append path and the same behaviour.
+
+pub mod chain;
+pub mod repository;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Postgres, Sqlite, Transaction};
+
+/// Where the log lives when nothing else is said.
+pub const DEFAULT_DATABASE: &str = "sqlite://wijkbudget.db";
+
+/// A connection pool to one of the two supported stores.
+#[derive(Clone, Debug)]
+pub enum Db {
+    Postgres(PgPool),
+    Sqlite(SqlitePool),
+}
+
+/// Runs the same code against either pool. Each arm is compiled separately,
+/// so the body may use anything both sqlx drivers support; SQL text uses
+/// `$1`-style parameters, which SQLite understands too.
+#[macro_export]
+macro_rules! on_db {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            $crate::store::Db::Postgres($pool) => $body,
+            $crate::store::Db::Sqlite($pool) => $body,
+        }
+    };
+}
+
+impl Db {
+    /// Connects to `postgres://...` or `sqlite://PATH`, creating the SQLite file if needed.
+    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let pool = PgPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect(url)
+                .await
+                .with_context(|| format!("connecting to PostgreSQL at {}", redact(url)))?;
+            Ok(Self::Postgres(pool))
+        } else if let Some(path) = url.strip_prefix("sqlite://") {
+            let options = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))
+                .with_context(|| format!("reading the SQLite path in {url}"))?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                // FULL, not sqlite-es's NORMAL: in WAL mode NORMAL may lose the
+                // last committed transactions on power loss, and a ledger may not.
+                .synchronous(SqliteSynchronous::Full)
+                .busy_timeout(Duration::from_secs(30))
+                .foreign_keys(true);
+            let pool = SqlitePoolOptions::new()
+                .max_connections(8)
+                .connect_with(options)
+                .await
+                .with_context(|| format!("opening the SQLite store at {path}"))?;
+            Ok(Self::Sqlite(pool))
+        } else {
+            anyhow::bail!(
+                "unsupported database URL `{}`: use postgres://USER@HOST/DB or sqlite://PATH",
+                redact(url)
+            )
+        }
+    }
+
+    /// Applies every migration in `migrations/` that has not run yet.
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        match self {
+            Self::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await,
+            Self::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await,
+        }
+        .context("applying migrations")
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Postgres(_) => "postgres",
+            Self::Sqlite(_) => "sqlite",
+        }
+    }
+
+    pub async fn close(&self) {
+        on_db!(self, pool => pool.close().await)
+    }
+}
+
+/// Hides a password in a connection URL before it is printed.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{}:***{}", &url[..scheme_end + 3], user, &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Starting a transaction that writes, the way each store needs it.
+pub trait WritePool {
+    type Database: sqlx::Database;
+    /// SQLite starts with `BEGIN IMMEDIATE` so a transaction that reads
+    /// before it writes cannot fail halfway on a lock upgrade.
+    fn begin_write(&self) -> impl std::future::Future<Output = sqlx::Result<Transaction<'static, Self::Database>>> + Send;
+}
+
+impl WritePool for PgPool {
+    type Database = Postgres;
+    async fn begin_write(&self) -> sqlx::Result<Transaction<'static, Postgres>> {
+        self.begin().await
+    }
+}
+
+impl WritePool for SqlitePool {
+    type Database = Sqlite;
+    async fn begin_write(&self) -> sqlx::Result<Transaction<'static, Sqlite>> {
+        self.begin_with("BEGIN IMMEDIATE").await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_are_hidden_from_printed_urls() {
+        assert_eq!(super::redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(super::redact("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(super::redact("sqlite://x.db"), "sqlite://x.db");
+    }
+}

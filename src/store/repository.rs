@@ -1,0 +1,408 @@
+//! The cqrs-es `PersistedEventRepository` behind both stores.
+//!
+//! Reading an aggregate's stream and its snapshot is delegated to postgres-es
+//! and sqlite-es, whose queries work unchanged on our `events` and
+//! `snapshots` tables. Appending is ours, because it must do four things in
+//! one transaction that those crates cannot: assign the global position in
+//! commit order, extend the hash chain, claim client ids and idempotency
+//! keys, and check the snapshot update before committing.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use cqrs_es::persist::{
+    PersistedEventRepository, PersistenceError, ReplayStream, SerializedEvent, SerializedSnapshot,
+};
+use cqrs_es::Aggregate;
+use postgres_es::PostgresEventRepository;
+use serde_json::Value;
+use sqlite_es::SqliteEventRepository;
+use sqlx::Row;
+use tokio::sync::Notify;
+
+use super::chain::{chain_hash, format_recorded_at, parse_hash, ChainedEvent, GENESIS};
+use super::{Db, WritePool};
+use crate::domain;
+use crate::on_db;
+
+/// Metadata keys the ledger writes on every command's events.
+pub mod meta {
+    pub const ACTOR: &str = "actor";
+    pub const ROLE: &str = "role";
+    pub const CORRELATION_ID: &str = "correlation_id";
+    pub const IDEMPOTENCY_KEY: &str = "idempotency_key";
+    pub const REQUEST_FINGERPRINT: &str = "request_fingerprint";
+}
+
+/// An append the store refused for a reason the caller can act on. It
+/// travels through cqrs-es as `PersistenceError::UnknownError` and is
+/// recovered by downcasting in `Ledger::execute`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AppendRefused {
+    #[error("{kind} id {id} is already used in {owner}")]
+    ClientIdTaken { kind: String, id: String, owner: String },
+    #[error("idempotency key {0} was already used")]
+    IdempotencyKeyUsed(String),
+}
+
+/// The PostgreSQL advisory lock that serialises appends, so positions are
+/// handed out in commit order and the chain can never fork.
+const APPEND_LOCK: i64 = 0x7769_6a6b; // "wijk"
+
+#[derive(Clone)]
+pub struct LedgerRepository {
+    db: Db,
+    appended: Arc<Notify>,
+}
+
+fn store_error(err: sqlx::Error) -> PersistenceError {
+    match &err {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
+            PersistenceError::ConnectionError(Box::new(err))
+        }
+        _ => PersistenceError::UnknownError(Box::new(err)),
+    }
+}
+
+impl LedgerRepository {
+    pub fn new(db: Db) -> Self {
+        Self { db, appended: Arc::new(Notify::new()) }
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// Woken (at least once) after every successful append, so the projector
+    /// in this process does not wait for its next poll.
+    pub fn appended(&self) -> Arc<Notify> {
+        self.appended.clone()
+    }
+
+    /// The global positions of events `first..=last` of one stream.
+    pub async fn positions_of(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+        first: usize,
+        last: usize,
+    ) -> sqlx::Result<(i64, i64)> {
+        const SQL: &str = "SELECT MIN(position) AS first, MAX(position) AS last FROM events \
+                           WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence BETWEEN $3 AND $4";
+        on_db!(&self.db, pool => {
+            let row = sqlx::query(SQL)
+                .bind(aggregate_type)
+                .bind(aggregate_id)
+                .bind(first as i64)
+                .bind(last as i64)
+                .fetch_one(pool)
+                .await?;
+            Ok((row.try_get("first")?, row.try_get("last")?))
+        })
+    }
+
+    /// Appends one command's events atomically, extending the hash chain.
+    async fn append(
+        &self,
+        aggregate_type: &str,
+        events: &[SerializedEvent],
+        snapshot_update: Option<(String, Value, usize)>,
+    ) -> Result<(), PersistenceError> {
+        let recorded_at = Utc::now().trunc_subsecs(6);
+        let appended = on_db!(&self.db, pool => {
+            let mut tx = pool.begin_write().await.map_err(store_error)?;
+            if matches!(self.db, Db::Postgres(_)) {
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(APPEND_LOCK)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(store_error)?;
+            }
+            let head = sqlx::query("SELECT position, hash FROM events ORDER BY position DESC LIMIT 1")
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(store_error)?;
+            let (mut position, mut previous) = match head {
+                Some(row) => {
+                    let hash: String = row.try_get("hash").map_err(store_error)?;
+                    let previous = parse_hash(&hash).ok_or_else(|| {
+                        PersistenceError::UnknownError(format!("the stored head hash `{hash}` is not 32 hex bytes; run `wijkbudget verify`").into())
+                    })?;
+                    (row.try_get::<i64, _>("position").map_err(store_error)?, previous)
+                }
+                None => (0, GENESIS),
+            };
+
+            if let Some(first) = events.first() {
+                // Appends are serialised, so checking the stream's head here is
+                // exact; the unique constraint stays as a second line of defence.
+                let current: i64 = sqlx::query_scalar(
+                    "SELECT COALESCE(MAX(sequence), 0) FROM events WHERE aggregate_type = $1 AND aggregate_id = $2",
+                )
+                .bind(aggregate_type)
+                .bind(&first.aggregate_id)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(store_error)?;
+                if current as usize + 1 != first.sequence {
+                    return Err(PersistenceError::OptimisticLockError);
+                }
+            }
+
+            let first_position = position + 1;
+            for event in events {
+                position += 1;
+                let mut chained = ChainedEvent {
+                    position,
+                    event_id: uuid::Uuid::now_v7().to_string(),
+                    recorded_at,
+                    aggregate_type: aggregate_type.to_string(),
+                    aggregate_id: event.aggregate_id.clone(),
+                    sequence: event.sequence as i64,
+                    event_type: event.event_type.clone(),
+                    event_version: event.event_version.clone(),
+                    payload: event.payload.clone(),
+                    metadata: event.metadata.clone(),
+                    hash: String::new(),
+                };
+                previous = chain_hash(&previous, &chained);
+                chained.hash = hex::encode(previous);
+                insert_event(&mut tx, &chained).await.map_err(store_error)?;
+
+                if let Some((kind, id)) = domain::client_id_claim(&event.event_type, &event.payload) {
+                    let owner: Option<String> = sqlx::query_scalar(
+                        "SELECT aggregate_id FROM client_ids WHERE kind = $1 AND id = $2",
+                    )
+                    .bind(kind)
+                    .bind(&id)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(store_error)?;
+                    if let Some(owner) = owner {
+                        return Err(refused(AppendRefused::ClientIdTaken { kind: kind.into(), id, owner }));
+                    }
+                    sqlx::query("INSERT INTO client_ids (kind, id, aggregate_id, position) VALUES ($1, $2, $3, $4)")
+                        .bind(kind)
+                        .bind(&id)
+                        .bind(&event.aggregate_id)
+                        .bind(position)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(store_error)?;
+                }
+            }
+
+            if let Some(key) = events.first().and_then(|e| metadata_str(&e.metadata, meta::IDEMPOTENCY_KEY)) {
+                let fingerprint = metadata_str(&events[0].metadata, meta::REQUEST_FINGERPRINT).unwrap_or_default();
+                let taken: Option<String> = sqlx::query_scalar("SELECT key FROM idempotency_keys WHERE key = $1")
+                    .bind(&key)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(store_error)?;
+                if taken.is_some() {
+                    return Err(refused(AppendRefused::IdempotencyKeyUsed(key)));
+                }
+                sqlx::query("INSERT INTO idempotency_keys (key, fingerprint, first_position, last_position) VALUES ($1, $2, $3, $4)")
+                    .bind(&key)
+                    .bind(&fingerprint)
+                    .bind(first_position)
+                    .bind(position)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(store_error)?;
+            }
+
+            if let Some((aggregate_id, payload, current_snapshot)) = snapshot_update {
+                let last_sequence = events.last().map_or(0, |e| e.sequence) as i64;
+                // cqrs-es's own repositories commit before checking that the
+                // snapshot update matched; here a mismatch rolls everything back.
+                let updated = sqlx::query(
+                    "INSERT INTO snapshots (aggregate_type, aggregate_id, last_sequence, current_snapshot, payload) \
+                     VALUES ($1, $2, $3, $4, $5) \
+                     ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE \
+                     SET last_sequence = excluded.last_sequence, current_snapshot = excluded.current_snapshot, payload = excluded.payload \
+                     WHERE snapshots.current_snapshot = excluded.current_snapshot - 1",
+                )
+                .bind(aggregate_type)
+                .bind(&aggregate_id)
+                .bind(last_sequence)
+                .bind(current_snapshot as i64)
+                .bind(&payload)
+                .execute(&mut *tx)
+                .await
+                .map_err(store_error)?;
+                if updated.rows_affected() != 1 {
+                    return Err(PersistenceError::OptimisticLockError);
+                }
+            }
+            tx.commit().await.map_err(store_error)?;
+            Ok::<bool, PersistenceError>(!events.is_empty())
+        })?;
+        if appended {
+            self.appended.notify_one();
+        }
+        Ok(())
+    }
+
+    fn reader_pg(pool: &sqlx::PgPool) -> PostgresEventRepository {
+        PostgresEventRepository::new(pool.clone())
+    }
+
+    fn reader_sqlite(pool: &sqlx::SqlitePool) -> SqliteEventRepository {
+        SqliteEventRepository::new(pool.clone())
+    }
+}
+
+fn refused(reason: AppendRefused) -> PersistenceError {
+    PersistenceError::UnknownError(Box::new(reason))
+}
+
+fn metadata_str(metadata: &Value, key: &str) -> Option<String> {
+    metadata.get(key).and_then(Value::as_str).map(str::to_string)
+}
+
+async fn insert_event<DB>(tx: &mut sqlx::Transaction<'static, DB>, e: &ChainedEvent) -> sqlx::Result<()>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+    i64: sqlx::Type<DB> + for<'q> sqlx::Encode<'q, DB>,
+    String: sqlx::Type<DB> + for<'q> sqlx::Encode<'q, DB>,
+    DateTime<Utc>: sqlx::Type<DB> + for<'q> sqlx::Encode<'q, DB>,
+    sqlx::types::Json<Value>: sqlx::Type<DB> + for<'q> sqlx::Encode<'q, DB>,
+{
+    sqlx::query(
+        "INSERT INTO events (position, event_id, recorded_at, aggregate_type, aggregate_id, sequence, \
+         event_type, event_version, payload, metadata, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(e.position)
+    .bind(e.event_id.clone())
+    .bind(e.recorded_at)
+    .bind(e.aggregate_type.clone())
+    .bind(e.aggregate_id.clone())
+    .bind(e.sequence)
+    .bind(e.event_type.clone())
+    .bind(e.event_version.clone())
+    .bind(sqlx::types::Json(e.payload.clone()))
+    .bind(sqlx::types::Json(e.metadata.clone()))
+    .bind(e.hash.clone())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+impl PersistedEventRepository for LedgerRepository {
+    async fn get_events<A: Aggregate>(&self, aggregate_id: &str) -> Result<Vec<SerializedEvent>, PersistenceError> {
+        match &self.db {
+            Db::Postgres(pool) => Self::reader_pg(pool).get_events::<A>(aggregate_id).await,
+            Db::Sqlite(pool) => Self::reader_sqlite(pool).get_events::<A>(aggregate_id).await,
+        }
+    }
+
+    async fn get_last_events<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+        last_sequence: usize,
+    ) -> Result<Vec<SerializedEvent>, PersistenceError> {
+        match &self.db {
+            Db::Postgres(pool) => Self::reader_pg(pool).get_last_events::<A>(aggregate_id, last_sequence).await,
+            Db::Sqlite(pool) => Self::reader_sqlite(pool).get_last_events::<A>(aggregate_id, last_sequence).await,
+        }
+    }
+
+    async fn get_snapshot<A: Aggregate>(&self, aggregate_id: &str) -> Result<Option<SerializedSnapshot>, PersistenceError> {
+        match &self.db {
+            Db::Postgres(pool) => Self::reader_pg(pool).get_snapshot::<A>(aggregate_id).await,
+            Db::Sqlite(pool) => Self::reader_sqlite(pool).get_snapshot::<A>(aggregate_id).await,
+        }
+    }
+
+    async fn persist<A: Aggregate>(
+        &self,
+        events: &[SerializedEvent],
+        snapshot_update: Option<(String, Value, usize)>,
+    ) -> Result<(), PersistenceError> {
+        if events.is_empty() && snapshot_update.is_none() {
+            return Ok(());
+        }
+        self.append(A::TYPE, events, snapshot_update).await
+    }
+
+    async fn stream_events<A: Aggregate>(&self, aggregate_id: &str) -> Result<ReplayStream, PersistenceError> {
+        match &self.db {
+            Db::Postgres(pool) => Self::reader_pg(pool).stream_events::<A>(aggregate_id).await,
+            Db::Sqlite(pool) => Self::reader_sqlite(pool).stream_events::<A>(aggregate_id).await,
+        }
+    }
+
+    /// Unlike the library versions, this streams in global (commit) order.
+    async fn stream_all_events<A: Aggregate>(&self) -> Result<ReplayStream, PersistenceError> {
+        let (mut feed, stream) = ReplayStream::new(200);
+        let log = self.clone();
+        tokio::spawn(async move {
+            let mut after = 0;
+            loop {
+                let page = match read_log(log.db(), after, 500).await {
+                    Ok(page) => page,
+                    Err(err) => {
+                        let _ = feed.push(Err(store_error(err))).await;
+                        return;
+                    }
+                };
+                let Some(last) = page.last() else { return };
+                after = last.position;
+                for e in page.into_iter().filter(|e| e.aggregate_type == A::TYPE) {
+                    let serialized = SerializedEvent::new(
+                        e.aggregate_id, e.sequence as usize, e.aggregate_type, e.event_type,
+                        e.event_version, e.payload, e.metadata,
+                    );
+                    if feed.push(Ok(serialized)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(stream)
+    }
+}
+
+/// Reads up to `limit` events after global position `after`, in order.
+pub async fn read_log(db: &Db, after: i64, limit: i64) -> sqlx::Result<Vec<ChainedEvent>> {
+    const SQL: &str = "SELECT position, event_id, recorded_at, aggregate_type, aggregate_id, sequence, \
+                       event_type, event_version, payload, metadata, hash FROM events \
+                       WHERE position > $1 ORDER BY position LIMIT $2";
+    on_db!(db, pool => {
+        let rows = sqlx::query(SQL).bind(after).bind(limit).fetch_all(pool).await?;
+        rows.iter().map(|row| Ok(ChainedEvent {
+            position: row.try_get("position")?,
+            event_id: row.try_get("event_id")?,
+            recorded_at: row.try_get("recorded_at")?,
+            aggregate_type: row.try_get("aggregate_type")?,
+            aggregate_id: row.try_get("aggregate_id")?,
+            sequence: row.try_get("sequence")?,
+            event_type: row.try_get("event_type")?,
+            event_version: row.try_get("event_version")?,
+            payload: row.try_get::<sqlx::types::Json<Value>, _>("payload")?.0,
+            metadata: row.try_get::<sqlx::types::Json<Value>, _>("metadata")?.0,
+            hash: row.try_get("hash")?,
+        })).collect()
+    })
+}
+
+/// The last position and hash of the log, or `(0, GENESIS hex)` when it is empty.
+pub async fn head(db: &Db) -> sqlx::Result<(i64, String)> {
+    on_db!(db, pool => {
+        let row = sqlx::query("SELECT position, hash FROM events ORDER BY position DESC LIMIT 1")
+            .fetch_optional(pool)
+            .await?;
+        Ok(match row {
+            Some(row) => (row.try_get("position")?, row.try_get("hash")?),
+            None => (0, hex::encode(GENESIS)),
+        })
+    })
+}
+
+/// For logs and errors: a short human form of a recorded time.
+pub fn describe_time(at: &DateTime<Utc>) -> String {
+    format_recorded_at(at)
+}
