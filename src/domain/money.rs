@@ -155,3 +155,10 @@ mod tests {
         assert_eq!(back, a);
     }
 }
+
+/// Whole cents of a balance with at most two decimals (every ledger amount).
+pub fn cents(value: Decimal) -> i64 {
+    let mut scaled = value;
+    scaled.rescale(2);
+    i64::try_from(scaled.mantissa()).expect("ledger balances are bounded far below i64::MAX cents")
+}

@@ -1,0 +1,146 @@
+//! Projections: the read models, derived from the event log and nothing else.
+//!
+//! The projector reads the log in global-position order from its checkpoint
+//! and writes read-model rows and the new checkpoint in one transaction, so
+//! after a crash at any point it resumes exactly where the last commit left
+//! off. Several service instances on one database take turns on the
+//! checkpoint row's lock, so nothing is ever applied twice.
+
+pub mod apply;
+pub mod queries;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::Row;
+use tokio::sync::{watch, Notify};
+
+use crate::on_db;
+use crate::store::repository::read_log;
+use crate::store::{Db, WritePool};
+
+use apply::{statements_for, Param};
+
+/// The checkpoint row of the read models.
+pub const CHECKPOINT: &str = "read_models";
+/// Events applied per transaction: large enough to amortise the commit,
+/// small enough to keep the lock short.
+const BATCH: i64 = 500;
+/// How often an idle projector looks for events written by other instances.
+const POLL: Duration = Duration::from_millis(250);
+
+pub struct Projector {
+    db: Db,
+    appended: Arc<Notify>,
+    position: watch::Sender<i64>,
+}
+
+impl Projector {
+    pub fn new(db: Db, appended: Arc<Notify>) -> Self {
+        let (position, _) = watch::channel(0);
+        Self { db, appended, position }
+    }
+
+    /// Follows the checkpoint as it advances.
+    pub fn subscribe(&self) -> watch::Receiver<i64> {
+        self.position.subscribe()
+    }
+
+    /// Applies at most one batch. Returns how many events it applied.
+    pub async fn step(&self) -> anyhow::Result<usize> {
+        let (applied, checkpoint) = on_db!(&self.db, pool => {
+            let mut tx = pool.begin_write().await?;
+            let lock = if matches!(self.db, Db::Postgres(_)) { " FOR UPDATE" } else { "" };
+            let checkpoint: i64 = sqlx::query(&format!(
+                "SELECT position FROM projector_checkpoints WHERE name = $1{lock}"
+            ))
+            .bind(CHECKPOINT)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("position")?;
+            // Events are immutable and take their positions in commit order,
+            // so reading them on another connection is as good as in this one.
+            let events = read_log(&self.db, checkpoint, BATCH).await?;
+            let mut last = checkpoint;
+            for event in &events {
+                for statement in statements_for(event)? {
+                    let mut query = sqlx::query(statement.sql);
+                    for param in statement.params {
+                        query = match param {
+                            Param::Int(v) => query.bind(v),
+                            Param::Text(v) => query.bind(v),
+                            Param::OptText(v) => query.bind(v),
+                        };
+                    }
+                    query.execute(&mut *tx).await?;
+                }
+                last = event.position;
+            }
+            sqlx::query("UPDATE projector_checkpoints SET position = $1 WHERE name = $2")
+                .bind(last)
+                .bind(CHECKPOINT)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            (events.len(), last)
+        });
+        self.position.send_replace(checkpoint);
+        Ok(applied)
+    }
+
+    /// Applies everything in the log now; `progress` is told the checkpoint after each batch.
+    pub async fn catch_up(&self, mut progress: impl FnMut(i64)) -> anyhow::Result<i64> {
+        while self.step().await? > 0 {
+            progress(*self.position.borrow());
+        }
+        Ok(*self.position.borrow())
+    }
+
+    /// Runs until `shutdown` flips to true, waking on every local append.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            match self.step().await {
+                Ok(n) if n > 0 => continue,
+                Ok(_) => {}
+                Err(err) => tracing::error!(error = %err, "projector step failed; retrying"),
+            }
+            tokio::select! {
+                _ = self.appended.notified() => {}
+                _ = tokio::time::sleep(POLL) => {}
+                _ = shutdown.changed() => {}
+            }
+            if *shutdown.borrow() {
+                return;
+            }
+        }
+    }
+}
+
+/// The checkpoint as stored, and the head of the log: their difference is the lag.
+pub async fn status(db: &Db) -> sqlx::Result<(i64, i64)> {
+    on_db!(db, pool => {
+        let checkpoint: i64 = sqlx::query_scalar("SELECT position FROM projector_checkpoints WHERE name = $1")
+            .bind(CHECKPOINT)
+            .fetch_one(pool)
+            .await?;
+        let head: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM events").fetch_one(pool).await?;
+        Ok((checkpoint, head))
+    })
+}
+
+/// Wipes every read model and resets the checkpoint to zero, in one
+/// transaction; the projector then rebuilds from position zero. The log is
+/// never touched.
+pub async fn reset(db: &Db) -> sqlx::Result<()> {
+    on_db!(db, pool => {
+        let mut tx = pool.begin_write().await?;
+        for table in apply::READ_MODEL_TABLES {
+            sqlx::query(&format!("DELETE FROM {table}")).execute(&mut *tx).await?;
+        }
+        sqlx::query("UPDATE projector_checkpoints SET position = 0 WHERE name = $1")
+            .bind(CHECKPOINT)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await
+    })
+}

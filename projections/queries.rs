@@ -1,0 +1,405 @@
+//! The questions people ask, answered from the read models.
+//! Money is summed in whole cents, exactly, on both stores.
+
+use chrono::NaiveDate;
+use serde::{Serialize, Serializer};
+use sqlx::Row;
+use utoipa::ToSchema;
+
+use crate::domain::money::{euro_from_cents, format_euro};
+use crate::on_db;
+use crate::store::Db;
+
+/// Euro, shown as a decimal string with two decimals ("50000.00").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ToSchema)]
+#[schema(value_type = String, example = "50000.00")]
+pub struct Euro(pub i64);
+
+impl Serialize for Euro {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl std::fmt::Display for Euro {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&format_euro(euro_from_cents(self.0)))
+    }
+}
+
+/// Allocated, spent and remaining for one wijk, in total or for one fund.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Totals {
+    pub amount_allocated: Euro,
+    pub amount_spent: Euro,
+    pub amount_remaining: Euro,
+}
+
+impl Totals {
+    fn new(allocated: i64, spent: i64) -> Self {
+        Self { amount_allocated: Euro(allocated), amount_spent: Euro(spent), amount_remaining: Euro(allocated - spent) }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct WijkSummary {
+    pub wijk_id: String,
+    pub name: String,
+    #[serde(flatten)]
+    pub totals: Totals,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct FundLine {
+    pub fund_id: String,
+    pub fund_name: String,
+    pub kind: String,
+    pub year: i64,
+    pub decision_reference: String,
+    #[serde(flatten)]
+    pub totals: Totals,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct WijkBudget {
+    pub wijk_id: String,
+    pub name: String,
+    pub year: Option<i64>,
+    pub as_of: Option<NaiveDate>,
+    #[serde(flatten)]
+    pub totals: Totals,
+    pub funds: Vec<FundLine>,
+}
+
+/// Which slice of the ledger a question is about.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Period {
+    pub year: Option<i64>,
+    /// Only count money booked on or before this date.
+    pub as_of: Option<NaiveDate>,
+}
+
+impl Period {
+    fn as_of_text(&self) -> String {
+        self.as_of.map_or_else(|| "9999-12-31".to_string(), |d| d.to_string())
+    }
+}
+
+// Current totals come from the budget lines; as-of totals are summed from
+// the postings booked up to that date. Both have the same shape.
+const SUMMARY_NOW: &str = "SELECT w.wijk_id, w.name, \
+    CAST(COALESCE(SUM(l.allocated_cents), 0) AS BIGINT) AS allocated, \
+    CAST(COALESCE(SUM(l.spent_cents), 0) AS BIGINT) AS spent \
+    FROM rm_wijken w LEFT JOIN rm_budget_lines l ON l.wijk_id = w.wijk_id AND ($1 IS NULL OR l.year = $1) \
+    WHERE ($2 IS NULL OR w.wijk_id = $2) \
+    GROUP BY w.wijk_id, w.name ORDER BY w.wijk_id";
+
+const SUMMARY_AS_OF: &str = "SELECT w.wijk_id, w.name, \
+    CAST(COALESCE(SUM(CASE WHEN p.account_kind = 'wijk_budget' AND p.event_type = 'BudgetAllocated' THEN p.amount_cents END), 0) AS BIGINT) AS allocated, \
+    CAST(COALESCE(SUM(CASE WHEN p.account_kind = 'spent' THEN p.amount_cents END), 0) AS BIGINT) AS spent \
+    FROM rm_wijken w LEFT JOIN rm_postings p ON p.wijk_id = w.wijk_id AND ($1 IS NULL OR p.year = $1) AND p.booked_on <= $3 \
+    WHERE ($2 IS NULL OR w.wijk_id = $2) \
+    GROUP BY w.wijk_id, w.name ORDER BY w.wijk_id";
+
+const LINES_NOW: &str = "SELECT f.fund_id, f.name, f.kind, f.year, f.decision_reference, \
+    CAST(l.allocated_cents AS BIGINT) AS allocated, CAST(l.spent_cents AS BIGINT) AS spent \
+    FROM rm_budget_lines l JOIN rm_funds f ON f.fund_id = l.fund_id \
+    WHERE l.wijk_id = $2 AND ($1 IS NULL OR l.year = $1) AND $3 = $3 ORDER BY f.year, f.fund_id";
+
+const LINES_AS_OF: &str = "SELECT f.fund_id, f.name, f.kind, f.year, f.decision_reference, \
+    CAST(COALESCE(SUM(CASE WHEN p.account_kind = 'wijk_budget' AND p.event_type = 'BudgetAllocated' THEN p.amount_cents END), 0) AS BIGINT) AS allocated, \
+    CAST(COALESCE(SUM(CASE WHEN p.account_kind = 'spent' THEN p.amount_cents END), 0) AS BIGINT) AS spent \
+    FROM rm_postings p JOIN rm_funds f ON f.fund_id = p.fund_id \
+    WHERE p.wijk_id = $2 AND ($1 IS NULL OR p.year = $1) AND p.booked_on <= $3 \
+    GROUP BY f.fund_id, f.name, f.kind, f.year, f.decision_reference ORDER BY f.year, f.fund_id";
+
+/// Every wijk with allocated, spent and remaining (`GET /wijken`, `report`).
+pub async fn wijk_summaries(db: &Db, period: Period) -> sqlx::Result<Vec<WijkSummary>> {
+    summaries(db, period, None).await
+}
+
+async fn summaries(db: &Db, period: Period, wijk_id: Option<&str>) -> sqlx::Result<Vec<WijkSummary>> {
+    let sql = if period.as_of.is_some() { SUMMARY_AS_OF } else { SUMMARY_NOW };
+    on_db!(db, pool => {
+        let rows = sqlx::query(sql)
+            .bind(period.year)
+            .bind(wijk_id)
+            .bind(period.as_of_text())
+            .fetch_all(pool)
+            .await?;
+        rows.iter().map(|r| Ok(WijkSummary {
+            wijk_id: r.try_get("wijk_id")?,
+            name: r.try_get("name")?,
+            totals: Totals::new(r.try_get("allocated")?, r.try_get("spent")?),
+        })).collect()
+    })
+}
+
+/// One wijk, split per fund (`GET /wijken/{id}/budget`). None if the wijk is unknown.
+pub async fn wijk_budget(db: &Db, wijk_id: &str, period: Period) -> sqlx::Result<Option<WijkBudget>> {
+    let Some(summary) = summaries(db, period, Some(wijk_id)).await?.into_iter().next() else {
+        return Ok(None);
+    };
+    let sql = if period.as_of.is_some() { LINES_AS_OF } else { LINES_NOW };
+    let funds = on_db!(db, pool => {
+        let rows = sqlx::query(sql)
+            .bind(period.year)
+            .bind(wijk_id)
+            .bind(period.as_of_text())
+            .fetch_all(pool)
+            .await?;
+        rows.iter().map(|r| Ok(FundLine {
+            fund_id: r.try_get("fund_id")?,
+            fund_name: r.try_get("name")?,
+            kind: r.try_get("kind")?,
+            year: r.try_get("year")?,
+            decision_reference: r.try_get("decision_reference")?,
+            totals: Totals::new(r.try_get("allocated")?, r.try_get("spent")?),
+        })).collect::<sqlx::Result<Vec<_>>>()?
+    });
+    Ok(Some(WijkBudget {
+        wijk_id: summary.wijk_id,
+        name: summary.name,
+        year: period.year,
+        as_of: period.as_of,
+        totals: summary.totals,
+        funds,
+    }))
+}
+
+/// One line of a wijk's audit trail: a posting on the wijk's budget, with
+/// where the money came from or went, who moved it and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct AuditRow {
+    pub position: i64,
+    pub event_id: String,
+    pub event_type: String,
+    pub booked_on: String,
+    pub recorded_at: String,
+    pub fund_id: String,
+    /// The council or college decision behind the fund: the walk back from any expense.
+    pub decision_reference: String,
+    pub account: String,
+    pub counter_account: String,
+    /// Debit-positive change of the wijk's remaining budget.
+    pub amount: Euro,
+    pub balance: Euro,
+    /// The person who recorded it; withheld from council members.
+    pub actor: Option<String>,
+    pub role: String,
+    pub reason: Option<String>,
+    pub reference: Option<String>,
+    pub initiative: Option<String>,
+    pub theme: Option<String>,
+    pub expense_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct AuditPage {
+    pub wijk_id: String,
+    /// The remaining budget before the first row of this page.
+    pub opening_balance: Euro,
+    pub rows: Vec<AuditRow>,
+    /// Pass as `after` for the next page; absent on the last page.
+    pub next_after: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub year: Option<i64>,
+    pub fund_id: Option<String>,
+    pub initiative: Option<String>,
+}
+
+const AUDIT_SCOPE: &str = "p.wijk_id = $1 AND p.account_kind = 'wijk_budget' \
+    AND ($2 IS NULL OR p.year = $2) AND ($3 IS NULL OR p.fund_id = $3) AND ($4 IS NULL OR p.initiative = $4)";
+
+/// A page of a wijk's audit trail, after global position `after`, oldest first.
+pub async fn audit_trail(
+    db: &Db,
+    wijk_id: &str,
+    filter: &AuditFilter,
+    after: i64,
+    limit: i64,
+) -> sqlx::Result<AuditPage> {
+    let opening_sql = format!(
+        "SELECT CAST(COALESCE(SUM(p.amount_cents), 0) AS BIGINT) FROM rm_postings p WHERE {AUDIT_SCOPE} AND p.position <= $5"
+    );
+    let page_sql = format!(
+        "SELECT p.position, p.event_id, p.event_type, p.booked_on, p.recorded_at, p.fund_id, f.decision_reference, \
+         p.account, (SELECT c.account FROM rm_postings c WHERE c.position = p.position AND c.line <> p.line ORDER BY c.line LIMIT 1) AS counter_account, \
+         p.amount_cents, p.actor, p.role, p.reason, p.reference, p.initiative, p.theme, p.expense_id \
+         FROM rm_postings p JOIN rm_funds f ON f.fund_id = p.fund_id \
+         WHERE {AUDIT_SCOPE} AND p.position > $5 ORDER BY p.position, p.line LIMIT $6"
+    );
+    let (opening, rows) = on_db!(db, pool => {
+        let opening: i64 = sqlx::query_scalar(&opening_sql)
+            .bind(wijk_id).bind(filter.year).bind(filter.fund_id.as_deref()).bind(filter.initiative.as_deref()).bind(after)
+            .fetch_one(pool).await?;
+        let rows = sqlx::query(&page_sql)
+            .bind(wijk_id).bind(filter.year).bind(filter.fund_id.as_deref()).bind(filter.initiative.as_deref()).bind(after)
+            .bind(limit + 1)
+            .fetch_all(pool).await?;
+        let mut balance = opening;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let amount: i64 = r.try_get("amount_cents")?;
+            balance += amount;
+            out.push(AuditRow {
+                position: r.try_get("position")?,
+                event_id: r.try_get("event_id")?,
+                event_type: r.try_get("event_type")?,
+                booked_on: r.try_get("booked_on")?,
+                recorded_at: r.try_get("recorded_at")?,
+                fund_id: r.try_get("fund_id")?,
+                decision_reference: r.try_get("decision_reference")?,
+                account: r.try_get("account")?,
+                counter_account: r.try_get::<Option<String>, _>("counter_account")?.unwrap_or_default(),
+                amount: Euro(amount),
+                balance: Euro(balance),
+                actor: Some(r.try_get("actor")?),
+                role: r.try_get("role")?,
+                reason: r.try_get("reason")?,
+                reference: r.try_get("reference")?,
+                initiative: r.try_get("initiative")?,
+                theme: r.try_get("theme")?,
+                expense_id: r.try_get("expense_id")?,
+            });
+        }
+        (opening, out)
+    });
+    let mut rows = rows;
+    let next_after = if rows.len() as i64 > limit {
+        rows.truncate(limit as usize);
+        rows.last().map(|r| r.position)
+    } else {
+        None
+    };
+    Ok(AuditPage { wijk_id: wijk_id.to_string(), opening_balance: Euro(opening), rows, next_after })
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct FundSummary {
+    pub fund_id: String,
+    pub year: i64,
+    pub kind: String,
+    pub name: String,
+    pub decision_reference: String,
+    pub adopted_on: String,
+    pub purpose: String,
+    pub amount: Euro,
+    pub amount_allocated: Euro,
+    pub amount_spent: Euro,
+    /// Not yet allocated to any wijk.
+    pub amount_unallocated: Euro,
+    /// Not yet spent: unallocated plus what wijken have left.
+    pub amount_remaining: Euro,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct WijkAllocation {
+    pub wijk_id: String,
+    #[serde(flatten)]
+    pub totals: Totals,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ExpenseView {
+    pub expense_id: String,
+    pub wijk_id: String,
+    pub amount: Euro,
+    pub initiative: String,
+    pub theme: String,
+    pub booked_on: String,
+    pub reference: String,
+    pub event_id: String,
+    pub position: i64,
+    pub reversed: bool,
+    pub reversal_reason: Option<String>,
+}
+
+/// A fund and what became of its money: "what was A21-182 spent on".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct FundDetail {
+    #[serde(flatten)]
+    pub fund: FundSummary,
+    pub allocations: Vec<WijkAllocation>,
+    pub expenses: Vec<ExpenseView>,
+}
+
+const FUNDS: &str = "SELECT f.fund_id, f.year, f.kind, f.name, f.decision_reference, f.adopted_on, f.purpose, f.amount_cents, \
+    CAST(COALESCE((SELECT SUM(l.allocated_cents) FROM rm_budget_lines l WHERE l.fund_id = f.fund_id), 0) AS BIGINT) AS allocated, \
+    CAST(COALESCE((SELECT SUM(l.spent_cents) FROM rm_budget_lines l WHERE l.fund_id = f.fund_id), 0) AS BIGINT) AS spent \
+    FROM rm_funds f WHERE ($1 IS NULL OR f.year = $1) AND ($2 IS NULL OR f.fund_id = $2) ORDER BY f.year, f.fund_id";
+
+/// Every fund (`GET /funds`), optionally for one year.
+pub async fn funds(db: &Db, year: Option<i64>) -> sqlx::Result<Vec<FundSummary>> {
+    fund_rows(db, year, None).await
+}
+
+async fn fund_rows(db: &Db, year: Option<i64>, fund_id: Option<&str>) -> sqlx::Result<Vec<FundSummary>> {
+    on_db!(db, pool => {
+        let rows = sqlx::query(FUNDS).bind(year).bind(fund_id).fetch_all(pool).await?;
+        rows.iter().map(|r| {
+            let amount: i64 = r.try_get("amount_cents")?;
+            let allocated: i64 = r.try_get("allocated")?;
+            let spent: i64 = r.try_get("spent")?;
+            Ok(FundSummary {
+                fund_id: r.try_get("fund_id")?,
+                year: r.try_get("year")?,
+                kind: r.try_get("kind")?,
+                name: r.try_get("name")?,
+                decision_reference: r.try_get("decision_reference")?,
+                adopted_on: r.try_get("adopted_on")?,
+                purpose: r.try_get("purpose")?,
+                amount: Euro(amount),
+                amount_allocated: Euro(allocated),
+                amount_spent: Euro(spent),
+                amount_unallocated: Euro(amount - allocated),
+                amount_remaining: Euro(amount - spent),
+            })
+        }).collect()
+    })
+}
+
+/// One fund with its allocations per wijk and its expenses (`GET /funds/{id}`).
+pub async fn fund_detail(db: &Db, fund_id: &str) -> sqlx::Result<Option<FundDetail>> {
+    let Some(fund) = fund_rows(db, None, Some(fund_id)).await?.into_iter().next() else {
+        return Ok(None);
+    };
+    let (allocations, expenses) = on_db!(db, pool => {
+        let lines = sqlx::query(
+            "SELECT wijk_id, CAST(allocated_cents AS BIGINT) AS allocated, CAST(spent_cents AS BIGINT) AS spent \
+             FROM rm_budget_lines WHERE fund_id = $1 ORDER BY wijk_id",
+        )
+        .bind(fund_id)
+        .fetch_all(pool)
+        .await?;
+        let allocations = lines.iter().map(|r| Ok(WijkAllocation {
+            wijk_id: r.try_get("wijk_id")?,
+            totals: Totals::new(r.try_get("allocated")?, r.try_get("spent")?),
+        })).collect::<sqlx::Result<Vec<_>>>()?;
+        let rows = sqlx::query(
+            "SELECT expense_id, wijk_id, amount_cents, initiative, theme, booked_on, reference, event_id, position, \
+             reversed_position, reversal_reason FROM rm_expenses WHERE fund_id = $1 ORDER BY position",
+        )
+        .bind(fund_id)
+        .fetch_all(pool)
+        .await?;
+        let expenses = rows.iter().map(|r| Ok(ExpenseView {
+            expense_id: r.try_get("expense_id")?,
+            wijk_id: r.try_get("wijk_id")?,
+            amount: Euro(r.try_get("amount_cents")?),
+            initiative: r.try_get("initiative")?,
+            theme: r.try_get("theme")?,
+            booked_on: r.try_get("booked_on")?,
+            reference: r.try_get("reference")?,
+            event_id: r.try_get("event_id")?,
+            position: r.try_get("position")?,
+            reversed: r.try_get::<Option<i64>, _>("reversed_position")?.is_some(),
+            reversal_reason: r.try_get("reversal_reason")?,
+        })).collect::<sqlx::Result<Vec<_>>>()?;
+        (allocations, expenses)
+    });
+    Ok(Some(FundDetail { fund, allocations, expenses }))
+}

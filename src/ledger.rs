@@ -1,0 +1,242 @@
+//! The command side: runs a command against its aggregate through cqrs-es,
+//! retrying a bounded number of times when another command won the race.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::persist::PersistedEventStore;
+use cqrs_es::{Aggregate, AggregateContext, AggregateError, EventStore};
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::domain::fund::{Fund, FundCommand, FundError, FundServices, WijkDirectory};
+use crate::domain::ids::{ExpenseId, FundId, WijkId};
+use crate::domain::wijk::{Wijk, WijkCommand, WijkError};
+use crate::domain::upcasters;
+use crate::on_db;
+use crate::store::repository::{meta, AppendRefused, LedgerRepository};
+use crate::store::Db;
+
+/// How often a command is tried when its aggregate keeps changing underneath it.
+pub const MAX_ATTEMPTS: u32 = 8;
+
+/// Snapshot a fund every this many events, so loading it stays cheap as its history grows.
+const FUND_SNAPSHOT_EVERY: usize = 100;
+
+/// Who is acting, as recorded on every event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Actor {
+    pub name: String,
+    pub role: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Idempotency {
+    pub key: String,
+    /// A hash of what the request asked for, to tell a retry from a different request.
+    pub fingerprint: String,
+}
+
+/// The envelope fields of a command, written into each of its events' metadata.
+#[derive(Debug, Clone)]
+pub struct CommandMeta {
+    pub actor: Actor,
+    pub correlation_id: String,
+    pub idempotency: Option<Idempotency>,
+}
+
+impl CommandMeta {
+    pub fn new(actor: Actor) -> Self {
+        Self { actor, correlation_id: uuid::Uuid::new_v4().to_string(), idempotency: None }
+    }
+
+    fn to_metadata(&self) -> HashMap<String, String> {
+        let mut m = HashMap::from([
+            (meta::ACTOR.to_string(), self.actor.name.clone()),
+            (meta::ROLE.to_string(), self.actor.role.clone()),
+            (meta::CORRELATION_ID.to_string(), self.correlation_id.clone()),
+        ]);
+        if let Some(idem) = &self.idempotency {
+            m.insert(meta::IDEMPOTENCY_KEY.into(), idem.key.clone());
+            m.insert(meta::REQUEST_FINGERPRINT.into(), idem.fingerprint.clone());
+        }
+        m
+    }
+}
+
+/// What a command did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// New events were stored at these global positions.
+    Recorded { first_position: i64, last_position: i64 },
+    /// The command asked for what was already true; nothing was stored.
+    Unchanged,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error(transparent)]
+    Fund(#[from] FundError),
+    #[error(transparent)]
+    Wijk(#[from] WijkError),
+    #[error(transparent)]
+    Refused(#[from] AppendRefused),
+    #[error("the command lost {0} races in a row against concurrent commands; try again")]
+    Conflict(u32),
+    #[error("the store failed: {0}")]
+    Store(String),
+}
+
+impl From<sqlx::Error> for LedgerError {
+    fn from(err: sqlx::Error) -> Self {
+        Self::Store(err.to_string())
+    }
+}
+
+/// Answers the fund's "is this wijk registered?" from the wijk's own stream.
+struct StoredWijken(LedgerRepository);
+
+#[async_trait]
+impl WijkDirectory for StoredWijken {
+    async fn is_registered(&self, wijk_id: &WijkId) -> Result<bool, String> {
+        let store = PersistedEventStore::<_, Wijk>::new_event_store(self.0.clone());
+        let mut context = store.load_aggregate(wijk_id.as_str()).await.map_err(|e| e.to_string())?;
+        Ok(context.aggregate().is_registered())
+    }
+}
+
+#[derive(Clone)]
+pub struct Ledger {
+    repo: LedgerRepository,
+    fund_services: FundServices,
+    projected: watch::Receiver<i64>,
+}
+
+impl Ledger {
+    /// `projected` follows the projector's checkpoint, for read-your-writes.
+    pub fn new(repo: LedgerRepository, projected: watch::Receiver<i64>) -> Self {
+        let fund_services = FundServices { wijken: Arc::new(StoredWijken(repo.clone())) };
+        Self { repo, fund_services, projected }
+    }
+
+    pub fn db(&self) -> &Db {
+        self.repo.db()
+    }
+
+    pub fn repository(&self) -> &LedgerRepository {
+        &self.repo
+    }
+
+    fn fund_store(&self) -> PersistedEventStore<LedgerRepository, Fund> {
+        PersistedEventStore::new_snapshot_store(self.repo.clone(), FUND_SNAPSHOT_EVERY).with_upcasters(upcasters())
+    }
+
+    fn wijk_store(&self) -> PersistedEventStore<LedgerRepository, Wijk> {
+        PersistedEventStore::new_event_store(self.repo.clone()).with_upcasters(upcasters())
+    }
+
+    pub async fn register_wijk(&self, command: WijkCommand, meta: &CommandMeta) -> Result<Outcome, LedgerError> {
+        let WijkCommand::Register { wijk_id, .. } = &command;
+        let id = wijk_id.to_string();
+        execute(&self.wijk_store(), &self.repo, &id, command, &(), meta).await
+    }
+
+    pub async fn fund(&self, fund_id: &FundId, command: FundCommand, meta: &CommandMeta) -> Result<Outcome, LedgerError> {
+        execute(&self.fund_store(), &self.repo, fund_id.as_str(), command, &self.fund_services, meta).await
+    }
+
+    /// The current state of a fund, straight from its stream (not a projection).
+    pub async fn load_fund(&self, fund_id: &FundId) -> Result<Fund, LedgerError> {
+        let mut context = self.fund_store().load_aggregate(fund_id.as_str()).await.map_err(store_failure)?;
+        Ok(std::mem::take(context.aggregate()))
+    }
+
+    /// The fund an expense was recorded in, from the claim made with it.
+    pub async fn fund_of_expense(&self, expense_id: &ExpenseId) -> Result<Option<FundId>, LedgerError> {
+        let owner: Option<String> = on_db!(self.db(), pool => {
+            sqlx::query_scalar("SELECT aggregate_id FROM client_ids WHERE kind = 'expense' AND id = $1")
+                .bind(expense_id.as_str())
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(owner.and_then(|id| FundId::parse(&id).ok()))
+    }
+
+    /// The stored claim of an idempotency key: `(fingerprint, first_position, last_position)`.
+    pub async fn idempotency_record(&self, key: &str) -> Result<Option<(String, i64, i64)>, LedgerError> {
+        Ok(on_db!(self.db(), pool => {
+            sqlx::query_as("SELECT fingerprint, first_position, last_position FROM idempotency_keys WHERE key = $1")
+                .bind(key)
+                .fetch_optional(pool)
+                .await?
+        }))
+    }
+
+    /// Waits until the projector has applied `position`, so a client that
+    /// reads right after its write sees it. False on timeout.
+    pub async fn wait_for_projection(&self, position: i64, timeout: Duration) -> bool {
+        let mut projected = self.projected.clone();
+        tokio::time::timeout(timeout, projected.wait_for(|p| *p >= position)).await.is_ok_and(|r| r.is_ok())
+    }
+
+    pub fn projected_position(&self) -> i64 {
+        *self.projected.borrow()
+    }
+}
+
+fn store_failure<E: std::error::Error>(err: AggregateError<E>) -> LedgerError {
+    LedgerError::Store(err.to_string())
+}
+
+/// Load, decide, append; on a lost race reload and decide again. cqrs-es
+/// itself never retries, and retrying here is safe because every attempt
+/// decides afresh on the state that is actually stored.
+async fn execute<A>(
+    store: &PersistedEventStore<LedgerRepository, A>,
+    repo: &LedgerRepository,
+    aggregate_id: &str,
+    command: A::Command,
+    services: &A::Services,
+    meta: &CommandMeta,
+) -> Result<Outcome, LedgerError>
+where
+    A: Aggregate,
+    A::Command: Clone,
+    LedgerError: From<A::Error>,
+{
+    let metadata = meta.to_metadata();
+    for attempt in 1..=MAX_ATTEMPTS {
+        let mut context = store.load_aggregate(aggregate_id).await.map_err(store_failure)?;
+        let first_sequence = context.current_sequence + 1;
+        let sink = EventSink::<A>::default();
+        context.aggregate().handle(command.clone(), services, &sink).await.map_err(LedgerError::from)?;
+        let events = sink.collect().await;
+        if events.is_empty() {
+            return Ok(Outcome::Unchanged);
+        }
+        match store.commit(events, context, metadata.clone()).await {
+            Ok(committed) => {
+                let last_sequence = committed.last().map_or(first_sequence, |e| e.sequence);
+                let (first_position, last_position) =
+                    repo.positions_of(A::TYPE, aggregate_id, first_sequence, last_sequence).await?;
+                return Ok(Outcome::Recorded { first_position, last_position });
+            }
+            Err(AggregateError::AggregateConflict) => {
+                tracing::debug!(aggregate_id, attempt, "lost a race; reloading and retrying");
+                let jitter = rand::random::<u64>() % (2 * u64::from(attempt));
+                tokio::time::sleep(Duration::from_millis(jitter)).await;
+            }
+            Err(AggregateError::UnexpectedError(err)) => {
+                return Err(match err.downcast::<AppendRefused>() {
+                    Ok(refused) => LedgerError::Refused(*refused),
+                    Err(other) => LedgerError::Store(other.to_string()),
+                });
+            }
+            Err(other) => return Err(store_failure(other)),
+        }
+    }
+    Err(LedgerError::Conflict(MAX_ATTEMPTS))
+}

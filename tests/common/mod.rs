@@ -1,0 +1,78 @@
+//! Test harness: a fresh store per test. SQLite lives in a temp dir; each
+//! PostgreSQL test gets its own database, created here and dropped by
+//! [`TestStore::cleanup`], so parallel tests never see each other's rows.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use wijkbudget::store::Db;
+
+/// The server the tests create their databases on. Override with
+/// `WIJKBUDGET_TEST_POSTGRES` (a URL without the database name's path).
+pub fn postgres_admin_url() -> String {
+    std::env::var("WIJKBUDGET_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub const BACKENDS: [Backend; 2] = [Backend::Sqlite, Backend::Postgres];
+
+pub struct TestStore {
+    pub db: Db,
+    pub url: String,
+    backend: Backend,
+    pg_name: Option<String>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestStore {
+    /// A new, migrated, empty store.
+    pub async fn new(backend: Backend) -> Self {
+        let store = Self::unmigrated(backend).await;
+        store.db.migrate().await.expect("migrations apply");
+        store
+    }
+
+    pub async fn unmigrated(backend: Backend) -> Self {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let path: PathBuf = dir.path().join("wijkbudget.db");
+                let url = format!("sqlite://{}", path.display());
+                let db = Db::connect(&url).await.expect("sqlite opens");
+                Self { db, url, backend, pg_name: None, _dir: Some(dir) }
+            }
+            Backend::Postgres => {
+                let name = format!("wb_test_{}", uuid::Uuid::new_v4().simple());
+                let admin = sqlx::PgPool::connect(&format!("{}/postgres", postgres_admin_url()))
+                    .await
+                    .expect("PostgreSQL is reachable; start it with .ci/run or pg_ctlcluster");
+                sqlx::query(&format!("CREATE DATABASE {name}")).execute(&admin).await.expect("create database");
+                admin.close().await;
+                let url = format!("{}/{name}", postgres_admin_url());
+                let db = Db::connect(&url).await.expect("postgres connects");
+                Self { db, url, backend, pg_name: Some(name), _dir: None }
+            }
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Closes the pool and drops the PostgreSQL database.
+    pub async fn cleanup(self) {
+        self.db.close().await;
+        if let Some(name) = self.pg_name {
+            if let Ok(admin) = sqlx::PgPool::connect(&format!("{}/postgres", postgres_admin_url())).await {
+                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&admin).await;
+                admin.close().await;
+            }
+        }
+    }
+}
