@@ -23,7 +23,7 @@ impl Serialize for Euro {
 
 impl std::fmt::Display for Euro {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&format_euro(euro_from_cents(self.0)))
+        f.pad(&format_euro(euro_from_cents(self.0)))
     }
 }
 

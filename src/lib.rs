@@ -1,8 +1,14 @@
 //! wijkbudget: an event-sourced budget ledger for Dutch wijkbudgetten.
 //! See ARCHITECTURE.md for the map.
 
+pub mod auth;
+pub mod cli;
+pub mod demo;
 pub mod domain;
+pub mod http;
 pub mod ledger;
 pub mod store;
+pub mod verify;
 #[path = "../projections/mod.rs"]
 pub mod projections;
+pub mod service;

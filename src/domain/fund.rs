@@ -332,6 +332,16 @@ impl Fund {
                     };
                 }
                 Self::check_in_year(terms, details.booked_on)?;
+                if !self.lines.contains_key(&details.wijk_id) {
+                    let known = services
+                        .wijken
+                        .is_registered(&details.wijk_id)
+                        .await
+                        .map_err(FundError::DirectoryUnavailable)?;
+                    if !known {
+                        return Err(FundError::UnknownWijk(details.wijk_id));
+                    }
+                }
                 let remaining = self.line(&details.wijk_id).amount_remaining();
                 if details.amount.as_decimal() > remaining {
                     return Err(FundError::Overspend {

@@ -216,6 +216,16 @@ fn a_wijk_without_an_allocation_from_the_fund_cannot_spend_from_it() {
 }
 
 #[test]
+fn an_expense_for_an_unregistered_wijk_is_rejected() {
+    let mut expense = wegaplein("nergens", "1");
+    expense.wijk_id = wijk("atlantis");
+    fund()
+        .given(vec![established(), allocated("oost-1223", "50000")])
+        .when(FundCommand::RecordExpense(expense))
+        .then_expect_error_message("wijk atlantis is not registered; register it first with POST /api/v1/wijken");
+}
+
+#[test]
 fn an_expense_booked_outside_the_fund_year_is_rejected() {
     let mut expense = wegaplein("wegaplein", "10");
     expense.booked_on = date("2021-12-31");

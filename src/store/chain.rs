@@ -10,17 +10,20 @@ use sha2::{Digest, Sha256};
 pub const GENESIS: [u8; 32] = [0; 32];
 
 /// One stored event as the chain sees it.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct ChainedEvent {
     pub position: i64,
     pub event_id: String,
+    #[schema(value_type = String, format = DateTime)]
     pub recorded_at: DateTime<Utc>,
     pub aggregate_type: String,
     pub aggregate_id: String,
     pub sequence: i64,
     pub event_type: String,
     pub event_version: String,
+    #[schema(value_type = Object)]
     pub payload: Value,
+    #[schema(value_type = Object)]
     pub metadata: Value,
     pub hash: String,
 }

@@ -1,0 +1,244 @@
+//! The `wijkbudget` command line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use chrono::NaiveDate;
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::auth::{self, Role, ROLES};
+use crate::demo;
+use crate::projections::queries::{self, Period};
+use crate::projections::{self, Projector};
+use crate::service::Service;
+use crate::store::{redact, Db, DEFAULT_DATABASE};
+
+const DEMO_DATABASE: &str = "wijkbudget-demo.db";
+
+#[derive(Debug, Parser)]
+#[command(name = "wijkbudget", version, about = "Event-sourced ledger of wijkbudgetten")]
+pub struct Cli {
+    /// postgres://USER@HOST/DB or sqlite://PATH (default: sqlite://wijkbudget.db).
+    #[arg(long, global = true, env = "DATABASE_URL")]
+    pub database: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the HTTP API.
+    Serve {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+    },
+    /// Apply the schema migrations and exit.
+    Migrate,
+    /// Recompute every read model from position zero of the log.
+    Rebuild,
+    /// Load the illustrative Hilversum 2021-2022 dataset into a fresh
+    /// embedded store (wijkbudget-demo.db unless --database is given), print
+    /// a token per role, and serve.
+    Demo {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+    },
+    /// Print the remaining budget per wijk.
+    Report {
+        #[arg(long)]
+        year: Option<i64>,
+        /// Count only money booked on or before this date (YYYY-MM-DD).
+        #[arg(long)]
+        as_of: Option<NaiveDate>,
+    },
+    /// Manage API tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token and print it, alone on its line. It is not shown again.
+    Create {
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        /// A wijk a wijkregisseur may read; repeat for more.
+        #[arg(long = "wijk")]
+        wijken: Vec<String>,
+        /// Who uses it; recorded as the actor on every event it writes.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List tokens (never the tokens themselves).
+    List,
+    /// Revoke tokens by id (from `token list`) or by name.
+    Revoke { id_or_name: String },
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    s.parse()
+}
+
+fn database_url(cli: &Option<String>) -> String {
+    cli.clone().unwrap_or_else(|| DEFAULT_DATABASE.to_string())
+}
+
+fn progress_bar(total: u64, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template("{msg:>12} [{bar:40}] {pos}/{len} ({eta})")
+            .expect("the template is valid")
+            .progress_chars("=> "),
+    );
+    bar.set_message(what.to_string());
+    bar
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve { listen } => {
+            let url = database_url(&cli.database);
+            let service = Service::open(&url).await?;
+            service
+                .serve(listen, |addr| {
+                    tracing::info!(store = %redact(&url), "serving on http://{addr}/api/v1");
+                })
+                .await
+        }
+        Command::Migrate => {
+            let url = database_url(&cli.database);
+            Db::connect(&url).await?.migrate().await?;
+            println!("migrations applied to {}", redact(&url));
+            Ok(())
+        }
+        Command::Rebuild => {
+            let service = Service::open(&database_url(&cli.database)).await?;
+            rebuild(&service.db, &service.projector).await
+        }
+        Command::Demo { listen } => demo_command(cli.database, listen).await,
+        Command::Report { year, as_of } => {
+            let service = Service::open(&database_url(&cli.database)).await?;
+            service.projector.catch_up(|_| {}).await?;
+            print!("{}", report(&service.db, Period { year, as_of }).await?);
+            Ok(())
+        }
+        Command::Token { command } => {
+            let db = Db::connect(&database_url(&cli.database)).await?;
+            db.migrate().await?;
+            match command {
+                TokenCommand::Create { role, wijken, name } => {
+                    let name = name.unwrap_or_else(|| role.as_str().to_string());
+                    println!("{}", auth::create_token(&db, role, &wijken, &name).await?);
+                }
+                TokenCommand::List => {
+                    println!("{:<14} {:<20} {:<14} {:<20} {:<27} revoked", "id", "name", "role", "wijken", "created");
+                    for t in auth::list_tokens(&db).await? {
+                        println!(
+                            "{:<14} {:<20} {:<14} {:<20} {:<27} {}",
+                            t.id, t.name, t.role, t.wijken, t.created_at, t.revoked_at.unwrap_or_default()
+                        );
+                    }
+                }
+                TokenCommand::Revoke { id_or_name } => {
+                    let n = auth::revoke_token(&db, &id_or_name).await?;
+                    if n == 0 {
+                        anyhow::bail!("no active token has id or name `{id_or_name}`; see `wijkbudget token list`");
+                    }
+                    println!("revoked {n} token(s)");
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn rebuild(db: &Db, projector: &Projector) -> anyhow::Result<()> {
+    let (_, head) = projections::status(db).await?;
+    projections::reset(db).await.context("wiping the read models")?;
+    let bar = progress_bar(head as u64, "rebuilding");
+    projector.catch_up(|position| bar.set_position(position as u64)).await?;
+    bar.finish();
+    println!("read models rebuilt from {head} events");
+    Ok(())
+}
+
+async fn demo_command(database: Option<String>, listen: SocketAddr) -> anyhow::Result<()> {
+    let url = match database {
+        Some(url) => url,
+        None => {
+            for suffix in ["", "-wal", "-shm"] {
+                let path = PathBuf::from(format!("{DEMO_DATABASE}{suffix}"));
+                if path.exists() {
+                    std::fs::remove_file(&path).with_context(|| format!("removing the previous demo store {}", path.display()))?;
+                }
+            }
+            format!("sqlite://{DEMO_DATABASE}")
+        }
+    };
+    let service = Service::open(&url).await?;
+    let (_, head) = projections::status(&service.db).await?;
+    if head > 0 {
+        anyhow::bail!("{} already holds {head} events; the demo needs an empty store (omit --database to use a fresh {DEMO_DATABASE})", redact(&url));
+    }
+    let steps = demo::steps().len() as u64;
+    let bar = progress_bar(steps, "loading demo");
+    demo::load(&service.ledger, |done, _| bar.set_position(done as u64)).await?;
+    bar.finish();
+    service.projector.catch_up(|_| {}).await?;
+    print!("{}", report(&service.db, Period { year: Some(2022), as_of: None }).await?);
+
+    let mut tokens = Vec::new();
+    for role in ROLES {
+        let wijken = if role == Role::Wijkregisseur { vec!["oost-1223".to_string()] } else { vec![] };
+        tokens.push((role, auth::create_token(&service.db, role, &wijken, &format!("demo-{role}")).await?));
+    }
+    let base = format!("http://{listen}/api/v1");
+    println!("\nDemo tokens (the wijkregisseur token reads Oost 1223 only):");
+    for (role, token) in &tokens {
+        println!("  {:<14} {token}", role.as_str());
+    }
+    let finance = &tokens[0].1;
+    let regisseur = &tokens[1].1;
+    println!("\nTry:");
+    println!("  curl -s -H 'Authorization: Bearer {regisseur}' {base}/wijken/oost-1223/budget?year=2022");
+    println!("  curl -s -H 'Authorization: Bearer {finance}' {base}/funds/A21-182");
+    println!("  curl -s -H 'Authorization: Bearer {finance}' -H 'Accept: text/csv' {base}/wijken/oost-1223/audit-trail");
+    println!("  wijkbudget report --year 2022 --database {url}");
+    println!("\nThe amounts per wijk are illustrative: the source report gives only the totals.\n");
+    service.serve(listen, |addr| println!("serving on http://{addr}/api/v1 (Ctrl-C stops)")).await
+}
+
+/// The remaining-budget table per wijk, with a line per fund under each wijk.
+pub async fn report(db: &Db, period: Period) -> anyhow::Result<String> {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let title = match (period.year, period.as_of) {
+        (Some(y), Some(d)) => format!("Wijkbudget {y}, as of {d}"),
+        (Some(y), None) => format!("Wijkbudget {y}"),
+        (None, Some(d)) => format!("Wijkbudget, all years, as of {d}"),
+        (None, None) => "Wijkbudget, all years".to_string(),
+    };
+    writeln!(out, "{title}")?;
+    writeln!(out, "{:<36} {:>14} {:>14} {:>14}", "wijk / fund", "allocated", "spent", "remaining")?;
+    let mut totals = (0i64, 0i64);
+    for wijk in queries::wijk_summaries(db, period).await? {
+        let t = &wijk.totals;
+        writeln!(out, "{:<36} {:>14} {:>14} {:>14}", wijk.name, t.amount_allocated, t.amount_spent, t.amount_remaining)?;
+        totals.0 += t.amount_allocated.0;
+        totals.1 += t.amount_spent.0;
+        if let Some(budget) = queries::wijk_budget(db, &wijk.wijk_id, period).await? {
+            for line in budget.funds {
+                let t = &line.totals;
+                let label = format!("  {} ({})", line.fund_id, line.kind);
+                writeln!(out, "{:<36} {:>14} {:>14} {:>14}", label, t.amount_allocated, t.amount_spent, t.amount_remaining)?;
+            }
+        }
+    }
+    let (allocated, spent) = (queries::Euro(totals.0), queries::Euro(totals.1));
+    writeln!(out, "{:<36} {:>14} {:>14} {:>14}", "total", allocated, spent, queries::Euro(totals.0 - totals.1))?;
+    Ok(out)
+}

@@ -1,0 +1,153 @@
+//! The one place where errors become HTTP: RFC 9457 problem details with a
+//! stable `code`, and a sentence that names the field and the fix.
+
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::domain::fund::FundError;
+use crate::domain::wijk::WijkError;
+use crate::ledger::LedgerError;
+use crate::store::repository::AppendRefused;
+
+/// An `application/problem+json` body.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Problem {
+    /// A URI naming the kind of problem; stable, machine-readable.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The same, short: `overspend`, `invalid_field`, ...
+    pub code: &'static str,
+    pub title: &'static str,
+    pub status: u16,
+    /// What is wrong and how to fix it.
+    pub detail: String,
+    /// The request field at fault, if one is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    detail: String,
+    field: Option<String>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+        Self { status, code, detail: detail.into(), field: None }
+    }
+
+    pub fn field(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
+        self
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+
+    pub fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "send a valid token as `Authorization: Bearer TOKEN`; create one with `wijkbudget token create`",
+        )
+    }
+
+    pub fn forbidden(what: &str) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", format!("your token's role may not {what}"))
+    }
+
+    pub fn not_found(what: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", what)
+    }
+
+    pub fn invalid(field: &str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", detail).field(field)
+    }
+
+    /// A failure inside the service. The cause is logged, never shown.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(%cause, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the service failed to complete the request; nothing was stored if the request wrote; try again or ask the operator to check the logs",
+        )
+    }
+
+    fn title(&self) -> &'static str {
+        self.status.canonical_reason().unwrap_or("Error")
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(err: sqlx::Error) -> Self {
+        Self::internal(err)
+    }
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(err: anyhow::Error) -> Self {
+        Self::internal(format!("{err:#}"))
+    }
+}
+
+impl From<LedgerError> for ApiError {
+    fn from(err: LedgerError) -> Self {
+        use StatusCode as S;
+        let detail = err.to_string();
+        match err {
+            LedgerError::Fund(e) => match e {
+                FundError::UnknownFund => Self::new(S::NOT_FOUND, "unknown_fund", detail),
+                FundError::UnknownWijk(_) => Self::new(S::UNPROCESSABLE_ENTITY, "unknown_wijk", detail).field("wijk_id"),
+                FundError::AlreadyEstablished(_) => Self::new(S::CONFLICT, "fund_exists", detail).field("fund_id"),
+                FundError::FundExhausted { .. } => Self::new(S::UNPROCESSABLE_ENTITY, "fund_exhausted", detail).field("amount"),
+                FundError::Overspend { .. } => Self::new(S::UNPROCESSABLE_ENTITY, "overspend", detail).field("amount"),
+                FundError::OutsideFundYear { .. } => {
+                    Self::new(S::UNPROCESSABLE_ENTITY, "outside_fund_year", detail).field("booked_on")
+                }
+                FundError::ExpenseIdTaken(_) => Self::new(S::CONFLICT, "expense_exists", detail).field("expense_id"),
+                FundError::UnknownExpense { .. } => Self::new(S::NOT_FOUND, "unknown_expense", detail),
+                FundError::AlreadyReversed(_) => Self::new(S::UNPROCESSABLE_ENTITY, "already_reversed", detail),
+                FundError::DirectoryUnavailable(cause) => Self::internal(cause),
+            },
+            LedgerError::Wijk(WijkError::AlreadyRegistered { .. }) => {
+                Self::new(S::CONFLICT, "wijk_exists", detail).field("wijk_id")
+            }
+            LedgerError::Refused(AppendRefused::ClientIdTaken { .. }) => {
+                Self::new(S::CONFLICT, "expense_exists", detail).field("expense_id")
+            }
+            LedgerError::Refused(AppendRefused::IdempotencyKeyUsed(_)) => Self::new(
+                S::CONFLICT,
+                "idempotency_key_reused",
+                "this Idempotency-Key was already used for a different request; use a new key for a new request",
+            ),
+            LedgerError::Conflict(_) => Self::new(S::CONFLICT, "concurrent_modification", detail),
+            LedgerError::Store(cause) => Self::internal(cause),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let problem = Problem {
+            kind: format!("urn:wijkbudget:problem:{}", self.code),
+            code: self.code,
+            title: self.title(),
+            status: self.status.as_u16(),
+            detail: self.detail,
+            field: self.field,
+        };
+        let body = serde_json::to_vec(&problem).expect("a problem always serialises");
+        (self.status, [(header::CONTENT_TYPE, "application/problem+json")], body).into_response()
+    }
+}

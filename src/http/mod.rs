@@ -1,0 +1,121 @@
+//! The HTTP API under `/api/v1`: routing, limits, request ids and the
+//! OpenAPI document, which is generated from the same route table.
+
+pub mod error;
+pub mod extract;
+pub mod reads;
+pub mod writes;
+
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderName, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::ledger::Ledger;
+use error::ApiError;
+
+/// The largest request body accepted.
+pub const BODY_LIMIT: usize = 64 * 1024;
+/// The longest a request may take before it is answered with 408.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+pub const REQUEST_ID: &str = "x-request-id";
+
+#[derive(Clone)]
+pub struct AppState {
+    pub ledger: Ledger,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "wijkbudget", description = "Event-sourced ledger of wijkbudgetten: funds, allocations, expenses and their audit trail."),
+    modifiers(&BearerAuth),
+    components(schemas(error::Problem))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// Every route with its documentation, in one table.
+fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(writes::register_wijk, reads::list_wijken))
+        .routes(routes!(reads::wijk_budget))
+        .routes(routes!(reads::audit_trail))
+        .routes(routes!(writes::establish_fund, reads::list_funds))
+        .routes(routes!(reads::fund_detail))
+        .routes(routes!(writes::allocate))
+        .routes(routes!(writes::record_expense))
+        .routes(routes!(writes::reverse_expense))
+        .routes(routes!(reads::events))
+        .routes(routes!(reads::health))
+        .routes(routes!(reads::ready))
+}
+
+/// The OpenAPI 3.1 document, generated from the route table.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (_, api) = OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", api_routes()).split_for_parts();
+    api
+}
+
+/// The whole application as a `Router`, ready to serve or to drive in tests.
+pub fn router(state: AppState) -> Router {
+    let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", api_routes()).split_for_parts();
+    let request_id = HeaderName::from_static(REQUEST_ID);
+    router
+        .route("/api/v1/openapi.json", axum::routing::get(move || async move { axum::Json(api) }))
+        .fallback(|| async { ApiError::not_found("no such path; see GET /api/v1/openapi.json for the API") })
+        .with_state(state)
+        .layer(axum::middleware::map_response(problem_for_bare_errors))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+            let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
+            tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
+        }))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
+
+/// axum answers a wrong method (405) or a timeout (408) with an empty body;
+/// give those the same problem+json shape as every other error.
+async fn problem_for_bare_errors(response: Response) -> Response {
+    let bare = response.headers().get(header::CONTENT_TYPE).is_none();
+    match response.status() {
+        StatusCode::METHOD_NOT_ALLOWED if bare => {
+            let allow = response.headers().get(header::ALLOW).cloned();
+            let mut problem = ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this path does not accept that method; see the Allow header",
+            )
+            .into_response();
+            if let Some(allow) = allow {
+                problem.headers_mut().insert(header::ALLOW, allow);
+            }
+            problem
+        }
+        StatusCode::REQUEST_TIMEOUT if bare => {
+            ApiError::new(StatusCode::REQUEST_TIMEOUT, "timeout", "the request took too long; try again").into_response()
+        }
+        _ => response,
+    }
+}

@@ -1,0 +1,293 @@
+//! Questions over HTTP, answered from the read models, with each role
+//! seeing only what it may.
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::error::{ApiError, Problem};
+use super::extract::StrictQuery;
+use super::AppState;
+use crate::auth::{Caller, Role};
+use crate::projections::queries::{self, AuditFilter, AuditPage, FundDetail, FundSummary, Period, WijkBudget, WijkSummary};
+use crate::store::chain::ChainedEvent;
+use crate::store::repository::read_log;
+
+/// The largest page any list answers with.
+pub const PAGE_MAX: i64 = 1000;
+const PAGE_DEFAULT: i64 = 100;
+
+fn require(caller: &Caller, allowed: &[Role], what: &str) -> Result<(), ApiError> {
+    if allowed.contains(&caller.role) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(what))
+    }
+}
+
+fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
+    match limit {
+        None => Ok(PAGE_DEFAULT),
+        Some(n) if (1..=PAGE_MAX).contains(&n) => Ok(n),
+        Some(n) => Err(ApiError::invalid("limit", format!("limit {n} is outside 1..={PAGE_MAX}"))),
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct PeriodQuery {
+    /// Only this budget year.
+    pub year: Option<i64>,
+    /// Only money booked on or before this date (ISO 8601).
+    pub as_of: Option<NaiveDate>,
+}
+
+impl From<PeriodQuery> for Period {
+    fn from(q: PeriodQuery) -> Self {
+        Period { year: q.year, as_of: q.as_of }
+    }
+}
+
+/// Every wijk with allocated, spent and remaining.
+#[utoipa::path(get, path = "/wijken", tag = "reads", params(PeriodQuery),
+    responses((status = 200, body = Vec<WijkSummary>), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn list_wijken(
+    State(state): State<AppState>,
+    caller: Caller,
+    StrictQuery(q): StrictQuery<PeriodQuery>,
+) -> Result<Json<Vec<WijkSummary>>, ApiError> {
+    require(&caller, &[Role::Finance, Role::Auditor, Role::Council], "list every wijk; read your own wijk's budget instead")?;
+    Ok(Json(queries::wijk_summaries(state.ledger.db(), q.into()).await?))
+}
+
+fn check_wijk(caller: &Caller, wijk_id: &str) -> Result<(), ApiError> {
+    if caller.may_read_wijk(wijk_id) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(&format!("read wijk {wijk_id}; it is not on your token")))
+    }
+}
+
+/// One wijk's allocated, spent and remaining, in total and per fund.
+#[utoipa::path(get, path = "/wijken/{wijk_id}/budget", tag = "reads", params(("wijk_id" = String, Path), PeriodQuery),
+    responses((status = 200, body = WijkBudget), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn wijk_budget(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(wijk_id): Path<String>,
+    StrictQuery(q): StrictQuery<PeriodQuery>,
+) -> Result<Json<WijkBudget>, ApiError> {
+    check_wijk(&caller, &wijk_id)?;
+    queries::wijk_budget(state.ledger.db(), &wijk_id, q.into())
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("wijk {wijk_id} is not registered")))
+}
+
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    pub year: Option<i64>,
+    /// Only postings of this fund.
+    pub fund_id: Option<String>,
+    /// Only postings of this initiative.
+    pub initiative: Option<String>,
+    /// Continue after this global position (the previous page's `next_after`).
+    pub after: Option<i64>,
+    /// Rows per page, 1..=1000 (default 100).
+    pub limit: Option<i64>,
+}
+
+/// A wijk's audit trail: every posting on its budget, oldest first, with the
+/// running balance, who, why, and the decision behind the money. Send
+/// `Accept: text/csv` for CSV.
+#[utoipa::path(get, path = "/wijken/{wijk_id}/audit-trail", tag = "reads", params(("wijk_id" = String, Path), AuditQuery),
+    responses((status = 200, description = "JSON, or CSV with `Accept: text/csv`", body = AuditPage), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn audit_trail(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(wijk_id): Path<String>,
+    headers: HeaderMap,
+    StrictQuery(q): StrictQuery<AuditQuery>,
+) -> Result<Response, ApiError> {
+    check_wijk(&caller, &wijk_id)?;
+    let limit = page_limit(q.limit)?;
+    let db = state.ledger.db();
+    if queries::wijk_budget(db, &wijk_id, Period::default()).await?.is_none() {
+        return Err(ApiError::not_found(format!("wijk {wijk_id} is not registered")));
+    }
+    let filter = AuditFilter { year: q.year, fund_id: q.fund_id, initiative: q.initiative };
+    let mut page = queries::audit_trail(db, &wijk_id, &filter, q.after.unwrap_or(0), limit).await?;
+    if caller.role == Role::Council {
+        // Council members see what happened, not which official recorded it.
+        page.rows.iter_mut().for_each(|row| row.actor = None);
+    }
+    let wants_csv = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/csv"));
+    if wants_csv {
+        let mut response = (StatusCode::OK, [(header::CONTENT_TYPE, "text/csv; charset=utf-8")], audit_csv(&page)).into_response();
+        if let Some(next) = page.next_after {
+            response.headers_mut().insert("x-next-after", next.into());
+        }
+        return Ok(response);
+    }
+    Ok(Json(page).into_response())
+}
+
+fn csv_field(value: &str) -> String {
+    // Quote everything, and defuse spreadsheet formulas in free text.
+    let value = if value.starts_with(['=', '+', '-', '@']) && value.parse::<f64>().is_err() {
+        format!("'{value}")
+    } else {
+        value.to_string()
+    };
+    format!("\"{}\"", value.replace('"', "\"\""))
+}
+
+fn audit_csv(page: &AuditPage) -> String {
+    let mut out = String::from(
+        "position,booked_on,recorded_at,event_type,fund_id,decision_reference,account,counter_account,amount,balance,actor,role,reason,reference,initiative,theme,expense_id,event_id\n",
+    );
+    for r in &page.rows {
+        let fields = [
+            r.position.to_string(),
+            r.booked_on.clone(),
+            r.recorded_at.clone(),
+            r.event_type.clone(),
+            r.fund_id.clone(),
+            r.decision_reference.clone(),
+            r.account.clone(),
+            r.counter_account.clone(),
+            r.amount.to_string(),
+            r.balance.to_string(),
+            r.actor.clone().unwrap_or_default(),
+            r.role.clone(),
+            r.reason.clone().unwrap_or_default(),
+            r.reference.clone().unwrap_or_default(),
+            r.initiative.clone().unwrap_or_default(),
+            r.theme.clone().unwrap_or_default(),
+            r.expense_id.clone().unwrap_or_default(),
+            r.event_id.clone(),
+        ];
+        out.push_str(&fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(","));
+        out.push('\n');
+    }
+    out
+}
+
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct YearQuery {
+    pub year: Option<i64>,
+}
+
+/// Every fund with its amount, allocated, spent and remainder.
+#[utoipa::path(get, path = "/funds", tag = "reads", params(YearQuery),
+    responses((status = 200, body = Vec<FundSummary>), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn list_funds(
+    State(state): State<AppState>,
+    caller: Caller,
+    StrictQuery(q): StrictQuery<YearQuery>,
+) -> Result<Json<Vec<FundSummary>>, ApiError> {
+    require(&caller, &[Role::Finance, Role::Auditor, Role::Council], "read funds")?;
+    Ok(Json(queries::funds(state.ledger.db(), q.year).await?))
+}
+
+/// One fund: where its money was allocated and what it was spent on
+/// ("what was A21-182 spent on").
+#[utoipa::path(get, path = "/funds/{fund_id}", tag = "reads", params(("fund_id" = String, Path)),
+    responses((status = 200, body = FundDetail), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn fund_detail(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(fund_id): Path<String>,
+) -> Result<Json<FundDetail>, ApiError> {
+    require(&caller, &[Role::Finance, Role::Auditor, Role::Council], "read funds")?;
+    queries::fund_detail(state.ledger.db(), &fund_id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("fund {fund_id} does not exist")))
+}
+
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct EventsQuery {
+    /// Events after this global position (default 0).
+    pub after: Option<i64>,
+    /// Events per page, 1..=1000 (default 100).
+    pub limit: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventPage {
+    pub events: Vec<ChainedEvent>,
+    /// Pass as `after` for the next page; absent at the head of the log.
+    pub next_after: Option<i64>,
+}
+
+/// The global event log in commit order, with its hash chain, for auditors and exports.
+#[utoipa::path(get, path = "/events", tag = "reads", params(EventsQuery),
+    responses((status = 200, body = EventPage), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn events(
+    State(state): State<AppState>,
+    caller: Caller,
+    StrictQuery(q): StrictQuery<EventsQuery>,
+) -> Result<Json<EventPage>, ApiError> {
+    require(&caller, &[Role::Finance, Role::Auditor], "read the raw event log")?;
+    let limit = page_limit(q.limit)?;
+    let events = read_log(state.ledger.db(), q.after.unwrap_or(0), limit).await?;
+    let next_after = (events.len() as i64 == limit).then(|| events.last().map(|e| e.position)).flatten();
+    Ok(Json(EventPage { events, next_after }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    pub status: &'static str,
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/health", tag = "service", responses((status = 200, body = Health)))]
+pub async fn health() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Readiness {
+    pub status: &'static str,
+    pub store: &'static str,
+    /// The last log position the read models include.
+    pub projector_position: i64,
+    pub log_head: i64,
+    /// Events written but not yet in the read models.
+    pub projector_lag: i64,
+}
+
+/// Readiness: the store answers; shows the projector's position and lag.
+#[utoipa::path(get, path = "/ready", tag = "service",
+    responses((status = 200, body = Readiness), (status = 503, body = Problem)))]
+pub async fn ready(State(state): State<AppState>) -> Result<Json<Readiness>, ApiError> {
+    let db = state.ledger.db();
+    let (checkpoint, head) = crate::projections::status(db).await.map_err(|err| {
+        tracing::error!(error = %err, "store unreachable");
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", "the store does not answer; check the database")
+    })?;
+    Ok(Json(Readiness {
+        status: "ready",
+        store: db.kind(),
+        projector_position: checkpoint,
+        log_head: head,
+        projector_lag: head - checkpoint,
+    }))
+}

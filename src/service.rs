@@ -1,0 +1,76 @@
+//! Wiring: opens a store, applies migrations, and runs the projector and
+//! the HTTP server until shutdown.
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use tokio::sync::watch;
+
+use crate::http::{self, AppState};
+use crate::ledger::Ledger;
+use crate::projections::Projector;
+use crate::store::repository::LedgerRepository;
+use crate::store::Db;
+
+/// An open store with its command side and its projector.
+pub struct Service {
+    pub db: Db,
+    pub ledger: Ledger,
+    pub projector: Projector,
+}
+
+impl Service {
+    /// Connects and migrates; the projector is created but not yet running.
+    pub async fn open(database_url: &str) -> anyhow::Result<Self> {
+        let db = Db::connect(database_url).await?;
+        db.migrate().await?;
+        let repo = LedgerRepository::new(db.clone());
+        let projector = Projector::new(db.clone(), repo.appended());
+        let ledger = Ledger::new(repo, projector.subscribe());
+        Ok(Self { db, ledger, projector })
+    }
+
+    /// Serves HTTP on `listen` until SIGTERM or Ctrl-C; in-flight requests
+    /// finish first, and the projector stops between transactions.
+    pub async fn serve(self, listen: SocketAddr, ready: impl FnOnce(SocketAddr)) -> anyhow::Result<()> {
+        let Self { db, ledger, projector } = self;
+        projector.catch_up(|_| {}).await.context("bringing the read models up to date")?;
+        let (stop, stopped) = watch::channel(false);
+        let projector_task = tokio::spawn(projector.run(stopped));
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("listening on {listen}; is another process using it? pick another with --listen"))?;
+        ready(listener.local_addr()?);
+        axum::serve(listener, http::router(AppState { ledger }))
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+            .context("serving HTTP")?;
+        let _ = stop.send(true);
+        let _ = projector_task.await;
+        db.close().await;
+        tracing::info!("stopped cleanly");
+        Ok(())
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+    tracing::info!("shutdown requested; finishing in-flight requests");
+}

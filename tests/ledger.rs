@@ -1,0 +1,795 @@
+//! The shared behavioural suite of the ledger: every test runs on SQLite and
+//! on PostgreSQL through the same command path and projector.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use common::{Backend, TestStore, BACKENDS};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use sqlx::Row;
+use tokio::sync::Notify;
+use wijkbudget::domain::fund::{Decision, ExpenseDetails, FundCommand, FundError, FundKind, FundTerms};
+use wijkbudget::domain::ids::{ExpenseId, FundId, Text, WijkId, Year};
+use wijkbudget::domain::money::{euro_from_cents, Amount};
+use wijkbudget::domain::wijk::WijkCommand;
+use wijkbudget::ledger::{Actor, CommandMeta, Ledger, LedgerError, Outcome};
+use wijkbudget::on_db;
+use wijkbudget::projections::queries::{self, Period};
+use wijkbudget::projections::{self as projections, Projector};
+use wijkbudget::store::repository::LedgerRepository;
+use wijkbudget::store::Db;
+
+pub struct Harness {
+    pub store: TestStore,
+    pub ledger: Ledger,
+    pub projector: Projector,
+}
+
+impl Harness {
+    async fn new(backend: Backend) -> Self {
+        let store = TestStore::new(backend).await;
+        let repo = LedgerRepository::new(store.db.clone());
+        let projector = Projector::new(store.db.clone(), repo.appended());
+        let ledger = Ledger::new(repo, projector.subscribe());
+        Self { store, ledger, projector }
+    }
+}
+
+fn meta() -> CommandMeta {
+    CommandMeta::new(Actor { name: "test".into(), role: "finance".into() })
+}
+fn text(s: &str) -> Text {
+    Text::parse(s).unwrap()
+}
+fn eur(s: &str) -> Amount {
+    Amount::parse(s).unwrap()
+}
+fn fund_id(s: &str) -> FundId {
+    FundId::parse(s).unwrap()
+}
+fn wijk(s: &str) -> WijkId {
+    WijkId::parse(s).unwrap()
+}
+fn date(s: &str) -> NaiveDate {
+    s.parse().unwrap()
+}
+
+async fn register(ledger: &Ledger, id: &str, name: &str) {
+    ledger.register_wijk(WijkCommand::Register { wijk_id: wijk(id), name: text(name) }, &meta()).await.unwrap();
+}
+
+fn terms(id: &str, amount: &str) -> FundTerms {
+    FundTerms {
+        fund_id: fund_id(id),
+        year: Year::new(2022).unwrap(),
+        kind: FundKind::Amendement,
+        name: text("Amendement A21-182"),
+        amount: eur(amount),
+        decision: Decision { reference: text("A21-182"), adopted_on: date("2021-11-11") },
+        purpose: text("Sociale cohesie"),
+    }
+}
+
+fn allocate(wijk_id: &str, amount: &str) -> FundCommand {
+    FundCommand::Allocate { wijk_id: wijk(wijk_id), amount: eur(amount), reason: text("raadsbesluit"), booked_on: date("2022-02-01") }
+}
+
+fn expense(id: &str, wijk_id: &str, amount: &str) -> FundCommand {
+    FundCommand::RecordExpense(ExpenseDetails {
+        expense_id: ExpenseId::parse(id).unwrap(),
+        wijk_id: wijk(wijk_id),
+        amount: eur(amount),
+        initiative: text("Herinrichting Wegaplein"),
+        theme: text("spelen"),
+        booked_on: date("2022-06-01"),
+        reference: text("factuur 42"),
+    })
+}
+
+#[tokio::test]
+async fn an_amendment_is_allocated_spent_in_full_and_read_back_on_both_stores() {
+    for backend in BACKENDS {
+        let h = Harness::new(backend).await;
+        let l = &h.ledger;
+        register(l, "oost-1223", "Oost 1223").await;
+        let a21 = fund_id("A21-182");
+        l.fund(&a21, FundCommand::Establish(terms("A21-182", "50000")), &meta()).await.unwrap();
+        l.fund(&a21, allocate("oost-1223", "50000"), &meta()).await.unwrap();
+        let outcome = l.fund(&a21, expense("wegaplein", "oost-1223", "50000"), &meta()).await.unwrap();
+        let Outcome::Recorded { last_position, .. } = outcome else { panic!("expected events") };
+        assert_eq!(last_position, 4, "{backend:?}: positions are global and gap-free");
+
+        h.projector.catch_up(|_| {}).await.unwrap();
+        assert!(l.wait_for_projection(last_position, Duration::from_secs(1)).await);
+        let summaries = queries::wijk_summaries(&h.store.db, Period { year: Some(2022), as_of: None }).await.unwrap();
+        assert_eq!(summaries.len(), 1);
+        assert_eq!(summaries[0].totals.amount_allocated.to_string(), "50000.00");
+        assert_eq!(summaries[0].totals.amount_spent.to_string(), "50000.00");
+        assert_eq!(summaries[0].totals.amount_remaining.to_string(), "0.00");
+
+        let before_expense = Period { year: Some(2022), as_of: Some(date("2022-05-31")) };
+        let then = queries::wijk_budget(&h.store.db, "oost-1223", before_expense).await.unwrap().unwrap();
+        assert_eq!(then.totals.amount_remaining.to_string(), "50000.00", "{backend:?}: as-of uses booking dates");
+
+        let detail = queries::fund_detail(&h.store.db, "A21-182").await.unwrap().unwrap();
+        assert_eq!(detail.expenses[0].initiative, "Herinrichting Wegaplein");
+        assert_eq!(detail.fund.amount_remaining.to_string(), "0.00");
+
+        let trail = queries::audit_trail(&h.store.db, "oost-1223", &Default::default(), 0, 10).await.unwrap();
+        assert_eq!(trail.rows.len(), 2);
+        assert_eq!(trail.rows[1].balance.to_string(), "0.00");
+        assert_eq!(trail.rows[1].decision_reference, "A21-182");
+        h.store.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn an_overspend_is_rejected_and_stores_nothing_on_both_stores() {
+    for backend in BACKENDS {
+        let h = Harness::new(backend).await;
+        let l = &h.ledger;
+        register(l, "oost-1223", "Oost 1223").await;
+        let a21 = fund_id("A21-182");
+        l.fund(&a21, FundCommand::Establish(terms("A21-182", "100")), &meta()).await.unwrap();
+        l.fund(&a21, allocate("oost-1223", "100"), &meta()).await.unwrap();
+        let before = wijkbudget::store::repository::head(&h.store.db).await.unwrap();
+        let err = l.fund(&a21, expense("te-veel", "oost-1223", "100.01"), &meta()).await.unwrap_err();
+        assert!(matches!(err, LedgerError::Fund(FundError::Overspend { .. })), "{backend:?}: {err}");
+        assert_eq!(wijkbudget::store::repository::head(&h.store.db).await.unwrap(), before);
+        h.store.cleanup().await;
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Shared helpers of the concurrency, recovery and rebuild tests below.
+// ---------------------------------------------------------------------------
+
+fn cents_amount(cents: i64) -> Amount {
+    Amount::try_from(rust_decimal::Decimal::new(cents, 2)).unwrap()
+}
+
+fn expense_on(id: &str, wijk_id: &str, amount: Amount, booked_on: NaiveDate) -> FundCommand {
+    FundCommand::RecordExpense(ExpenseDetails {
+        expense_id: ExpenseId::parse(id).unwrap(),
+        wijk_id: wijk(wijk_id),
+        amount,
+        initiative: text("Buurtfeest"),
+        theme: text("sociale cohesie"),
+        booked_on,
+        reference: text(&format!("factuur {id}")),
+    })
+}
+
+fn reverse(id: &str, requested_on: &str) -> FundCommand {
+    FundCommand::ReverseExpense {
+        expense_id: ExpenseId::parse(id).unwrap(),
+        reason: text("dubbel geboekt"),
+        requested_on: date(requested_on),
+    }
+}
+
+/// A projector on its own pool, as a second service instance (or a restarted one) would have.
+async fn other_instance(store: &TestStore) -> (Db, Projector) {
+    let db = Db::connect(&store.url).await.unwrap();
+    let projector = Projector::new(db.clone(), Arc::new(Notify::new()));
+    (db, projector)
+}
+
+async fn scalar(db: &Db, sql: &str) -> i64 {
+    on_db!(db, pool => sqlx::query_scalar::<_, i64>(sql).fetch_one(pool).await.unwrap())
+}
+
+async fn log_head(db: &Db) -> i64 {
+    wijkbudget::store::repository::head(db).await.unwrap().0
+}
+
+/// Every read-model table: its columns and its key.
+const READ_MODELS: [(&str, &[&str], &str); 5] = [
+    ("rm_wijken", &["wijk_id", "name", "position"], "wijk_id"),
+    (
+        "rm_funds",
+        &["fund_id", "year", "kind", "name", "amount_cents", "decision_reference", "adopted_on", "purpose", "booked_on", "position"],
+        "fund_id",
+    ),
+    ("rm_budget_lines", &["wijk_id", "fund_id", "year", "allocated_cents", "spent_cents"], "wijk_id, fund_id"),
+    (
+        "rm_postings",
+        &[
+            "position", "line", "event_id", "event_type", "fund_id", "wijk_id", "account_kind", "account", "amount_cents",
+            "year", "booked_on", "recorded_at", "actor", "role", "reason", "reference", "initiative", "theme", "expense_id",
+        ],
+        "position, line",
+    ),
+    (
+        "rm_expenses",
+        &[
+            "expense_id", "fund_id", "wijk_id", "amount_cents", "initiative", "theme", "booked_on", "reference", "position",
+            "event_id", "reversed_position", "reversal_reason",
+        ],
+        "expense_id",
+    ),
+];
+
+type ReadModels = BTreeMap<&'static str, Vec<Vec<(&'static str, Option<String>)>>>;
+
+/// Every row of every read model, ordered by key, each column as text;
+/// `skip` leaves out columns that legitimately differ between two stores
+/// fed the same commands (event ids, recording times).
+async fn read_models(db: &Db, skip: &[&str]) -> ReadModels {
+    let mut out = BTreeMap::new();
+    for (table, columns, key) in READ_MODELS {
+        let columns: Vec<&'static str> = columns.iter().copied().filter(|c| !skip.contains(c)).collect();
+        let select = columns.iter().map(|c| format!("CAST({c} AS TEXT) AS {c}")).collect::<Vec<_>>().join(", ");
+        let sql = format!("SELECT {select} FROM {table} ORDER BY {key}");
+        let rows = on_db!(db, pool => {
+            let rows = sqlx::query(&sql).fetch_all(pool).await.unwrap();
+            rows.iter()
+                .map(|r| {
+                    columns.iter().enumerate().map(|(i, c)| (*c, r.try_get::<Option<String>, _>(i).unwrap())).collect()
+                })
+                .collect::<Vec<Vec<_>>>()
+        });
+        out.insert(table, rows);
+    }
+    out
+}
+
+/// The projector is at the head, and every event of the log is in the read
+/// models exactly once: two balanced postings per fund event, one row per
+/// wijk and per expense, one reversal mark per reversal.
+async fn assert_projected_exactly_once(db: &Db, label: &str) {
+    let (checkpoint, head) = projections::status(db).await.unwrap();
+    assert_eq!(checkpoint, head, "{label}: the checkpoint is the head of the log");
+    let fund_events = scalar(db, "SELECT COUNT(*) FROM events WHERE aggregate_type = 'fund'").await;
+    assert_eq!(scalar(db, "SELECT COUNT(*) FROM rm_postings").await, 2 * fund_events, "{label}: two postings per fund event");
+    let not_twice = scalar(
+        db,
+        "SELECT COUNT(*) FROM (SELECT e.position FROM events e LEFT JOIN rm_postings p ON p.position = e.position \
+         WHERE e.aggregate_type = 'fund' GROUP BY e.position HAVING COUNT(p.position) <> 2) x",
+    )
+    .await;
+    assert_eq!(not_twice, 0, "{label}: every fund event has exactly its own two postings");
+    let unbalanced =
+        scalar(db, "SELECT COUNT(*) FROM (SELECT position FROM rm_postings GROUP BY position HAVING SUM(amount_cents) <> 0) x").await;
+    assert_eq!(unbalanced, 0, "{label}: every event's postings balance");
+    assert_eq!(
+        scalar(db, "SELECT COUNT(*) FROM rm_wijken").await,
+        scalar(db, "SELECT COUNT(*) FROM events WHERE aggregate_type = 'wijk'").await,
+        "{label}: one row per registered wijk"
+    );
+    assert_eq!(
+        scalar(db, "SELECT COUNT(*) FROM rm_expenses").await,
+        scalar(db, "SELECT COUNT(*) FROM events WHERE event_type = 'ExpenseRecorded'").await,
+        "{label}: one row per recorded expense"
+    );
+    assert_eq!(
+        scalar(db, "SELECT COUNT(*) FROM rm_expenses WHERE reversed_position IS NOT NULL").await,
+        scalar(db, "SELECT COUNT(*) FROM events WHERE event_type = 'ExpenseReversed'").await,
+        "{label}: one reversal mark per reversal"
+    );
+}
+
+/// The budget lines and the fund's unallocated money in the read models are
+/// what folding the fund's own stream gives.
+async fn assert_read_models_match_the_log(ledger: &Ledger, db: &Db, funds: &[&str], label: &str) {
+    for fund in funds {
+        let folded = ledger.load_fund(&fund_id(fund)).await.unwrap();
+        let expected: BTreeMap<String, (rust_decimal::Decimal, rust_decimal::Decimal)> = folded
+            .lines()
+            .map(|(w, l)| (w.to_string(), (l.amount_allocated, l.amount_spent)))
+            .collect();
+        let projected: BTreeMap<String, (rust_decimal::Decimal, rust_decimal::Decimal)> = on_db!(db, pool => {
+            sqlx::query(
+                "SELECT wijk_id, CAST(allocated_cents AS BIGINT) AS a, CAST(spent_cents AS BIGINT) AS s \
+                 FROM rm_budget_lines WHERE fund_id = $1",
+            )
+            .bind(*fund)
+            .fetch_all(pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let a: i64 = r.get("a");
+                let s: i64 = r.get("s");
+                (r.get::<String, _>("wijk_id"), (euro_from_cents(a), euro_from_cents(s)))
+            })
+            .collect()
+        });
+        assert_eq!(projected, expected, "{label}: budget lines of {fund} equal the fold of its stream");
+        match queries::fund_detail(db, fund).await.unwrap() {
+            Some(detail) => {
+                assert!(folded.terms().is_some(), "{label}: {fund} is in the read model but not established");
+                assert_eq!(
+                    euro_from_cents(detail.fund.amount_unallocated.0),
+                    folded.amount_unallocated(),
+                    "{label}: unallocated of {fund}"
+                );
+            }
+            None => assert!(folded.terms().is_none(), "{label}: established {fund} is missing from the read model"),
+        }
+    }
+}
+
+/// One command of a scripted run.
+#[derive(Debug, Clone)]
+enum Cmd {
+    Register(&'static str),
+    Fund(&'static str, FundCommand),
+}
+
+const WIJKEN: [&str; 3] = ["oost-1223", "west-7", "noord-3"];
+const FUNDS: [&str; 2] = ["A21-182", "begroting-2022"];
+
+async fn run(ledger: &Ledger, cmd: &Cmd) -> Result<Outcome, LedgerError> {
+    match cmd {
+        Cmd::Register(id) => ledger.register_wijk(WijkCommand::Register { wijk_id: wijk(id), name: text(id) }, &meta()).await,
+        Cmd::Fund(id, command) => ledger.fund(&fund_id(id), command.clone(), &meta()).await,
+    }
+}
+
+/// What a command's result was, stable across stores (no positions).
+fn kind_of(result: &Result<Outcome, LedgerError>) -> String {
+    match result {
+        Ok(Outcome::Recorded { first_position, last_position }) => format!("recorded {first_position}..={last_position}"),
+        Ok(Outcome::Unchanged) => "unchanged".into(),
+        Err(err) => format!("refused: {err}"),
+    }
+}
+
+/// The variant of a command's result, for tallies: `Recorded`, `Overspend`, ...
+fn outcome_name(result: &Result<Outcome, LedgerError>) -> String {
+    let debug = match result {
+        Ok(outcome) => format!("{outcome:?}"),
+        Err(LedgerError::Fund(err)) => format!("{err:?}"),
+        Err(LedgerError::Refused(err)) => format!("{err:?}"),
+        Err(err) => format!("{err:?}"),
+    };
+    debug.split([' ', '(', '{']).next().unwrap().to_string()
+}
+
+/// A seeded mix of every command, including refusals: overspends,
+/// exhausted funds, unknown and reused expense ids, double reversals, a
+/// wijk that is never registered and bookings outside the fund's year.
+/// Each fund gets well under 100 events (see the snapshot test below).
+fn random_script(seed: u64, len: usize) -> Vec<Cmd> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut script: Vec<Cmd> = WIJKEN.iter().map(|w| Cmd::Register(w)).collect();
+    script.push(Cmd::Fund(FUNDS[0], FundCommand::Establish(terms(FUNDS[0], "5000"))));
+    let mut begroting = terms(FUNDS[1], "3000");
+    begroting.kind = FundKind::Begroting;
+    begroting.name = text("Wijkbudget 2022");
+    script.push(Cmd::Fund(FUNDS[1], FundCommand::Establish(begroting)));
+    let mut expense_ids = 0usize;
+    for _ in 0..len {
+        let fund = FUNDS[rng.gen_range(0..FUNDS.len())];
+        let wijk_id = if rng.gen_ratio(1, 20) { "zuid-9" } else { WIJKEN[rng.gen_range(0..WIJKEN.len())] };
+        let roll = rng.gen_range(0..100);
+        let command = if roll < 25 {
+            FundCommand::Allocate {
+                wijk_id: wijk(wijk_id),
+                amount: cents_amount(rng.gen_range(1..=150_000)),
+                reason: text("verdeling"),
+                booked_on: date("2022-02-01"),
+            }
+        } else if roll < 70 {
+            let id = if expense_ids > 0 && rng.gen_ratio(1, 8) {
+                rng.gen_range(0..expense_ids)
+            } else {
+                expense_ids += 1;
+                expense_ids - 1
+            };
+            let day = if rng.gen_ratio(1, 25) { date("2023-01-03") } else { date("2022-03-01") + chrono::Days::new(rng.gen_range(0..200)) };
+            expense_on(&format!("exp-{id}"), wijk_id, cents_amount(rng.gen_range(1..=80_000)), day)
+        } else if roll < 92 {
+            let id = rng.gen_range(0..expense_ids + 2);
+            reverse(&format!("exp-{id}"), "2022-11-15")
+        } else {
+            let amount = if rng.gen_bool(0.5) { "5000" } else { "6000" };
+            FundCommand::Establish(terms(fund, amount))
+        };
+        script.push(Cmd::Fund(fund, command));
+    }
+    script
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_expenses_that_together_exceed_the_budget_only_the_affordable_ones_succeed() {
+    const EXPENSES: usize = 20;
+    for backend in BACKENDS {
+        let h = Harness::new(backend).await;
+        register(&h.ledger, "oost-1223", "Oost 1223").await;
+        let a21 = fund_id("A21-182");
+        h.ledger.fund(&a21, FundCommand::Establish(terms("A21-182", "1000")), &meta()).await.unwrap();
+        h.ledger.fund(&a21, allocate("oost-1223", "1000"), &meta()).await.unwrap();
+
+        let tasks: Vec<_> = (0..EXPENSES)
+            .map(|i| {
+                let ledger = h.ledger.clone();
+                let a21 = a21.clone();
+                tokio::spawn(async move {
+                    let id = format!("gelijktijdig-{i:02}");
+                    let result = ledger.fund(&a21, expense(&id, "oost-1223", "100"), &meta()).await;
+                    (id, result)
+                })
+            })
+            .collect();
+        let (mut succeeded, mut overspent, mut conflicted) = (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
+        for task in tasks {
+            let (id, result) = task.await.unwrap();
+            match result {
+                Ok(Outcome::Recorded { first_position, last_position }) => {
+                    assert_eq!(first_position, last_position, "{backend:?}: one expense, one event");
+                    succeeded.insert(id);
+                }
+                Err(LedgerError::Fund(FundError::Overspend { .. })) => {
+                    overspent.insert(id);
+                }
+                Err(LedgerError::Conflict(_)) => {
+                    conflicted.insert(id);
+                }
+                other => panic!("{backend:?}: {id}: unexpected {other:?}"),
+            }
+        }
+        eprintln!(
+            "{backend:?}: {} succeeded, {} overspent, {} lost every race",
+            succeeded.len(),
+            overspent.len(),
+            conflicted.len()
+        );
+        assert!(succeeded.len() <= 10, "{backend:?}: never more than the budget allows");
+        if conflicted.is_empty() {
+            assert_eq!(succeeded.len(), 10, "{backend:?}: exactly the affordable expenses succeed");
+        }
+        if !overspent.is_empty() {
+            // An overspend is only decided on a state where the budget is used up.
+            assert_eq!(succeeded.len(), 10, "{backend:?}: an expense was refused while money was left");
+        }
+
+        h.projector.catch_up(|_| {}).await.unwrap();
+        let spent_cents = 10_000 * succeeded.len() as i64;
+        let line = h.ledger.load_fund(&a21).await.unwrap().line(&wijk("oost-1223"));
+        assert_eq!(line.amount_spent, euro_from_cents(spent_cents), "{backend:?}: the stream has every success once");
+        let detail = queries::fund_detail(&h.store.db, "A21-182").await.unwrap().unwrap();
+        assert_eq!(detail.fund.amount_spent.0, spent_cents, "{backend:?}: the read model has every success once");
+        assert_eq!(detail.allocations[0].totals.amount_remaining.0, 100_000 - spent_cents);
+
+        // Exactly the successful expense ids were stored, each once.
+        let stored: BTreeSet<String> = detail.expenses.iter().map(|e| e.expense_id.clone()).collect();
+        assert_eq!(stored, succeeded, "{backend:?}: the read model holds exactly the accepted expenses");
+        let claimed: Vec<String> = on_db!(&h.store.db, pool => {
+            sqlx::query_scalar("SELECT id FROM client_ids WHERE kind = 'expense' ORDER BY id").fetch_all(pool).await.unwrap()
+        });
+        assert_eq!(claimed, succeeded.iter().cloned().collect::<Vec<_>>(), "{backend:?}: each accepted id claimed once");
+        assert_eq!(
+            scalar(&h.store.db, "SELECT COUNT(*) FROM events WHERE event_type = 'ExpenseRecorded'").await,
+            succeeded.len() as i64,
+            "{backend:?}: no expense event stored twice"
+        );
+        let per_expense = scalar(
+            &h.store.db,
+            "SELECT COUNT(*) FROM (SELECT expense_id FROM rm_postings WHERE expense_id IS NOT NULL \
+             GROUP BY expense_id HAVING COUNT(*) <> 2) x",
+        )
+        .await;
+        assert_eq!(per_expense, 0, "{backend:?}: each expense has exactly its two postings");
+        assert_projected_exactly_once(&h.store.db, &format!("{backend:?}")).await;
+        h.store.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn a_reversed_expense_gives_the_money_back_and_leaves_a_trail_to_the_original() {
+    for backend in BACKENDS {
+        let h = Harness::new(backend).await;
+        let l = &h.ledger;
+        register(l, "oost-1223", "Oost 1223").await;
+        let a21 = fund_id("A21-182");
+        l.fund(&a21, FundCommand::Establish(terms("A21-182", "1000")), &meta()).await.unwrap();
+        l.fund(&a21, allocate("oost-1223", "1000"), &meta()).await.unwrap();
+        let Outcome::Recorded { last_position: original_position, .. } =
+            l.fund(&a21, expense_on("dubbel", "oost-1223", eur("300"), date("2022-06-01")), &meta()).await.unwrap()
+        else {
+            panic!("expected an event")
+        };
+        l.fund(&a21, expense_on("blijft", "oost-1223", eur("200"), date("2022-06-02")), &meta()).await.unwrap();
+        let Outcome::Recorded { last_position: reversal_position, .. } =
+            l.fund(&a21, reverse("dubbel", "2022-07-01"), &meta()).await.unwrap()
+        else {
+            panic!("expected an event")
+        };
+        h.projector.catch_up(|_| {}).await.unwrap();
+        let db = &h.store.db;
+
+        let budget = queries::wijk_budget(db, "oost-1223", Period::default()).await.unwrap().unwrap();
+        assert_eq!(budget.totals.amount_spent.to_string(), "200.00", "{backend:?}: the money is back");
+        assert_eq!(budget.totals.amount_remaining.to_string(), "800.00", "{backend:?}");
+        let before = Period { year: Some(2022), as_of: Some(date("2022-06-30")) };
+        let then = queries::wijk_budget(db, "oost-1223", before).await.unwrap().unwrap();
+        assert_eq!(then.totals.amount_spent.to_string(), "500.00", "{backend:?}: before the correction it was spent");
+
+        let detail = queries::fund_detail(db, "A21-182").await.unwrap().unwrap();
+        let reversed: BTreeMap<_, _> =
+            detail.expenses.iter().map(|e| (e.expense_id.as_str(), (e.reversed, e.reversal_reason.clone()))).collect();
+        assert_eq!(reversed["dubbel"], (true, Some("dubbel geboekt".to_string())), "{backend:?}");
+        assert_eq!(reversed["blijft"], (false, None), "{backend:?}");
+        assert_eq!(detail.fund.amount_spent.to_string(), "200.00", "{backend:?}");
+
+        let original_sequence: i64 = on_db!(db, pool => {
+            sqlx::query_scalar("SELECT sequence FROM events WHERE position = $1")
+                .bind(original_position)
+                .fetch_one(pool)
+                .await
+                .unwrap()
+        });
+        let trail = queries::audit_trail(db, "oost-1223", &Default::default(), 0, 10).await.unwrap();
+        let last = trail.rows.last().unwrap();
+        assert_eq!(trail.rows.len(), 4, "{backend:?}: allocation, two expenses, one reversal");
+        assert_eq!(last.position, reversal_position);
+        assert_eq!(last.event_type, "ExpenseReversed");
+        assert_eq!(last.expense_id.as_deref(), Some("dubbel"));
+        assert_eq!(last.amount.to_string(), "300.00", "{backend:?}: the reversal debits the wijk budget again");
+        assert_eq!(last.balance.to_string(), "800.00", "{backend:?}");
+        assert_eq!(last.booked_on, "2022-07-01");
+        assert_eq!(last.counter_account, "spent:oost-1223:A21-182");
+        let reference = last.reference.clone().unwrap();
+        assert_eq!(reference, format!("reverses fund/A21-182 event {original_sequence}"), "{backend:?}");
+        assert_eq!(original_sequence, 3, "{backend:?}: establish, allocate, then the expense");
+
+        // Reversing again, or reversing what was never recorded here, stores nothing.
+        let head = log_head(db).await;
+        let again = l.fund(&a21, reverse("dubbel", "2022-07-02"), &meta()).await.unwrap_err();
+        assert!(matches!(again, LedgerError::Fund(FundError::AlreadyReversed(_))), "{backend:?}: {again}");
+        let unknown = l.fund(&a21, reverse("nooit", "2022-07-02"), &meta()).await.unwrap_err();
+        assert!(matches!(unknown, LedgerError::Fund(FundError::UnknownExpense { .. })), "{backend:?}: {unknown}");
+        assert_eq!(log_head(db).await, head, "{backend:?}");
+        assert_projected_exactly_once(db, &format!("{backend:?}")).await;
+        h.store.cleanup().await;
+    }
+}
+
+/// Polls a projector step `polls` times and then drops it, as a process that
+/// dies somewhere inside the step would. Returns whether the step finished.
+async fn step_and_die(projector: &Projector, polls: usize) -> bool {
+    let step = projector.step();
+    tokio::pin!(step);
+    for _ in 0..polls {
+        if let Poll::Ready(result) = futures::poll!(step.as_mut()) {
+            result.unwrap();
+            return true;
+        }
+        tokio::task::yield_now().await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_projector_resumes_exactly_after_a_crash_between_commit_and_projection() {
+    let skip = ["event_id", "recorded_at"];
+    for backend in BACKENDS {
+        let label = format!("{backend:?}");
+        // The reference: a projector that ran after every command.
+        let reference = Harness::new(backend).await;
+        // The crashed one: commands were committed, nothing was dispatched.
+        let crashed = Harness::new(backend).await;
+        let script = random_script(7, 30);
+        let (first, rest) = script.split_at(script.len() / 2);
+
+        for cmd in first {
+            let expected = kind_of(&run(&reference.ledger, cmd).await);
+            reference.projector.catch_up(|_| {}).await.unwrap();
+            assert_eq!(kind_of(&run(&crashed.ledger, cmd).await), expected, "{label}: {cmd:?}");
+        }
+        assert_eq!(projections::status(&crashed.store.db).await.unwrap().0, 0, "{label}: nothing projected yet");
+
+        // A new process starts, applies one batch and dies right after committing it.
+        let head = log_head(&crashed.store.db).await;
+        let (db, restarted) = other_instance(&crashed.store).await;
+        assert_eq!(restarted.step().await.unwrap() as i64, head, "{label}: one batch covers the small log");
+        drop(restarted);
+        db.close().await;
+        assert_eq!(projections::status(&crashed.store.db).await.unwrap(), (head, head), "{label}");
+
+        // More commands; each time a new process dies somewhere inside a step.
+        for (i, cmd) in rest.iter().enumerate() {
+            let expected = kind_of(&run(&reference.ledger, cmd).await);
+            reference.projector.catch_up(|_| {}).await.unwrap();
+            assert_eq!(kind_of(&run(&crashed.ledger, cmd).await), expected, "{label}: {cmd:?}");
+            let (db, dying) = other_instance(&crashed.store).await;
+            step_and_die(&dying, i % 7).await;
+            drop(dying);
+            db.close().await;
+            // Whatever it got to, the checkpoint and the rows agree.
+            let (checkpoint, _) = projections::status(&crashed.store.db).await.unwrap();
+            let fund_events = scalar(
+                &crashed.store.db,
+                &format!("SELECT COUNT(*) FROM events WHERE aggregate_type = 'fund' AND position <= {checkpoint}"),
+            )
+            .await;
+            assert_eq!(scalar(&crashed.store.db, "SELECT COUNT(*) FROM rm_postings").await, 2 * fund_events, "{label}");
+            assert_eq!(
+                scalar(&crashed.store.db, &format!("SELECT COUNT(*) FROM rm_postings WHERE position > {checkpoint}")).await,
+                0,
+                "{label}: no rows beyond the checkpoint"
+            );
+        }
+
+        // The last process resumes and catches up.
+        let (db, last) = other_instance(&crashed.store).await;
+        last.catch_up(|_| {}).await.unwrap();
+        db.close().await;
+        assert_projected_exactly_once(&crashed.store.db, &label).await;
+        assert_projected_exactly_once(&reference.store.db, &label).await;
+        assert_eq!(
+            read_models(&crashed.store.db, &skip).await,
+            read_models(&reference.store.db, &skip).await,
+            "{label}: resumed read models equal those of a projector that never stopped"
+        );
+        assert_read_models_match_the_log(&crashed.ledger, &crashed.store.db, &FUNDS, &label).await;
+        reference.store.cleanup().await;
+        crashed.store.cleanup().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_projectors_on_one_database_apply_every_event_exactly_once() {
+    for backend in BACKENDS {
+        let label = format!("{backend:?}");
+        let h = Harness::new(backend).await;
+        for w in WIJKEN {
+            register(&h.ledger, w, w).await;
+        }
+        for f in FUNDS {
+            h.ledger.fund(&fund_id(f), FundCommand::Establish(terms(f, "100000")), &meta()).await.unwrap();
+        }
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let applied = Arc::new(AtomicUsize::new(0));
+        let mut instances = Vec::new();
+        for _ in 0..2 {
+            let (db, projector) = other_instance(&h.store).await;
+            let (stop, applied) = (stop.clone(), applied.clone());
+            instances.push(tokio::spawn(async move {
+                loop {
+                    let done = stop.load(Ordering::SeqCst);
+                    let n = projector.step().await.expect("a projector step fails only on a double apply");
+                    applied.fetch_add(n, Ordering::SeqCst);
+                    if n == 0 {
+                        if done {
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(2)).await;
+                    }
+                }
+                db.close().await;
+            }));
+        }
+
+        // Three writers, each on its own wijk, across both funds.
+        let writers: Vec<_> = WIJKEN
+            .iter()
+            .enumerate()
+            .map(|(n, w)| {
+                let ledger = h.ledger.clone();
+                tokio::spawn(async move {
+                    for i in 0..10 {
+                        let f = fund_id(FUNDS[i % 2]);
+                        let command = if i < 2 {
+                            allocate(w, "1000")
+                        } else {
+                            expense_on(&format!("w{n}-{i}"), w, eur("10.50"), date("2022-05-01"))
+                        };
+                        ledger.fund(&f, command, &meta()).await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        for writer in writers {
+            writer.await.unwrap();
+        }
+        stop.store(true, Ordering::SeqCst);
+        for instance in instances {
+            instance.await.unwrap();
+        }
+
+        let head = log_head(&h.store.db).await;
+        assert_eq!(head, 3 + 2 + 30, "{label}");
+        // The instances ran until they saw nothing left, so between them they applied everything, once.
+        assert_eq!(applied.load(Ordering::SeqCst) as i64, head, "{label}: every event applied exactly once");
+        assert_eq!(h.projector.catch_up(|_| {}).await.unwrap(), head, "{label}: nothing left to apply");
+        let doubled = scalar(
+            &h.store.db,
+            "SELECT COUNT(*) FROM (SELECT position, line FROM rm_postings GROUP BY position, line HAVING COUNT(*) > 1) x",
+        )
+        .await;
+        assert_eq!(doubled, 0, "{label}");
+        assert_projected_exactly_once(&h.store.db, &label).await;
+        assert_read_models_match_the_log(&h.ledger, &h.store.db, &FUNDS, &label).await;
+        for w in WIJKEN {
+            let budget = queries::wijk_budget(&h.store.db, w, Period::default()).await.unwrap().unwrap();
+            assert_eq!(budget.totals.amount_allocated.to_string(), "2000.00", "{label}: {w}");
+            assert_eq!(budget.totals.amount_spent.to_string(), "84.00", "{label}: {w}");
+        }
+        h.store.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn rebuild_recomputes_the_same_read_models_as_incremental_projection() {
+    for backend in BACKENDS {
+        let label = format!("{backend:?}");
+        let h = Harness::new(backend).await;
+        let mut outcomes = BTreeMap::<String, usize>::new();
+        for (i, cmd) in random_script(2022, 120).iter().enumerate() {
+            let result = run(&h.ledger, cmd).await;
+            *outcomes.entry(outcome_name(&result)).or_default() += 1;
+            if i % 9 == 0 {
+                h.projector.catch_up(|_| {}).await.unwrap();
+            }
+        }
+        h.projector.catch_up(|_| {}).await.unwrap();
+        eprintln!("{label}: outcomes {outcomes:?}");
+        assert!(scalar(&h.store.db, "SELECT COUNT(*) FROM events WHERE event_type = 'ExpenseReversed'").await > 0);
+        assert_projected_exactly_once(&h.store.db, &label).await;
+        assert_read_models_match_the_log(&h.ledger, &h.store.db, &FUNDS, &label).await;
+
+        let incremental = read_models(&h.store.db, &[]).await;
+        projections::reset(&h.store.db).await.unwrap();
+        assert_eq!(projections::status(&h.store.db).await.unwrap().0, 0, "{label}");
+        assert!(read_models(&h.store.db, &[]).await.values().all(Vec::is_empty), "{label}: reset wipes every read model");
+        let (db, rebuilder) = other_instance(&h.store).await;
+        let head = rebuilder.catch_up(|_| {}).await.unwrap();
+        db.close().await;
+        assert_eq!(head, log_head(&h.store.db).await, "{label}");
+        assert_eq!(read_models(&h.store.db, &[]).await, incremental, "{label}: rebuilt read models equal the incremental ones");
+        h.store.cleanup().await;
+    }
+}
+
+/// `Ledger` snapshots a fund every 100 events. The state it snapshots must be
+/// the state its log folds to, or every later command decides on wrong numbers.
+#[tokio::test]
+async fn a_fund_past_its_hundredth_event_still_decides_on_the_state_its_log_folds_to() {
+    for backend in BACKENDS {
+        let label = format!("{backend:?}");
+        let h = Harness::new(backend).await;
+        let l = &h.ledger;
+        register(l, "oost-1223", "Oost 1223").await;
+        let a21 = fund_id("A21-182");
+        l.fund(&a21, FundCommand::Establish(terms("A21-182", "10000")), &meta()).await.unwrap();
+        l.fund(&a21, allocate("oost-1223", "100"), &meta()).await.unwrap();
+        // Events 3..=99 of the fund's stream: 97 expenses of one euro.
+        for sequence in 3..=99 {
+            l.fund(&a21, expense_on(&format!("klein-{sequence}"), "oost-1223", eur("1"), date("2022-06-01")), &meta())
+                .await
+                .unwrap();
+        }
+        // Event 100, which makes the fund's first snapshot.
+        l.fund(&a21, allocate("oost-1223", "100"), &meta()).await.unwrap();
+        h.projector.catch_up(|_| {}).await.unwrap();
+        let projected = queries::wijk_budget(&h.store.db, "oost-1223", Period::default()).await.unwrap().unwrap();
+        assert_eq!(projected.totals.amount_remaining.to_string(), "103.00", "{label}: 200 allocated, 97 spent");
+
+        let head = log_head(&h.store.db).await;
+        let result = l.fund(&a21, expense_on("te-veel", "oost-1223", eur("150"), date("2022-06-01")), &meta()).await;
+        let line = l.load_fund(&a21).await.unwrap().line(&wijk("oost-1223"));
+        assert!(
+            matches!(result, Err(LedgerError::Fund(FundError::Overspend { .. }))),
+            "{label}: an expense of 150.00 with 103.00 left must be refused, got {result:?}; \
+             the fund as loaded has allocated {} and spent {}",
+            line.amount_allocated,
+            line.amount_spent
+        );
+        assert_eq!(log_head(&h.store.db).await, head, "{label}");
+        assert_eq!(line.amount_allocated, euro_from_cents(20_000), "{label}: the fund as loaded (from its snapshot)");
+        h.projector.catch_up(|_| {}).await.unwrap();
+        assert_read_models_match_the_log(l, &h.store.db, &["A21-182"], &label).await;
+        h.store.cleanup().await;
+    }
+}
