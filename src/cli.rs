@@ -53,6 +53,21 @@ pub enum Command {
         #[arg(long)]
         as_of: Option<NaiveDate>,
     },
+    /// Re-walk the whole log: recompute the hash chain, check positions,
+    /// sequences and the trial balance. Exits non-zero naming the first bad event.
+    Verify {
+        /// Verify an export written by `wijkbudget export` instead of a database.
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// A head written down earlier (POSITION:HASH) that today's log must extend unchanged.
+        #[arg(long)]
+        expect_head: Option<crate::verify::Head>,
+    },
+    /// Write the whole log, with its hashes, as JSON Lines.
+    Export {
+        #[arg(long)]
+        to: PathBuf,
+    },
     /// Manage API tokens.
     Token {
         #[command(subcommand)]
@@ -124,6 +139,31 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let service = Service::open(&database_url(&cli.database)).await?;
             service.projector.catch_up(|_| {}).await?;
             print!("{}", report(&service.db, Period { year, as_of }).await?);
+            Ok(())
+        }
+        Command::Verify { file, expect_head } => {
+            let outcome = match file {
+                Some(path) => crate::verify::verify_file(&path, expect_head.as_ref(), true)?,
+                None => {
+                    let db = Db::connect(&database_url(&cli.database)).await?;
+                    crate::verify::verify_database(&db, expect_head.as_ref(), true).await?
+                }
+            };
+            match outcome {
+                Ok(report) => {
+                    println!("ok: {} events verified; head {}", report.events, report.head);
+                    Ok(())
+                }
+                Err(failure) => {
+                    eprintln!("{failure}");
+                    std::process::exit(2);
+                }
+            }
+        }
+        Command::Export { to } => {
+            let db = Db::connect(&database_url(&cli.database)).await?;
+            let head = crate::verify::export(&db, &to, true).await?;
+            println!("exported to {}; head {head}", to.display());
             Ok(())
         }
         Command::Token { command } => {

@@ -41,15 +41,38 @@ impl Service {
             .await
             .with_context(|| format!("listening on {listen}; is another process using it? pick another with --listen"))?;
         ready(listener.local_addr()?);
-        axum::serve(listener, http::router(AppState { ledger }))
+        let state = AppState::new(ledger);
+        let verifier = tokio::spawn(verify_periodically(db.clone(), state.last_verification.clone()));
+        axum::serve(listener, http::router(state))
             .with_graceful_shutdown(shutdown_signal())
             .await
             .context("serving HTTP")?;
         let _ = stop.send(true);
+        verifier.abort();
         let _ = projector_task.await;
         db.close().await;
         tracing::info!("stopped cleanly");
         Ok(())
+    }
+}
+
+/// How often the service re-verifies the whole hash chain by itself.
+const VERIFY_EVERY: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
+
+/// Re-walks the chain at start and then every [`VERIFY_EVERY`], keeping the
+/// outcome for `GET /api/v1/integrity`.
+async fn verify_periodically(db: Db, cell: crate::verify::LastVerificationCell) {
+    loop {
+        match crate::verify::verify_database(&db, None, false).await {
+            Ok(outcome) => {
+                if let Err(failure) = &outcome {
+                    tracing::error!(%failure, "the event log fails verification");
+                }
+                *cell.write().await = Some(crate::verify::LastVerification::from(&outcome));
+            }
+            Err(err) => tracing::warn!(error = %format!("{err:#}"), "could not verify the event log"),
+        }
+        tokio::time::sleep(VERIFY_EVERY).await;
     }
 }
 

@@ -293,8 +293,7 @@ impl<'h> Verifier<'h> {
     /// The payload in its current shape. Only events of an older version are
     /// copied into a `SerializedEvent`; current ones are read in place.
     fn upcast<'e>(&self, event: &'e ChainedEvent) -> std::borrow::Cow<'e, Value> {
-        let applies = |u: &Box<dyn EventUpcaster>| u.can_upcast(&event.event_type, &event.event_version);
-        if !self.upcasters.iter().any(applies) {
+        if !self.upcasters.iter().any(|u| u.can_upcast(&event.event_type, &event.event_version)) {
             return std::borrow::Cow::Borrowed(&event.payload);
         }
         let mut serialized = SerializedEvent::new(

@@ -32,6 +32,14 @@ pub const REQUEST_ID: &str = "x-request-id";
 #[derive(Clone)]
 pub struct AppState {
     pub ledger: Ledger,
+    /// The outcome of the most recent `verify` run by this process.
+    pub last_verification: crate::verify::LastVerificationCell,
+}
+
+impl AppState {
+    pub fn new(ledger: Ledger) -> Self {
+        Self { ledger, last_verification: Default::default() }
+    }
 }
 
 #[derive(OpenApi)]
@@ -66,6 +74,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(writes::record_expense))
         .routes(routes!(writes::reverse_expense))
         .routes(routes!(reads::events))
+        .routes(routes!(reads::integrity))
         .routes(routes!(reads::health))
         .routes(routes!(reads::ready))
 }

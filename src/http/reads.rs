@@ -291,3 +291,23 @@ pub async fn ready(State(state): State<AppState>) -> Result<Json<Readiness>, Api
         projector_lag: head - checkpoint,
     }))
 }
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Integrity {
+    /// `POSITION:HASH` of the log's last event now.
+    pub head: String,
+    /// The most recent verification of the whole chain by this service, if one has finished.
+    pub last_verification: Option<crate::verify::LastVerification>,
+}
+
+/// The current head of the hash chain and the result of the most recent
+/// full verification (run at start and then every few hours).
+#[utoipa::path(get, path = "/integrity", tag = "reads",
+    responses((status = 200, body = Integrity), (status = 401, body = Problem), (status = 403, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn integrity(State(state): State<AppState>, caller: Caller) -> Result<Json<Integrity>, ApiError> {
+    require(&caller, &[Role::Finance, Role::Auditor], "read the integrity status")?;
+    let (position, hash) = crate::store::repository::head(state.ledger.db()).await?;
+    let last_verification = state.last_verification.read().await.clone();
+    Ok(Json(Integrity { head: format!("{position}:{hash}"), last_verification }))
+}
