@@ -203,7 +203,7 @@ async fn execute<A>(
     meta: &CommandMeta,
 ) -> Result<Outcome, LedgerError>
 where
-    A: Aggregate,
+    A: Aggregate + Clone,
     A::Command: Clone,
     LedgerError: From<A::Error>,
 {
@@ -212,7 +212,13 @@ where
         let mut context = store.load_aggregate(aggregate_id).await.map_err(store_failure)?;
         let first_sequence = context.current_sequence + 1;
         let sink = EventSink::<A>::default();
-        context.aggregate().handle(command.clone(), services, &sink).await.map_err(LedgerError::from)?;
+        // Decide on a copy. cqrs-es 0.5's `EventSink::write` applies each new
+        // event to the aggregate it is given, and `PersistedEventStore::commit`
+        // applies them again to the context's aggregate when it takes a
+        // snapshot; deciding on the context itself would store a snapshot in
+        // which every event of this command counts twice.
+        let mut decider = context.aggregate().clone();
+        decider.handle(command.clone(), services, &sink).await.map_err(LedgerError::from)?;
         let events = sink.collect().await;
         if events.is_empty() {
             return Ok(Outcome::Unchanged);

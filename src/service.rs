@@ -63,7 +63,10 @@ const VERIFY_EVERY: std::time::Duration = std::time::Duration::from_secs(6 * 360
 /// outcome for `GET /api/v1/integrity`.
 async fn verify_periodically(db: Db, cell: crate::verify::LastVerificationCell) {
     loop {
-        match crate::verify::verify_database(&db, None, false).await {
+        // Each run must extend the head the previous run verified: a chain
+        // rewritten (or cut short) in between would otherwise verify anew.
+        let previous_head = cell.read().await.as_ref().and_then(|v| v.head.as_deref()?.parse().ok());
+        match crate::verify::verify_database(&db, previous_head.as_ref(), false).await {
             Ok(outcome) => {
                 if let Err(failure) = &outcome {
                     tracing::error!(%failure, "the event log fails verification");

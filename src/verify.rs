@@ -8,9 +8,11 @@
 //! as its event (after upcasting), and every money event must balance. A
 //! rewrite that recomputes all later hashes is caught by comparing with a
 //! head (`POSITION:HASH`) kept from an earlier run: today's log must extend
-//! yesterday's unchanged.
+//! yesterday's unchanged. Without such a head, removing the newest events
+//! cannot be detected (a shorter chain is still a valid chain), so keep the
+//! printed head where the database's superusers cannot write.
 //!
-//! The same [`Verifier`] checks the live store ([`verify_database`]) and an
+//! The same `Verifier` checks the live store ([`verify_database`]) and an
 //! offline export ([`verify_file`]), so an auditor can verify a copy without
 //! access to the database. Both walk the log in pages and keep only one
 //! number per stream, so memory does not grow with the length of the log.
@@ -543,7 +545,8 @@ async fn write_export(db: &Db, temp: &Path, last: i64, bar: &ProgressBar) -> any
 
 /// Verifies an export written by [`export`] with the same checks as
 /// [`verify_database`], without any database. A line that is not an event
-/// is a failure at the position it should have held.
+/// is a failure at the position it should have held. This reads the file
+/// with blocking IO: from async code, call it through `spawn_blocking`.
 pub fn verify_file(
     path: &Path,
     expect_head: Option<&Head>,

@@ -20,7 +20,7 @@ use sqlite_es::SqliteEventRepository;
 use sqlx::Row;
 use tokio::sync::Notify;
 
-use super::chain::{chain_hash, format_recorded_at, parse_hash, ChainedEvent, GENESIS};
+use super::chain::{canonical_json, chain_hash, format_recorded_at, parse_hash, ChainedEvent, GENESIS};
 use super::{Db, WritePool};
 use crate::domain;
 use crate::on_db;
@@ -111,6 +111,7 @@ impl LedgerRepository {
         let recorded_at = Utc::now().trunc_subsecs(6);
         let appended = on_db!(&self.db, pool => {
             let mut tx = pool.begin_write().await.map_err(store_error)?;
+            let insert_sql = if matches!(self.db, Db::Postgres(_)) { INSERT_EVENT_POSTGRES } else { INSERT_EVENT_SQLITE };
             if matches!(self.db, Db::Postgres(_)) {
                 sqlx::query("SELECT pg_advisory_xact_lock($1)")
                     .bind(APPEND_LOCK)
@@ -167,7 +168,7 @@ impl LedgerRepository {
                 };
                 previous = chain_hash(&previous, &chained);
                 chained.hash = hex::encode(previous);
-                insert_event(&mut tx, &chained).await.map_err(store_error)?;
+                insert_event(&mut tx, insert_sql, &chained).await.map_err(store_error)?;
 
                 if let Some((kind, id)) = domain::client_id_claim(&event.event_type, &event.payload) {
                     let owner: Option<String> = sqlx::query_scalar(
@@ -261,7 +262,11 @@ fn metadata_str(metadata: &Value, key: &str) -> Option<String> {
     metadata.get(key).and_then(Value::as_str).map(str::to_string)
 }
 
-async fn insert_event<DB>(tx: &mut sqlx::Transaction<'static, DB>, e: &ChainedEvent) -> sqlx::Result<()>
+/// Inserts one chained event. The payload and metadata are written as their
+/// canonical JSON text, so what is stored is byte for byte what was hashed
+/// (PostgreSQL's `json` type keeps text as given; sqlx's own `Json` binding
+/// would go through `jsonb` and reformat it).
+async fn insert_event<DB>(tx: &mut sqlx::Transaction<'static, DB>, sql: &str, e: &ChainedEvent) -> sqlx::Result<()>
 where
     DB: sqlx::Database,
     for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
@@ -269,27 +274,28 @@ where
     i64: sqlx::Type<DB> + for<'q> sqlx::Encode<'q, DB>,
     String: sqlx::Type<DB> + for<'q> sqlx::Encode<'q, DB>,
     DateTime<Utc>: sqlx::Type<DB> + for<'q> sqlx::Encode<'q, DB>,
-    sqlx::types::Json<Value>: sqlx::Type<DB> + for<'q> sqlx::Encode<'q, DB>,
 {
-    sqlx::query(
-        "INSERT INTO events (position, event_id, recorded_at, aggregate_type, aggregate_id, sequence, \
-         event_type, event_version, payload, metadata, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-    )
-    .bind(e.position)
-    .bind(e.event_id.clone())
-    .bind(e.recorded_at)
-    .bind(e.aggregate_type.clone())
-    .bind(e.aggregate_id.clone())
-    .bind(e.sequence)
-    .bind(e.event_type.clone())
-    .bind(e.event_version.clone())
-    .bind(sqlx::types::Json(e.payload.clone()))
-    .bind(sqlx::types::Json(e.metadata.clone()))
-    .bind(e.hash.clone())
-    .execute(&mut **tx)
-    .await?;
+    sqlx::query(sql)
+        .bind(e.position)
+        .bind(e.event_id.clone())
+        .bind(e.recorded_at)
+        .bind(e.aggregate_type.clone())
+        .bind(e.aggregate_id.clone())
+        .bind(e.sequence)
+        .bind(e.event_type.clone())
+        .bind(e.event_version.clone())
+        .bind(canonical_json(&e.payload))
+        .bind(canonical_json(&e.metadata))
+        .bind(e.hash.clone())
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
+
+const INSERT_EVENT_SQLITE: &str = "INSERT INTO events (position, event_id, recorded_at, aggregate_type, aggregate_id, \
+    sequence, event_type, event_version, payload, metadata, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+const INSERT_EVENT_POSTGRES: &str = "INSERT INTO events (position, event_id, recorded_at, aggregate_type, aggregate_id, \
+    sequence, event_type, event_version, payload, metadata, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::json, $10::json, $11)";
 
 impl PersistedEventRepository for LedgerRepository {
     async fn get_events<A: Aggregate>(&self, aggregate_id: &str) -> Result<Vec<SerializedEvent>, PersistenceError> {
