@@ -134,6 +134,15 @@ pub async fn status(db: &Db) -> sqlx::Result<(i64, i64)> {
 pub async fn reset(db: &Db) -> sqlx::Result<()> {
     on_db!(db, pool => {
         let mut tx = pool.begin_write().await?;
+        // Take the checkpoint's lock first, as a projector step does, so a
+        // step running elsewhere finishes before anything is wiped; otherwise
+        // rows it commits later would survive the wipe and be applied twice.
+        if matches!(db, Db::Postgres(_)) {
+            sqlx::query("SELECT position FROM projector_checkpoints WHERE name = $1 FOR UPDATE")
+                .bind(CHECKPOINT)
+                .execute(&mut *tx)
+                .await?;
+        }
         for table in apply::READ_MODEL_TABLES {
             sqlx::query(&format!("DELETE FROM {table}")).execute(&mut *tx).await?;
         }

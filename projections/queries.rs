@@ -27,17 +27,32 @@ impl std::fmt::Display for Euro {
     }
 }
 
-/// Allocated, spent and remaining for one wijk, in total or for one fund.
+/// One wijk's money, in total or for one fund.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Totals {
+    /// Allocated to the wijk, including transfers in and out.
     pub amount_allocated: Euro,
+    /// Promised to approved initiatives and not yet paid (verplichtingen).
+    pub amount_committed: Euro,
+    /// Paid, net of reversals and recovery claims.
     pub amount_spent: Euro,
+    /// What the wijk can still promise or spend: allocated − committed − spent
+    /// (less anything lapsed, carried over or owed back).
     pub amount_remaining: Euro,
 }
 
 impl Totals {
-    fn new(allocated: i64, spent: i64) -> Self {
-        Self { amount_allocated: Euro(allocated), amount_spent: Euro(spent), amount_remaining: Euro(allocated - spent) }
+    fn from_row<R: Row>(r: &R) -> sqlx::Result<Self>
+    where
+        for<'a> &'a str: sqlx::ColumnIndex<R>,
+        i64: sqlx::Type<R::Database> + for<'a> sqlx::Decode<'a, R::Database>,
+    {
+        Ok(Self {
+            amount_allocated: Euro(r.try_get("allocated")?),
+            amount_committed: Euro(r.try_get("committed")?),
+            amount_spent: Euro(r.try_get("spent")?),
+            amount_remaining: Euro(r.try_get("available")?),
+        })
     }
 }
 
@@ -85,33 +100,47 @@ impl Period {
     }
 }
 
-// Current totals come from the budget lines; as-of totals are summed from
-// the postings booked up to that date. Both have the same shape.
-const SUMMARY_NOW: &str = "SELECT w.wijk_id, w.name, \
-    CAST(COALESCE(SUM(l.allocated_cents), 0) AS BIGINT) AS allocated, \
-    CAST(COALESCE(SUM(l.spent_cents), 0) AS BIGINT) AS spent \
-    FROM rm_wijken w LEFT JOIN rm_budget_lines l ON l.wijk_id = w.wijk_id AND ($1 IS NULL OR l.year = $1) \
-    WHERE ($2 IS NULL OR w.wijk_id = $2) \
-    GROUP BY w.wijk_id, w.name ORDER BY w.wijk_id";
+// Current totals come from the balances; as-of totals are summed from the
+// postings booked up to that date. Both have the same shape.
+const PIVOT_BALANCES: &str = "\
+    CAST(COALESCE(SUM(CASE WHEN b.kind IN ('allocated', 'transferred') THEN b.cents END), 0) AS BIGINT) AS allocated, \
+    CAST(COALESCE(SUM(CASE WHEN b.kind = 'committed' THEN b.cents END), 0) AS BIGINT) AS committed, \
+    CAST(COALESCE(SUM(CASE WHEN b.kind = 'spent' THEN b.cents END), 0) AS BIGINT) AS spent, \
+    CAST(COALESCE(SUM(CASE WHEN b.kind = 'wijk_budget' THEN b.cents END), 0) AS BIGINT) AS available";
 
-const SUMMARY_AS_OF: &str = "SELECT w.wijk_id, w.name, \
-    CAST(COALESCE(SUM(CASE WHEN p.account_kind = 'wijk_budget' AND p.event_type = 'BudgetAllocated' THEN p.amount_cents END), 0) AS BIGINT) AS allocated, \
-    CAST(COALESCE(SUM(CASE WHEN p.account_kind = 'spent' THEN p.amount_cents END), 0) AS BIGINT) AS spent \
-    FROM rm_wijken w LEFT JOIN rm_postings p ON p.wijk_id = w.wijk_id AND ($1 IS NULL OR p.year = $1) AND p.booked_on <= $3 \
-    WHERE ($2 IS NULL OR w.wijk_id = $2) \
-    GROUP BY w.wijk_id, w.name ORDER BY w.wijk_id";
+const PIVOT_POSTINGS: &str = "\
+    CAST(COALESCE(SUM(CASE WHEN p.account_kind = 'wijk_budget' AND p.event_type IN ('BudgetAllocated', 'FundCarriedOver', 'BudgetTransferred') THEN p.amount_cents END), 0) AS BIGINT) AS allocated, \
+    CAST(COALESCE(SUM(CASE WHEN p.account_kind = 'committed' THEN p.amount_cents END), 0) AS BIGINT) AS committed, \
+    CAST(COALESCE(SUM(CASE WHEN p.account_kind = 'spent' THEN p.amount_cents END), 0) AS BIGINT) AS spent, \
+    CAST(COALESCE(SUM(CASE WHEN p.account_kind = 'wijk_budget' THEN p.amount_cents END), 0) AS BIGINT) AS available";
 
-const LINES_NOW: &str = "SELECT f.fund_id, f.name, f.kind, f.year, f.decision_reference, \
-    CAST(l.allocated_cents AS BIGINT) AS allocated, CAST(l.spent_cents AS BIGINT) AS spent \
-    FROM rm_budget_lines l JOIN rm_funds f ON f.fund_id = l.fund_id \
-    WHERE l.wijk_id = $2 AND ($1 IS NULL OR l.year = $1) AND $3 = $3 ORDER BY f.year, f.fund_id";
+fn summary_sql(as_of: bool) -> String {
+    if as_of {
+        format!(
+            "SELECT w.wijk_id, w.name, {PIVOT_POSTINGS} FROM rm_wijken w \
+             LEFT JOIN rm_postings p ON p.wijk_id = w.wijk_id AND ($1 IS NULL OR p.year = $1) AND p.booked_on <= $3 \
+             WHERE ($2 IS NULL OR w.wijk_id = $2) GROUP BY w.wijk_id, w.name ORDER BY w.wijk_id"
+        )
+    } else {
+        format!(
+            "SELECT w.wijk_id, w.name, {PIVOT_BALANCES} FROM rm_wijken w \
+             LEFT JOIN rm_balances b ON b.wijk_id = w.wijk_id AND ($1 IS NULL OR b.year = $1) \
+             WHERE ($2 IS NULL OR w.wijk_id = $2) AND $3 = $3 GROUP BY w.wijk_id, w.name ORDER BY w.wijk_id"
+        )
+    }
+}
 
-const LINES_AS_OF: &str = "SELECT f.fund_id, f.name, f.kind, f.year, f.decision_reference, \
-    CAST(COALESCE(SUM(CASE WHEN p.account_kind = 'wijk_budget' AND p.event_type = 'BudgetAllocated' THEN p.amount_cents END), 0) AS BIGINT) AS allocated, \
-    CAST(COALESCE(SUM(CASE WHEN p.account_kind = 'spent' THEN p.amount_cents END), 0) AS BIGINT) AS spent \
-    FROM rm_postings p JOIN rm_funds f ON f.fund_id = p.fund_id \
-    WHERE p.wijk_id = $2 AND ($1 IS NULL OR p.year = $1) AND p.booked_on <= $3 \
-    GROUP BY f.fund_id, f.name, f.kind, f.year, f.decision_reference ORDER BY f.year, f.fund_id";
+fn lines_sql(as_of: bool) -> String {
+    let (pivot, from) = if as_of {
+        (PIVOT_POSTINGS, "rm_postings p JOIN rm_funds f ON f.fund_id = p.fund_id WHERE p.wijk_id = $2 AND ($1 IS NULL OR p.year = $1) AND p.booked_on <= $3")
+    } else {
+        (PIVOT_BALANCES, "rm_balances b JOIN rm_funds f ON f.fund_id = b.fund_id WHERE b.wijk_id = $2 AND ($1 IS NULL OR b.year = $1) AND $3 = $3")
+    };
+    format!(
+        "SELECT f.fund_id, f.name, f.kind, f.year, f.decision_reference, {pivot} FROM {from} \
+         GROUP BY f.fund_id, f.name, f.kind, f.year, f.decision_reference ORDER BY f.year, f.fund_id"
+    )
+}
 
 /// Every wijk with allocated, spent and remaining (`GET /wijken`, `report`).
 pub async fn wijk_summaries(db: &Db, period: Period) -> sqlx::Result<Vec<WijkSummary>> {
@@ -119,9 +148,9 @@ pub async fn wijk_summaries(db: &Db, period: Period) -> sqlx::Result<Vec<WijkSum
 }
 
 async fn summaries(db: &Db, period: Period, wijk_id: Option<&str>) -> sqlx::Result<Vec<WijkSummary>> {
-    let sql = if period.as_of.is_some() { SUMMARY_AS_OF } else { SUMMARY_NOW };
+    let sql = summary_sql(period.as_of.is_some());
     on_db!(db, pool => {
-        let rows = sqlx::query(sql)
+        let rows = sqlx::query(&sql)
             .bind(period.year)
             .bind(wijk_id)
             .bind(period.as_of_text())
@@ -130,7 +159,7 @@ async fn summaries(db: &Db, period: Period, wijk_id: Option<&str>) -> sqlx::Resu
         rows.iter().map(|r| Ok(WijkSummary {
             wijk_id: r.try_get("wijk_id")?,
             name: r.try_get("name")?,
-            totals: Totals::new(r.try_get("allocated")?, r.try_get("spent")?),
+            totals: Totals::from_row(r)?,
         })).collect()
     })
 }
@@ -140,9 +169,9 @@ pub async fn wijk_budget(db: &Db, wijk_id: &str, period: Period) -> sqlx::Result
     let Some(summary) = summaries(db, period, Some(wijk_id)).await?.into_iter().next() else {
         return Ok(None);
     };
-    let sql = if period.as_of.is_some() { LINES_AS_OF } else { LINES_NOW };
+    let sql = lines_sql(period.as_of.is_some());
     let funds = on_db!(db, pool => {
-        let rows = sqlx::query(sql)
+        let rows = sqlx::query(&sql)
             .bind(period.year)
             .bind(wijk_id)
             .bind(period.as_of_text())
@@ -154,7 +183,7 @@ pub async fn wijk_budget(db: &Db, wijk_id: &str, period: Period) -> sqlx::Result
             kind: r.try_get("kind")?,
             year: r.try_get("year")?,
             decision_reference: r.try_get("decision_reference")?,
-            totals: Totals::new(r.try_get("allocated")?, r.try_get("spent")?),
+            totals: Totals::from_row(r)?,
         })).collect::<sqlx::Result<Vec<_>>>()?
     });
     Ok(Some(WijkBudget {
@@ -289,11 +318,19 @@ pub struct FundSummary {
     pub purpose: String,
     pub amount: Euro,
     pub amount_allocated: Euro,
+    pub amount_committed: Euro,
     pub amount_spent: Euro,
     /// Not yet allocated to any wijk.
     pub amount_unallocated: Euro,
-    /// Not yet spent: unallocated plus what wijken have left.
+    /// Neither spent, committed, owed back, lapsed nor carried over:
+    /// unallocated plus what wijken have available.
     pub amount_remaining: Euro,
+    /// The closed fund this one's money was carried over from.
+    pub carried_over_from: Option<String>,
+    /// The last day of the year, once the year is closed.
+    pub closed_on: Option<String>,
+    /// Where this fund's carried-over money went, once closed.
+    pub carry_over_fund: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
@@ -328,8 +365,12 @@ pub struct FundDetail {
 }
 
 const FUNDS: &str = "SELECT f.fund_id, f.year, f.kind, f.name, f.decision_reference, f.adopted_on, f.purpose, f.amount_cents, \
-    CAST(COALESCE((SELECT SUM(l.allocated_cents) FROM rm_budget_lines l WHERE l.fund_id = f.fund_id), 0) AS BIGINT) AS allocated, \
-    CAST(COALESCE((SELECT SUM(l.spent_cents) FROM rm_budget_lines l WHERE l.fund_id = f.fund_id), 0) AS BIGINT) AS spent \
+    f.carried_over_from, f.closed_on, f.carry_over_fund, \
+    CAST(COALESCE((SELECT SUM(b.cents) FROM rm_balances b WHERE b.fund_id = f.fund_id AND b.kind = 'allocated'), 0) AS BIGINT) AS allocated, \
+    CAST(COALESCE((SELECT SUM(b.cents) FROM rm_balances b WHERE b.fund_id = f.fund_id AND b.kind = 'committed'), 0) AS BIGINT) AS committed, \
+    CAST(COALESCE((SELECT SUM(b.cents) FROM rm_balances b WHERE b.fund_id = f.fund_id AND b.kind = 'spent'), 0) AS BIGINT) AS spent, \
+    CAST(COALESCE((SELECT SUM(b.cents) FROM rm_balances b WHERE b.fund_id = f.fund_id AND b.kind IN ('lapsed', 'carried_over', 'receivable')), 0) AS BIGINT) AS gone, \
+    CAST(COALESCE(f.unallocated_lapsed_cents, 0) AS BIGINT) AS unallocated_lapsed \
     FROM rm_funds f WHERE ($1 IS NULL OR f.year = $1) AND ($2 IS NULL OR f.fund_id = $2) ORDER BY f.year, f.fund_id";
 
 /// Every fund (`GET /funds`), optionally for one year.
@@ -343,7 +384,10 @@ async fn fund_rows(db: &Db, year: Option<i64>, fund_id: Option<&str>) -> sqlx::R
         rows.iter().map(|r| {
             let amount: i64 = r.try_get("amount_cents")?;
             let allocated: i64 = r.try_get("allocated")?;
+            let committed: i64 = r.try_get("committed")?;
             let spent: i64 = r.try_get("spent")?;
+            let gone: i64 = r.try_get("gone")?;
+            let unallocated_lapsed: i64 = r.try_get("unallocated_lapsed")?;
             Ok(FundSummary {
                 fund_id: r.try_get("fund_id")?,
                 year: r.try_get("year")?,
@@ -354,9 +398,13 @@ async fn fund_rows(db: &Db, year: Option<i64>, fund_id: Option<&str>) -> sqlx::R
                 purpose: r.try_get("purpose")?,
                 amount: Euro(amount),
                 amount_allocated: Euro(allocated),
+                amount_committed: Euro(committed),
                 amount_spent: Euro(spent),
-                amount_unallocated: Euro(amount - allocated),
-                amount_remaining: Euro(amount - spent),
+                amount_unallocated: Euro(amount - allocated - unallocated_lapsed),
+                amount_remaining: Euro(amount - unallocated_lapsed - committed - spent - gone),
+                carried_over_from: r.try_get("carried_over_from")?,
+                closed_on: r.try_get("closed_on")?,
+                carry_over_fund: r.try_get("carry_over_fund")?,
             })
         }).collect()
     })
@@ -368,16 +416,15 @@ pub async fn fund_detail(db: &Db, fund_id: &str) -> sqlx::Result<Option<FundDeta
         return Ok(None);
     };
     let (allocations, expenses) = on_db!(db, pool => {
-        let lines = sqlx::query(
-            "SELECT wijk_id, CAST(allocated_cents AS BIGINT) AS allocated, CAST(spent_cents AS BIGINT) AS spent \
-             FROM rm_budget_lines WHERE fund_id = $1 ORDER BY wijk_id",
-        )
+        let lines = sqlx::query(&format!(
+            "SELECT b.wijk_id, {PIVOT_BALANCES} FROM rm_balances b WHERE b.fund_id = $1 GROUP BY b.wijk_id ORDER BY b.wijk_id"
+        ))
         .bind(fund_id)
         .fetch_all(pool)
         .await?;
         let allocations = lines.iter().map(|r| Ok(WijkAllocation {
             wijk_id: r.try_get("wijk_id")?,
-            totals: Totals::new(r.try_get("allocated")?, r.try_get("spent")?),
+            totals: Totals::from_row(r)?,
         })).collect::<sqlx::Result<Vec<_>>>()?;
         let rows = sqlx::query(
             "SELECT expense_id, wijk_id, amount_cents, initiative, theme, booked_on, reference, event_id, position, \

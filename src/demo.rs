@@ -148,6 +148,7 @@ pub fn steps() -> Vec<Step> {
                     expense_id: ExpenseId::parse(&id).expect("valid"),
                     reason: t("Factuur dubbel geboekt"),
                     requested_on: day(year, 10, 15),
+                    post_closing: false,
                 },
             ));
         }

@@ -17,7 +17,7 @@ use cqrs_es::{Aggregate, DomainEvent};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use super::ids::{ExpenseId, FundId, Text, WijkId, Year};
+use super::ids::{CommitmentId, ExpenseId, FundId, Text, WijkId, Year};
 use super::money::{format_euro, Amount};
 
 /// Where a fund's money was decided.
@@ -89,6 +89,35 @@ pub struct ExpenseDetails {
     pub reference: Text,
 }
 
+/// A grant decision (subsidieverlening): money promised to an approved
+/// initiative before a euro is paid. It holds the wijk's money in one fund.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitmentDetails {
+    pub commitment_id: CommitmentId,
+    pub wijk_id: WijkId,
+    pub amount: Amount,
+    pub initiative: Text,
+    /// The organisation or residents' group that applied.
+    pub applicant: Text,
+    pub theme: Text,
+    /// The grant decision: its reference and date.
+    pub decision: Decision,
+    /// The rule the grant was made under, e.g. "Subsidieregeling wijkbudgetten".
+    pub grant_rule: Text,
+    pub booked_on: NaiveDate,
+}
+
+/// How a year's fund is closed, by council decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Closing {
+    pub decision_reference: Text,
+    /// The wijken whose available money is carried over (budgetoverheveling)
+    /// into `carry_over_fund`; every other wijk's available money lapses.
+    pub carry_over: Vec<WijkId>,
+    /// The new fund, in the next year, that receives the carried-over money.
+    pub carry_over_fund: Option<FundId>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum FundCommand {
     Establish(FundTerms),
@@ -101,12 +130,71 @@ pub enum FundCommand {
     RecordExpense(ExpenseDetails),
     /// Reverses an expense. `requested_on` is the day the correction is made;
     /// the reversal is booked on that day, or on the last day of the fund's
-    /// year when the correction comes later.
+    /// year when the correction comes later. Once the fund is closed, a
+    /// reversal must be marked `post_closing`.
     ReverseExpense {
         expense_id: ExpenseId,
         reason: Text,
         requested_on: NaiveDate,
+        post_closing: bool,
     },
+    Commit(CommitmentDetails),
+    /// A (partial) payment against a commitment, recorded as an expense.
+    Pay {
+        commitment_id: CommitmentId,
+        expense_id: ExpenseId,
+        amount: Amount,
+        booked_on: NaiveDate,
+        reference: Text,
+    },
+    /// Vaststelling: fixes the final grant at or below the commitment.
+    Settle {
+        commitment_id: CommitmentId,
+        settled_amount: Decimal,
+        decision_reference: Text,
+        booked_on: NaiveDate,
+    },
+    /// Money paid back after a recovery claim (terugvordering).
+    Repay {
+        commitment_id: CommitmentId,
+        amount: Amount,
+        booked_on: NaiveDate,
+        reference: Text,
+    },
+    /// Intrekking (`cancelled: false`) or annulering (`cancelled: true`):
+    /// releases whatever of the commitment is not yet paid.
+    Withdraw {
+        commitment_id: CommitmentId,
+        reason: Text,
+        cancelled: bool,
+        booked_on: NaiveDate,
+    },
+    Transfer {
+        from_wijk: WijkId,
+        to_wijk: WijkId,
+        amount: Amount,
+        decision_reference: Text,
+        reason: Text,
+        booked_on: NaiveDate,
+    },
+    Close(Closing),
+    /// Establishes a fund with money carried over from a closed fund, already
+    /// allocated to the wijken it belonged to.
+    EstablishCarryOver {
+        terms: FundTerms,
+        from_fund: FundId,
+        allocations: Vec<(WijkId, Amount)>,
+    },
+}
+
+/// One wijk's line of a close statement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CloseLine {
+    pub wijk_id: WijkId,
+    pub lapsed: Decimal,
+    pub carried_over: Decimal,
+    /// Still committed and not paid; stays open and is carried along.
+    pub committed_open: Decimal,
 }
 
 /// The facts of a fund's life. Stored events are never renamed or reshaped:
@@ -135,6 +223,80 @@ pub enum FundEvent {
         booked_on: NaiveDate,
         reverses_sequence: usize,
     },
+    CommitmentMade(CommitmentDetails),
+    CommitmentPaid {
+        commitment_id: CommitmentId,
+        expense_id: ExpenseId,
+        wijk_id: WijkId,
+        amount: Amount,
+        booked_on: NaiveDate,
+        reference: Text,
+    },
+    /// `released` returns to the wijk's available money; `recovery_claimed`
+    /// is what was paid above the settled amount and is now owed back.
+    CommitmentSettled {
+        commitment_id: CommitmentId,
+        wijk_id: WijkId,
+        settled_amount: Decimal,
+        released: Decimal,
+        recovery_claimed: Decimal,
+        decision_reference: Text,
+        booked_on: NaiveDate,
+        /// After the fund's year is closed, released money lapses instead.
+        after_close: bool,
+    },
+    RepaymentReceived {
+        commitment_id: CommitmentId,
+        wijk_id: WijkId,
+        amount: Amount,
+        booked_on: NaiveDate,
+        reference: Text,
+        after_close: bool,
+    },
+    CommitmentWithdrawn {
+        commitment_id: CommitmentId,
+        wijk_id: WijkId,
+        released: Decimal,
+        reason: Text,
+        cancelled: bool,
+        booked_on: NaiveDate,
+        after_close: bool,
+    },
+    BudgetTransferred {
+        from_wijk: WijkId,
+        to_wijk: WijkId,
+        amount: Amount,
+        decision_reference: Text,
+        reason: Text,
+        booked_on: NaiveDate,
+    },
+    /// The year is closed: each wijk's available money lapses or is carried
+    /// over, the fund's unallocated money lapses, open commitments stay.
+    FundClosed {
+        decision_reference: Text,
+        booked_on: NaiveDate,
+        lines: Vec<CloseLine>,
+        unallocated_lapsed: Decimal,
+        carry_over_fund: Option<FundId>,
+    },
+    /// A correction after the year was closed, explicitly marked as such:
+    /// the expense is undone and its money lapses with the closed year.
+    ExpenseReversedAfterClose {
+        expense_id: ExpenseId,
+        wijk_id: WijkId,
+        amount: Amount,
+        reason: Text,
+        booked_on: NaiveDate,
+        reverses_sequence: usize,
+    },
+    /// A fund established from a closed fund's carried-over money; links back
+    /// to it, so an amendment's money can be followed across years.
+    FundCarriedOver {
+        terms: FundTerms,
+        from_fund: FundId,
+        booked_on: NaiveDate,
+        allocations: Vec<(WijkId, Amount)>,
+    },
 }
 
 pub const FUND_ESTABLISHED_VERSION: &str = "2.0.0";
@@ -146,6 +308,15 @@ impl DomainEvent for FundEvent {
             Self::BudgetAllocated { .. } => "BudgetAllocated",
             Self::ExpenseRecorded(_) => "ExpenseRecorded",
             Self::ExpenseReversed { .. } => "ExpenseReversed",
+            Self::CommitmentMade(_) => "CommitmentMade",
+            Self::CommitmentPaid { .. } => "CommitmentPaid",
+            Self::CommitmentSettled { .. } => "CommitmentSettled",
+            Self::RepaymentReceived { .. } => "RepaymentReceived",
+            Self::CommitmentWithdrawn { .. } => "CommitmentWithdrawn",
+            Self::BudgetTransferred { .. } => "BudgetTransferred",
+            Self::FundClosed { .. } => "FundClosed",
+            Self::ExpenseReversedAfterClose { .. } => "ExpenseReversedAfterClose",
+            Self::FundCarriedOver { .. } => "FundCarriedOver",
         }
         .into()
     }
@@ -164,8 +335,17 @@ impl FundEvent {
         match self {
             Self::FundEstablished { booked_on, .. }
             | Self::BudgetAllocated { booked_on, .. }
-            | Self::ExpenseReversed { booked_on, .. } => *booked_on,
+            | Self::ExpenseReversed { booked_on, .. }
+            | Self::CommitmentPaid { booked_on, .. }
+            | Self::CommitmentSettled { booked_on, .. }
+            | Self::RepaymentReceived { booked_on, .. }
+            | Self::CommitmentWithdrawn { booked_on, .. }
+            | Self::BudgetTransferred { booked_on, .. }
+            | Self::FundClosed { booked_on, .. }
+            | Self::ExpenseReversedAfterClose { booked_on, .. }
+            | Self::FundCarriedOver { booked_on, .. } => *booked_on,
             Self::ExpenseRecorded(details) => details.booked_on,
+            Self::CommitmentMade(details) => details.booked_on,
         }
     }
 }
@@ -181,30 +361,45 @@ pub enum FundError {
     #[error("wijk {0} is not registered; register it first with POST /api/v1/wijken")]
     UnknownWijk(WijkId),
     #[error("fund {fund_id} has {unallocated} unallocated, so {requested} cannot be allocated")]
-    FundExhausted {
-        fund_id: FundId,
-        requested: String,
-        unallocated: String,
-    },
+    FundExhausted { fund_id: FundId, requested: String, unallocated: String },
     #[error("wijk {wijk_id} has {remaining} left from fund {fund_id}, so an expense of {requested} would overspend it")]
-    Overspend {
-        wijk_id: WijkId,
-        fund_id: FundId,
-        requested: String,
-        remaining: String,
-    },
+    Overspend { wijk_id: WijkId, fund_id: FundId, requested: String, remaining: String },
+    #[error("wijk {wijk_id} has {available} available in fund {fund_id}, so {requested} cannot be {what}")]
+    NotAvailable { wijk_id: WijkId, fund_id: FundId, requested: String, available: String, what: &'static str },
     #[error("booking date {booked_on} is outside fund {fund_id}'s year {year}; book it within {year} or use a fund of that year")]
-    OutsideFundYear {
-        fund_id: FundId,
-        year: Year,
-        booked_on: NaiveDate,
-    },
+    OutsideFundYear { fund_id: FundId, year: Year, booked_on: NaiveDate },
+    #[error("fund {fund_id}'s year {year} is closed, so nothing more can be booked on {booked_on}; a correction must be marked post_closing")]
+    YearClosed { fund_id: FundId, year: Year, booked_on: NaiveDate },
+    #[error("fund {0} is already closed")]
+    AlreadyClosed(FundId),
     #[error("expense {0} already exists with other details; choose another expense_id")]
     ExpenseIdTaken(ExpenseId),
     #[error("expense {expense_id} is not recorded in fund {fund_id}")]
     UnknownExpense { fund_id: FundId, expense_id: ExpenseId },
     #[error("expense {0} has already been reversed")]
     AlreadyReversed(ExpenseId),
+    #[error("expense {0} is a payment on a commitment; correct it through the commitment's settlement")]
+    PaymentNotReversible(ExpenseId),
+    #[error("fund {fund_id} is closed, so this reversal must be marked post_closing")]
+    MarkPostClosing { fund_id: FundId },
+    #[error("commitment {0} already exists with other details; choose another commitment_id")]
+    CommitmentIdTaken(CommitmentId),
+    #[error("commitment {commitment_id} is not recorded in fund {fund_id}")]
+    UnknownCommitment { fund_id: FundId, commitment_id: CommitmentId },
+    #[error("commitment {commitment_id} is {status}, so it can no longer be {what}")]
+    CommitmentNotOpen { commitment_id: CommitmentId, status: &'static str, what: &'static str },
+    #[error("commitment {commitment_id} has {left} left to pay, so a payment of {requested} is too much")]
+    OverPayment { commitment_id: CommitmentId, requested: String, left: String },
+    #[error("the settled amount {settled} must be between 0.00 and the committed {amount}, in whole cents")]
+    BadSettlement { settled: String, amount: String },
+    #[error("commitment {commitment_id} has {owed} owed back, so a repayment of {requested} is too much")]
+    OverRepayment { commitment_id: CommitmentId, requested: String, owed: String },
+    #[error("a transfer needs two different wijken")]
+    TransferToSelf,
+    #[error("wijk {0} is not among the wijken with money in this fund")]
+    NotInFund(WijkId),
+    #[error("a carry-over fund must be in the year after {0}")]
+    CarryOverYear(Year),
     #[error("the wijk register could not be read: {0}")]
     DirectoryUnavailable(String),
 }
@@ -221,16 +416,72 @@ pub struct FundServices {
     pub wijken: Arc<dyn WijkDirectory>,
 }
 
-/// What one wijk has received from and spent out of one fund.
+/// One wijk's money in one fund. Every field is the balance of one account
+/// of the double entry in [`super::postings`], except `amount_allocated`,
+/// which sums what the wijk ever received from the fund.
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BudgetLine {
     pub amount_allocated: Decimal,
+    /// Net of transfers in and out.
+    pub amount_transferred: Decimal,
+    /// Promised to initiatives and not yet paid.
+    pub amount_committed: Decimal,
+    /// Paid, directly or against commitments, net of reversals and recoveries.
     pub amount_spent: Decimal,
+    /// Owed back after a settlement below what was paid.
+    pub amount_receivable: Decimal,
+    pub amount_lapsed: Decimal,
+    pub amount_carried_over: Decimal,
+    /// The wijk's available money: what it can still promise or spend.
+    pub amount_available: Decimal,
 }
 
 impl BudgetLine {
+    /// What the wijk can still promise or spend: allocated − committed − spent
+    /// (and less what lapsed, was carried over or is owed back).
     pub fn amount_remaining(&self) -> Decimal {
-        self.amount_allocated - self.amount_spent
+        self.amount_available
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CommitmentStatus {
+    Open,
+    Settled,
+    Withdrawn,
+    Cancelled,
+}
+
+impl CommitmentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Settled => "settled",
+            Self::Withdrawn => "withdrawn",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct CommitmentState {
+    details: CommitmentDetails,
+    status: CommitmentStatus,
+    paid: Decimal,
+    /// The amount payments may reach: the commitment, or the settled amount.
+    ceiling: Decimal,
+    owed: Decimal,
+}
+
+impl CommitmentState {
+    /// Committed money not yet paid.
+    fn open_amount(&self) -> Decimal {
+        if self.status == CommitmentStatus::Open || self.status == CommitmentStatus::Settled {
+            (self.ceiling - self.paid).max(Decimal::ZERO)
+        } else {
+            Decimal::ZERO
+        }
     }
 }
 
@@ -239,17 +490,27 @@ struct RecordedExpense {
     details: ExpenseDetails,
     sequence: usize,
     reversed: bool,
+    /// Payments on commitments are corrected through settlement, not reversal.
+    commitment: Option<CommitmentId>,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Fund {
     terms: Option<FundTerms>,
-    amount_allocated: Decimal,
+    /// Money not yet allocated to any wijk (the `fund` account).
+    amount_unallocated: Decimal,
     lines: BTreeMap<WijkId, BudgetLine>,
     expenses: BTreeMap<ExpenseId, RecordedExpense>,
+    commitments: BTreeMap<CommitmentId, CommitmentState>,
+    closed: bool,
+    carried_over_from: Option<FundId>,
     /// The sequence number of the last applied event, so a reversal can
     /// point at the exact event it corrects.
     sequence: usize,
+}
+
+fn euro(d: Decimal) -> String {
+    format_euro(d)
 }
 
 impl Fund {
@@ -258,7 +519,15 @@ impl Fund {
     }
 
     pub fn amount_unallocated(&self) -> Decimal {
-        self.terms.as_ref().map_or(Decimal::ZERO, |t| t.amount.as_decimal()) - self.amount_allocated
+        self.amount_unallocated
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    pub fn carried_over_from(&self) -> Option<&FundId> {
+        self.carried_over_from.as_ref()
     }
 
     pub fn line(&self, wijk_id: &WijkId) -> BudgetLine {
@@ -273,102 +542,282 @@ impl Fund {
         self.terms.as_ref().ok_or(FundError::UnknownFund)
     }
 
-    fn check_in_year(terms: &FundTerms, booked_on: NaiveDate) -> Result<(), FundError> {
-        if terms.year.contains(booked_on) {
+    /// Bookings that create or move money must fall inside the fund's year
+    /// and, once the year is closed, are refused.
+    fn check_open_booking(&self, terms: &FundTerms, booked_on: NaiveDate) -> Result<(), FundError> {
+        if !terms.year.contains(booked_on) {
+            return Err(FundError::OutsideFundYear { fund_id: terms.fund_id.clone(), year: terms.year, booked_on });
+        }
+        if self.closed {
+            return Err(FundError::YearClosed { fund_id: terms.fund_id.clone(), year: terms.year, booked_on });
+        }
+        Ok(())
+    }
+
+    /// Bookings on an existing commitment may also come after the fund's year,
+    /// since open commitments are carried along; never before its start, and
+    /// never inside a closed year.
+    fn check_commitment_booking(&self, terms: &FundTerms, booked_on: NaiveDate) -> Result<(), FundError> {
+        if booked_on < terms.year.first_day() {
+            return Err(FundError::OutsideFundYear { fund_id: terms.fund_id.clone(), year: terms.year, booked_on });
+        }
+        if self.closed && booked_on <= terms.year.last_day() {
+            return Err(FundError::YearClosed { fund_id: terms.fund_id.clone(), year: terms.year, booked_on });
+        }
+        Ok(())
+    }
+
+    async fn check_registered(&self, services: &FundServices, wijk_id: &WijkId) -> Result<(), FundError> {
+        if self.lines.contains_key(wijk_id) {
+            return Ok(());
+        }
+        let known = services.wijken.is_registered(wijk_id).await.map_err(FundError::DirectoryUnavailable)?;
+        if known {
             Ok(())
         } else {
-            Err(FundError::OutsideFundYear {
-                fund_id: terms.fund_id.clone(),
-                year: terms.year,
-                booked_on,
-            })
+            Err(FundError::UnknownWijk(wijk_id.clone()))
         }
     }
 
-    async fn handle_command(
-        &self,
-        command: FundCommand,
-        services: &FundServices,
-    ) -> Result<Vec<FundEvent>, FundError> {
-        if let FundCommand::Establish(terms) = command {
-            return match &self.terms {
-                Some(existing) if *existing == terms => Ok(vec![]),
-                Some(existing) => Err(FundError::AlreadyEstablished(existing.fund_id.clone())),
-                None => {
-                    let booked_on = terms.booking_date();
-                    Ok(vec![FundEvent::FundEstablished { terms, booked_on }])
-                }
-            };
+    fn check_available(&self, terms: &FundTerms, wijk_id: &WijkId, amount: Amount, what: &'static str) -> Result<(), FundError> {
+        let available = self.line(wijk_id).amount_available;
+        if amount.as_decimal() > available {
+            return Err(FundError::NotAvailable {
+                wijk_id: wijk_id.clone(),
+                fund_id: terms.fund_id.clone(),
+                requested: amount.to_string(),
+                available: euro(available),
+                what,
+            });
+        }
+        Ok(())
+    }
+
+    fn commitment(&self, terms: &FundTerms, id: &CommitmentId) -> Result<&CommitmentState, FundError> {
+        self.commitments
+            .get(id)
+            .ok_or_else(|| FundError::UnknownCommitment { fund_id: terms.fund_id.clone(), commitment_id: id.clone() })
+    }
+
+    fn open_commitment(&self, terms: &FundTerms, id: &CommitmentId, what: &'static str) -> Result<&CommitmentState, FundError> {
+        let c = self.commitment(terms, id)?;
+        if c.status != CommitmentStatus::Open {
+            return Err(FundError::CommitmentNotOpen { commitment_id: id.clone(), status: c.status.as_str(), what });
+        }
+        Ok(c)
+    }
+
+    async fn handle_command(&self, command: FundCommand, services: &FundServices) -> Result<Vec<FundEvent>, FundError> {
+        match command {
+            FundCommand::Establish(terms) => {
+                return match &self.terms {
+                    Some(existing) if *existing == terms && self.carried_over_from.is_none() => Ok(vec![]),
+                    Some(existing) => Err(FundError::AlreadyEstablished(existing.fund_id.clone())),
+                    None => {
+                        let booked_on = terms.booking_date();
+                        Ok(vec![FundEvent::FundEstablished { terms, booked_on }])
+                    }
+                };
+            }
+            FundCommand::EstablishCarryOver { terms, from_fund, allocations } => {
+                return match &self.terms {
+                    Some(existing) if *existing == terms && self.carried_over_from.as_ref() == Some(&from_fund) => Ok(vec![]),
+                    Some(existing) => Err(FundError::AlreadyEstablished(existing.fund_id.clone())),
+                    None => {
+                        let booked_on = terms.year.first_day();
+                        Ok(vec![FundEvent::FundCarriedOver { terms, from_fund, booked_on, allocations }])
+                    }
+                };
+            }
+            _ => {}
         }
         let terms = self.established()?;
+        let fund_id = terms.fund_id.clone();
         match command {
-            FundCommand::Establish(_) => unreachable!("handled above"),
+            FundCommand::Establish(_) | FundCommand::EstablishCarryOver { .. } => unreachable!("handled above"),
             FundCommand::Allocate { wijk_id, amount, reason, booked_on } => {
-                Self::check_in_year(terms, booked_on)?;
-                let known = services
-                    .wijken
-                    .is_registered(&wijk_id)
-                    .await
-                    .map_err(FundError::DirectoryUnavailable)?;
-                if !known {
-                    return Err(FundError::UnknownWijk(wijk_id));
-                }
-                let unallocated = self.amount_unallocated();
-                if amount.as_decimal() > unallocated {
+                self.check_open_booking(terms, booked_on)?;
+                self.check_registered(services, &wijk_id).await?;
+                if amount.as_decimal() > self.amount_unallocated {
                     return Err(FundError::FundExhausted {
-                        fund_id: terms.fund_id.clone(),
+                        fund_id,
                         requested: amount.to_string(),
-                        unallocated: format_euro(unallocated),
+                        unallocated: euro(self.amount_unallocated),
                     });
                 }
                 Ok(vec![FundEvent::BudgetAllocated { wijk_id, amount, reason, booked_on }])
             }
             FundCommand::RecordExpense(details) => {
                 if let Some(existing) = self.expenses.get(&details.expense_id) {
-                    return if existing.details == details {
+                    return if existing.details == details && existing.commitment.is_none() {
                         Ok(vec![])
                     } else {
                         Err(FundError::ExpenseIdTaken(details.expense_id))
                     };
                 }
-                Self::check_in_year(terms, details.booked_on)?;
-                if !self.lines.contains_key(&details.wijk_id) {
-                    let known = services
-                        .wijken
-                        .is_registered(&details.wijk_id)
-                        .await
-                        .map_err(FundError::DirectoryUnavailable)?;
-                    if !known {
-                        return Err(FundError::UnknownWijk(details.wijk_id));
-                    }
-                }
-                let remaining = self.line(&details.wijk_id).amount_remaining();
+                self.check_open_booking(terms, details.booked_on)?;
+                self.check_registered(services, &details.wijk_id).await?;
+                let remaining = self.line(&details.wijk_id).amount_available;
                 if details.amount.as_decimal() > remaining {
                     return Err(FundError::Overspend {
                         wijk_id: details.wijk_id,
-                        fund_id: terms.fund_id.clone(),
+                        fund_id,
                         requested: details.amount.to_string(),
-                        remaining: format_euro(remaining),
+                        remaining: euro(remaining),
                     });
                 }
                 Ok(vec![FundEvent::ExpenseRecorded(details)])
             }
-            FundCommand::ReverseExpense { expense_id, reason, requested_on } => {
+            FundCommand::ReverseExpense { expense_id, reason, requested_on, post_closing } => {
                 let Some(original) = self.expenses.get(&expense_id) else {
-                    return Err(FundError::UnknownExpense { fund_id: terms.fund_id.clone(), expense_id });
+                    return Err(FundError::UnknownExpense { fund_id, expense_id });
                 };
                 if original.reversed {
                     return Err(FundError::AlreadyReversed(expense_id));
                 }
-                let booked_on = requested_on
-                    .clamp(original.details.booked_on, terms.year.last_day());
-                Ok(vec![FundEvent::ExpenseReversed {
-                    expense_id,
-                    wijk_id: original.details.wijk_id.clone(),
-                    amount: original.details.amount,
-                    reason,
+                if original.commitment.is_some() {
+                    return Err(FundError::PaymentNotReversible(expense_id));
+                }
+                let booked_on = requested_on.clamp(original.details.booked_on, terms.year.last_day());
+                let wijk_id = original.details.wijk_id.clone();
+                let amount = original.details.amount;
+                let reverses_sequence = original.sequence;
+                if self.closed {
+                    if !post_closing {
+                        return Err(FundError::MarkPostClosing { fund_id });
+                    }
+                    return Ok(vec![FundEvent::ExpenseReversedAfterClose {
+                        expense_id, wijk_id, amount, reason, booked_on, reverses_sequence,
+                    }]);
+                }
+                Ok(vec![FundEvent::ExpenseReversed { expense_id, wijk_id, amount, reason, booked_on, reverses_sequence }])
+            }
+            FundCommand::Commit(details) => {
+                if let Some(existing) = self.commitments.get(&details.commitment_id) {
+                    return if existing.details == details {
+                        Ok(vec![])
+                    } else {
+                        Err(FundError::CommitmentIdTaken(details.commitment_id))
+                    };
+                }
+                self.check_open_booking(terms, details.booked_on)?;
+                self.check_registered(services, &details.wijk_id).await?;
+                self.check_available(terms, &details.wijk_id, details.amount, "committed")?;
+                Ok(vec![FundEvent::CommitmentMade(details)])
+            }
+            FundCommand::Pay { commitment_id, expense_id, amount, booked_on, reference } => {
+                let c = self.commitment(terms, &commitment_id)?;
+                if let Some(existing) = self.expenses.get(&expense_id) {
+                    let same = existing.commitment.as_ref() == Some(&commitment_id)
+                        && existing.details.amount == amount
+                        && existing.details.booked_on == booked_on
+                        && existing.details.reference == reference;
+                    return if same { Ok(vec![]) } else { Err(FundError::ExpenseIdTaken(expense_id)) };
+                }
+                if !matches!(c.status, CommitmentStatus::Open | CommitmentStatus::Settled) {
+                    return Err(FundError::CommitmentNotOpen { commitment_id, status: c.status.as_str(), what: "paid" });
+                }
+                self.check_commitment_booking(terms, booked_on)?;
+                let left = c.open_amount();
+                if amount.as_decimal() > left {
+                    return Err(FundError::OverPayment { commitment_id, requested: amount.to_string(), left: euro(left) });
+                }
+                let wijk_id = c.details.wijk_id.clone();
+                Ok(vec![FundEvent::CommitmentPaid { commitment_id, expense_id, wijk_id, amount, booked_on, reference }])
+            }
+            FundCommand::Settle { commitment_id, settled_amount, decision_reference, booked_on } => {
+                let c = self.open_commitment(terms, &commitment_id, "settled")?;
+                let amount = c.details.amount.as_decimal();
+                if settled_amount < Decimal::ZERO || settled_amount > amount || settled_amount.normalize().scale() > 2 {
+                    return Err(FundError::BadSettlement { settled: settled_amount.to_string(), amount: euro(amount) });
+                }
+                self.check_commitment_booking(terms, booked_on)?;
+                let mut settled_amount = settled_amount;
+                settled_amount.rescale(2);
+                // Unpaid commitment above the settled amount is released; what
+                // was paid above it is claimed back.
+                let released = amount - settled_amount.max(c.paid);
+                let recovery_claimed = (c.paid - settled_amount).max(Decimal::ZERO);
+                Ok(vec![FundEvent::CommitmentSettled {
+                    commitment_id,
+                    wijk_id: c.details.wijk_id.clone(),
+                    settled_amount,
+                    released,
+                    recovery_claimed,
+                    decision_reference,
                     booked_on,
-                    reverses_sequence: original.sequence,
+                    after_close: self.closed,
+                }])
+            }
+            FundCommand::Repay { commitment_id, amount, booked_on, reference } => {
+                let c = self.commitment(terms, &commitment_id)?;
+                if amount.as_decimal() > c.owed {
+                    return Err(FundError::OverRepayment { commitment_id, requested: amount.to_string(), owed: euro(c.owed) });
+                }
+                self.check_commitment_booking(terms, booked_on)?;
+                Ok(vec![FundEvent::RepaymentReceived {
+                    commitment_id,
+                    wijk_id: c.details.wijk_id.clone(),
+                    amount,
+                    booked_on,
+                    reference,
+                    after_close: self.closed,
+                }])
+            }
+            FundCommand::Withdraw { commitment_id, reason, cancelled, booked_on } => {
+                let what = if cancelled { "cancelled" } else { "withdrawn" };
+                let c = self.open_commitment(terms, &commitment_id, what)?;
+                self.check_commitment_booking(terms, booked_on)?;
+                Ok(vec![FundEvent::CommitmentWithdrawn {
+                    commitment_id,
+                    wijk_id: c.details.wijk_id.clone(),
+                    released: c.open_amount(),
+                    reason,
+                    cancelled,
+                    booked_on,
+                    after_close: self.closed,
+                }])
+            }
+            FundCommand::Transfer { from_wijk, to_wijk, amount, decision_reference, reason, booked_on } => {
+                if from_wijk == to_wijk {
+                    return Err(FundError::TransferToSelf);
+                }
+                self.check_open_booking(terms, booked_on)?;
+                if !self.lines.contains_key(&from_wijk) {
+                    return Err(FundError::NotInFund(from_wijk));
+                }
+                self.check_registered(services, &to_wijk).await?;
+                self.check_available(terms, &from_wijk, amount, "transferred")?;
+                Ok(vec![FundEvent::BudgetTransferred { from_wijk, to_wijk, amount, decision_reference, reason, booked_on }])
+            }
+            FundCommand::Close(closing) => {
+                if self.closed {
+                    return Err(FundError::AlreadyClosed(fund_id));
+                }
+                for wijk in &closing.carry_over {
+                    if !self.lines.contains_key(wijk) {
+                        return Err(FundError::NotInFund(wijk.clone()));
+                    }
+                }
+                let lines = self
+                    .lines
+                    .iter()
+                    .map(|(wijk_id, line)| {
+                        let carry = closing.carry_over.contains(wijk_id) && closing.carry_over_fund.is_some();
+                        CloseLine {
+                            wijk_id: wijk_id.clone(),
+                            lapsed: if carry { Decimal::ZERO } else { line.amount_available },
+                            carried_over: if carry { line.amount_available } else { Decimal::ZERO },
+                            committed_open: line.amount_committed,
+                        }
+                    })
+                    .collect();
+                Ok(vec![FundEvent::FundClosed {
+                    decision_reference: closing.decision_reference,
+                    booked_on: terms.year.last_day(),
+                    lines,
+                    unallocated_lapsed: self.amount_unallocated,
+                    carry_over_fund: closing.carry_over_fund,
                 }])
             }
         }
@@ -382,12 +831,7 @@ impl Aggregate for Fund {
     type Error = FundError;
     type Services = FundServices;
 
-    async fn handle(
-        &mut self,
-        command: FundCommand,
-        services: &FundServices,
-        sink: &EventSink<Self>,
-    ) -> Result<(), FundError> {
+    async fn handle(&mut self, command: FundCommand, services: &FundServices, sink: &EventSink<Self>) -> Result<(), FundError> {
         let events = self.handle_command(command, services).await?;
         for event in events {
             sink.write(event, self).await;
@@ -397,31 +841,147 @@ impl Aggregate for Fund {
 
     fn apply(&mut self, event: FundEvent) {
         self.sequence += 1;
+        let sequence = self.sequence;
         match event {
-            FundEvent::FundEstablished { terms, .. } => self.terms = Some(terms),
+            FundEvent::FundEstablished { terms, .. } => {
+                self.amount_unallocated = terms.amount.as_decimal();
+                self.terms = Some(terms);
+            }
+            FundEvent::FundCarriedOver { terms, from_fund, allocations, .. } => {
+                self.amount_unallocated = terms.amount.as_decimal();
+                for (wijk_id, amount) in allocations {
+                    self.amount_unallocated -= amount.as_decimal();
+                    let line = self.lines.entry(wijk_id).or_default();
+                    line.amount_allocated += amount.as_decimal();
+                    line.amount_available += amount.as_decimal();
+                }
+                self.terms = Some(terms);
+                self.carried_over_from = Some(from_fund);
+            }
             FundEvent::BudgetAllocated { wijk_id, amount, .. } => {
-                self.amount_allocated += amount.as_decimal();
-                self.lines.entry(wijk_id).or_default().amount_allocated += amount.as_decimal();
+                self.amount_unallocated -= amount.as_decimal();
+                let line = self.lines.entry(wijk_id).or_default();
+                line.amount_allocated += amount.as_decimal();
+                line.amount_available += amount.as_decimal();
             }
             FundEvent::ExpenseRecorded(details) => {
-                self.lines.entry(details.wijk_id.clone()).or_default().amount_spent +=
-                    details.amount.as_decimal();
+                let line = self.lines.entry(details.wijk_id.clone()).or_default();
+                line.amount_spent += details.amount.as_decimal();
+                line.amount_available -= details.amount.as_decimal();
                 self.expenses.insert(
                     details.expense_id.clone(),
-                    RecordedExpense { details, sequence: self.sequence, reversed: false },
+                    RecordedExpense { details, sequence, reversed: false, commitment: None },
                 );
             }
             FundEvent::ExpenseReversed { expense_id, wijk_id, amount, .. } => {
-                self.lines.entry(wijk_id).or_default().amount_spent -= amount.as_decimal();
+                let line = self.lines.entry(wijk_id).or_default();
+                line.amount_spent -= amount.as_decimal();
+                line.amount_available += amount.as_decimal();
                 if let Some(expense) = self.expenses.get_mut(&expense_id) {
                     expense.reversed = true;
                 }
             }
+            FundEvent::ExpenseReversedAfterClose { expense_id, wijk_id, amount, .. } => {
+                let line = self.lines.entry(wijk_id).or_default();
+                line.amount_spent -= amount.as_decimal();
+                line.amount_lapsed += amount.as_decimal();
+                if let Some(expense) = self.expenses.get_mut(&expense_id) {
+                    expense.reversed = true;
+                }
+            }
+            FundEvent::CommitmentMade(details) => {
+                let amount = details.amount.as_decimal();
+                let line = self.lines.entry(details.wijk_id.clone()).or_default();
+                line.amount_available -= amount;
+                line.amount_committed += amount;
+                self.commitments.insert(
+                    details.commitment_id.clone(),
+                    CommitmentState { details, status: CommitmentStatus::Open, paid: Decimal::ZERO, ceiling: amount, owed: Decimal::ZERO },
+                );
+            }
+            FundEvent::CommitmentPaid { commitment_id, expense_id, wijk_id, amount, booked_on, reference } => {
+                let line = self.lines.entry(wijk_id.clone()).or_default();
+                line.amount_committed -= amount.as_decimal();
+                line.amount_spent += amount.as_decimal();
+                if let Some(c) = self.commitments.get_mut(&commitment_id) {
+                    c.paid += amount.as_decimal();
+                    let details = ExpenseDetails {
+                        expense_id: expense_id.clone(),
+                        wijk_id,
+                        amount,
+                        initiative: c.details.initiative.clone(),
+                        theme: c.details.theme.clone(),
+                        booked_on,
+                        reference,
+                    };
+                    self.expenses.insert(expense_id, RecordedExpense { details, sequence, reversed: false, commitment: Some(commitment_id) });
+                }
+            }
+            FundEvent::CommitmentSettled { commitment_id, wijk_id, settled_amount, released, recovery_claimed, after_close, .. } => {
+                let line = self.lines.entry(wijk_id).or_default();
+                line.amount_committed -= released;
+                if after_close {
+                    line.amount_lapsed += released;
+                } else {
+                    line.amount_available += released;
+                }
+                line.amount_spent -= recovery_claimed;
+                line.amount_receivable += recovery_claimed;
+                if let Some(c) = self.commitments.get_mut(&commitment_id) {
+                    c.status = CommitmentStatus::Settled;
+                    c.ceiling = settled_amount;
+                    c.owed += recovery_claimed;
+                }
+            }
+            FundEvent::RepaymentReceived { commitment_id, wijk_id, amount, after_close, .. } => {
+                let line = self.lines.entry(wijk_id).or_default();
+                line.amount_receivable -= amount.as_decimal();
+                if after_close {
+                    line.amount_lapsed += amount.as_decimal();
+                } else {
+                    line.amount_available += amount.as_decimal();
+                }
+                if let Some(c) = self.commitments.get_mut(&commitment_id) {
+                    c.owed -= amount.as_decimal();
+                }
+            }
+            FundEvent::CommitmentWithdrawn { commitment_id, wijk_id, released, cancelled, after_close, .. } => {
+                let line = self.lines.entry(wijk_id).or_default();
+                line.amount_committed -= released;
+                if after_close {
+                    line.amount_lapsed += released;
+                } else {
+                    line.amount_available += released;
+                }
+                if let Some(c) = self.commitments.get_mut(&commitment_id) {
+                    c.status = if cancelled { CommitmentStatus::Cancelled } else { CommitmentStatus::Withdrawn };
+                }
+            }
+            FundEvent::BudgetTransferred { from_wijk, to_wijk, amount, .. } => {
+                let from = self.lines.entry(from_wijk).or_default();
+                from.amount_transferred -= amount.as_decimal();
+                from.amount_available -= amount.as_decimal();
+                let to = self.lines.entry(to_wijk).or_default();
+                to.amount_transferred += amount.as_decimal();
+                to.amount_available += amount.as_decimal();
+            }
+            FundEvent::FundClosed { lines, unallocated_lapsed, .. } => {
+                for close in lines {
+                    let line = self.lines.entry(close.wijk_id).or_default();
+                    line.amount_available -= close.lapsed + close.carried_over;
+                    line.amount_lapsed += close.lapsed;
+                    line.amount_carried_over += close.carried_over;
+                }
+                self.amount_unallocated -= unallocated_lapsed;
+                self.closed = true;
+            }
         }
-        debug_assert!(self.amount_unallocated() >= Decimal::ZERO, "a fund handed out more than its amount");
+        debug_assert!(self.amount_unallocated >= Decimal::ZERO, "a fund handed out more than its amount");
         debug_assert!(
-            self.lines.values().all(|l| l.amount_remaining() >= Decimal::ZERO && l.amount_spent >= Decimal::ZERO),
-            "a wijk spent more than was allocated to it"
+            self.lines.values().all(|l| l.amount_available >= Decimal::ZERO
+                && l.amount_committed >= Decimal::ZERO
+                && l.amount_receivable >= Decimal::ZERO),
+            "a wijk's available, committed or receivable money went negative"
         );
     }
 }

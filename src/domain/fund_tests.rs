@@ -273,6 +273,7 @@ fn a_reversal_returns_the_money_and_references_the_original_event() {
             expense_id: ExpenseId::parse("dubbel").unwrap(),
             reason: text("dubbel geboekt"),
             requested_on: date("2022-07-01"),
+            post_closing: false,
         })
         .then_expect_events(vec![FundEvent::ExpenseReversed {
             expense_id: ExpenseId::parse("dubbel").unwrap(),
@@ -296,6 +297,7 @@ fn a_reversal_made_after_the_fund_year_is_booked_on_its_last_day() {
             expense_id: ExpenseId::parse("dubbel").unwrap(),
             reason: text("dubbel geboekt"),
             requested_on: date("2023-02-01"),
+            post_closing: false,
         })
         .inspect_result()
         .unwrap();
@@ -342,6 +344,7 @@ fn an_expense_cannot_be_reversed_twice() {
             expense_id: ExpenseId::parse("dubbel").unwrap(),
             reason: text("nog eens"),
             requested_on: date("2022-08-01"),
+            post_closing: false,
         })
         .then_expect_error_message("expense dubbel has already been reversed");
 }
@@ -354,6 +357,7 @@ fn reversing_an_unknown_expense_is_refused() {
             expense_id: ExpenseId::parse("nooit").unwrap(),
             reason: text("?"),
             requested_on: date("2022-08-01"),
+            post_closing: false,
         })
         .then_expect_error_message("expense nooit is not recorded in fund A21-182");
 }

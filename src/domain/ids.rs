@@ -66,6 +66,11 @@ identifier!(
     ExpenseId
 );
 
+identifier!(
+    /// A commitment's identifier, chosen by the client (the grant decision's number).
+    CommitmentId
+);
+
 fn parse_identifier(text: &str) -> Result<String, InvalidValue> {
     if text.is_empty() {
         return Err(InvalidValue::Empty);

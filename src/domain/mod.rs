@@ -47,6 +47,14 @@ pub fn client_id_claim(event_type: &str, payload: &Value) -> Option<(&'static st
             .pointer("/ExpenseRecorded/expense_id")
             .and_then(Value::as_str)
             .map(|id| ("expense", id.to_string())),
+        "CommitmentPaid" => payload
+            .pointer("/CommitmentPaid/expense_id")
+            .and_then(Value::as_str)
+            .map(|id| ("expense", id.to_string())),
+        "CommitmentMade" => payload
+            .pointer("/CommitmentMade/commitment_id")
+            .and_then(Value::as_str)
+            .map(|id| ("commitment", id.to_string())),
         _ => None,
     }
 }

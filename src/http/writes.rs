@@ -402,7 +402,7 @@ pub async fn reverse_expense(
     let id = ExpenseId::parse(&expense_id).map_err(|_| not_found())?;
     let fund_id = state.ledger.fund_of_expense(&id).await?.ok_or_else(not_found)?;
     let req = body.value.clone();
-    let command = FundCommand::ReverseExpense { expense_id: id.clone(), reason: req.reason.clone(), requested_on: Utc::now().date_naive() };
+    let command = FundCommand::ReverseExpense { expense_id: id.clone(), reason: req.reason.clone(), requested_on: Utc::now().date_naive(), post_closing: false };
     let resource = Reversal { expense_id: id.to_string(), fund_id: fund_id.to_string(), reason: req.reason.to_string() };
     let route = format!("POST /expenses/{id}/reversal");
     let ledger = state.ledger.clone();
