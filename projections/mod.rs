@@ -8,6 +8,7 @@
 
 pub mod apply;
 pub mod queries;
+pub mod reports;
 
 use std::sync::Arc;
 use std::time::Duration;

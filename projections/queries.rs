@@ -205,6 +205,8 @@ pub struct AuditRow {
     pub event_type: String,
     pub booked_on: String,
     pub recorded_at: String,
+    /// Booked on a day before it was recorded: visible, and allowed while the year is open.
+    pub backdated: bool,
     pub fund_id: String,
     /// The council or college decision behind the fund: the walk back from any expense.
     pub decision_reference: String,
@@ -274,12 +276,16 @@ pub async fn audit_trail(
         for r in &rows {
             let amount: i64 = r.try_get("amount_cents")?;
             balance += amount;
+            let booked_on: String = r.try_get("booked_on")?;
+            let recorded_at: String = r.try_get("recorded_at")?;
             out.push(AuditRow {
                 position: r.try_get("position")?,
                 event_id: r.try_get("event_id")?,
                 event_type: r.try_get("event_type")?,
-                booked_on: r.try_get("booked_on")?,
-                recorded_at: r.try_get("recorded_at")?,
+                // ISO dates compare as text; the recording time starts with its date.
+                backdated: booked_on.as_str() < &recorded_at[..recorded_at.len().min(10)],
+                booked_on,
+                recorded_at,
                 fund_id: r.try_get("fund_id")?,
                 decision_reference: r.try_get("decision_reference")?,
                 account: r.try_get("account")?,

@@ -45,13 +45,17 @@ pub enum Command {
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
     },
-    /// Print the remaining budget per wijk.
+    /// Print a report: the remaining budget per wijk (default), spending per
+    /// wijk and theme, stale commitments, or a year's close statement.
     Report {
         #[arg(long)]
         year: Option<i64>,
-        /// Count only money booked on or before this date (YYYY-MM-DD).
+        /// Count only money booked on or before this date (YYYY-MM-DD); for
+        /// `stale`, the day to judge from (default today).
         #[arg(long)]
         as_of: Option<NaiveDate>,
+        #[arg(long, value_enum, default_value_t = ReportKind::Budget)]
+        kind: ReportKind,
     },
     /// Re-walk the whole log: recompute the hash chain, check positions,
     /// sequences and the trial balance. Exits non-zero naming the first bad event.
@@ -73,6 +77,18 @@ pub enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportKind {
+    /// Allocated, committed, spent and remaining per wijk and fund.
+    Budget,
+    /// Per wijk and theme: committed, paid, settled, recovered.
+    Themes,
+    /// Open commitments older than 13 weeks without payment or settlement.
+    Stale,
+    /// The close statement of each closed fund of --year.
+    Close,
 }
 
 #[derive(Debug, Subcommand)]
@@ -135,10 +151,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             rebuild(&service.db, &service.projector).await
         }
         Command::Demo { listen } => demo_command(cli.database, listen).await,
-        Command::Report { year, as_of } => {
+        Command::Report { year, as_of, kind } => {
             let service = Service::open(&database_url(&cli.database)).await?;
             service.projector.catch_up(|_| {}).await?;
-            print!("{}", report(&service.db, Period { year, as_of }).await?);
+            let text = match kind {
+                ReportKind::Budget => report(&service.db, Period { year, as_of }).await?,
+                ReportKind::Themes => theme_report(&service.db, year).await?,
+                ReportKind::Stale => stale_report(&service.db, as_of.unwrap_or_else(|| chrono::Utc::now().date_naive())).await?,
+                ReportKind::Close => {
+                    let year = year.context("a close statement needs --year")?;
+                    close_report(&service.db, year).await?
+                }
+            };
+            print!("{text}");
             Ok(())
         }
         Command::Verify { file, expect_head } => {
@@ -263,22 +288,81 @@ pub async fn report(db: &Db, period: Period) -> anyhow::Result<String> {
         (None, None) => "Wijkbudget, all years".to_string(),
     };
     writeln!(out, "{title}")?;
-    writeln!(out, "{:<36} {:>14} {:>14} {:>14}", "wijk / fund", "allocated", "spent", "remaining")?;
-    let mut totals = (0i64, 0i64);
+    let row = |out: &mut String, label: &str, t: &queries::Totals| {
+        writeln!(
+            out,
+            "{label:<50} {:>13} {:>13} {:>13} {:>13}",
+            t.amount_allocated, t.amount_committed, t.amount_spent, t.amount_remaining
+        )
+    };
+    writeln!(out, "{:<50} {:>13} {:>13} {:>13} {:>13}", "wijk / fund", "allocated", "committed", "spent", "remaining")?;
+    let mut total = [0i64; 4];
     for wijk in queries::wijk_summaries(db, period).await? {
+        row(&mut out, &wijk.name, &wijk.totals)?;
         let t = &wijk.totals;
-        writeln!(out, "{:<36} {:>14} {:>14} {:>14}", wijk.name, t.amount_allocated, t.amount_spent, t.amount_remaining)?;
-        totals.0 += t.amount_allocated.0;
-        totals.1 += t.amount_spent.0;
+        for (sum, value) in total.iter_mut().zip([t.amount_allocated, t.amount_committed, t.amount_spent, t.amount_remaining]) {
+            *sum += value.0;
+        }
         if let Some(budget) = queries::wijk_budget(db, &wijk.wijk_id, period).await? {
             for line in budget.funds {
-                let t = &line.totals;
-                let label = format!("  {} ({})", line.fund_id, line.kind);
-                writeln!(out, "{:<36} {:>14} {:>14} {:>14}", label, t.amount_allocated, t.amount_spent, t.amount_remaining)?;
+                row(&mut out, &format!("  {} ({})", line.fund_id, line.kind), &line.totals)?;
             }
         }
     }
-    let (allocated, spent) = (queries::Euro(totals.0), queries::Euro(totals.1));
-    writeln!(out, "{:<36} {:>14} {:>14} {:>14}", "total", allocated, spent, queries::Euro(totals.0 - totals.1))?;
+    let [allocated, committed, spent, remaining] = total.map(queries::Euro);
+    row(&mut out, "total", &queries::Totals { amount_allocated: allocated, amount_committed: committed, amount_spent: spent, amount_remaining: remaining })?;
+    Ok(out)
+}
+
+/// Spending per wijk and theme.
+pub async fn theme_report(db: &Db, year: Option<i64>) -> anyhow::Result<String> {
+    use std::fmt::Write;
+    let mut out = String::new();
+    writeln!(out, "{:<28} {:>12} {:>12} {:>12} {:>12} {:>12} {:>12}", "wijk / theme", "allocated", "committed", "paid", "settled", "recovered", "available")?;
+    for w in projections::reports::themes(db, year).await? {
+        writeln!(out, "{:<28} {:>12} {:>12} {:>12} {:>12} {:>12} {:>12}", w.name, w.amount_allocated, w.amount_committed, w.amount_spent, "", "", w.amount_available)?;
+        for t in w.themes {
+            writeln!(out, "  {:<26} {:>12} {:>12} {:>12} {:>12} {:>12}", t.theme, "", t.amount_committed, t.amount_paid, t.amount_settled, t.amount_recovered)?;
+        }
+    }
+    Ok(out)
+}
+
+/// Commitments waiting too long for a payment or settlement.
+pub async fn stale_report(db: &Db, as_of: NaiveDate) -> anyhow::Result<String> {
+    use std::fmt::Write;
+    let stale = projections::reports::stale_commitments(db, as_of).await?;
+    let mut out = format!(
+        "Open commitments decided {} days or more before {as_of}, without payment or settlement: {}\n",
+        projections::reports::STALE_AFTER_DAYS,
+        stale.len()
+    );
+    for c in stale {
+        writeln!(out, "{:<20} {:<12} {:<18} {:>12}  {} ({})", c.commitment_id, c.decided_on, c.wijk_id, c.amount, c.initiative, c.applicant)?;
+    }
+    Ok(out)
+}
+
+/// The close statement of each closed fund of a year.
+pub async fn close_report(db: &Db, year: i64) -> anyhow::Result<String> {
+    use std::fmt::Write;
+    let statements = projections::reports::close_statements(db, year).await?;
+    if statements.is_empty() {
+        anyhow::bail!("no fund of {year} is closed; close the year with POST /api/v1/years/{year}/close");
+    }
+    let mut out = String::new();
+    for s in statements {
+        writeln!(out, "Close statement {} ({}), closed {} by {}", s.fund_id, s.year, s.closed_on, s.decision_reference)?;
+        writeln!(out, "{:<20} {:>11} {:>11} {:>11} {:>11} {:>11} {:>11} {:>11}", "wijk", "allocated", "transfer", "spent", "committed", "owed", "lapsed", "carried")?;
+        for l in &s.lines {
+            writeln!(out, "{:<20} {:>11} {:>11} {:>11} {:>11} {:>11} {:>11} {:>11}", l.wijk_id, l.amount_allocated, l.amount_transferred, l.amount_spent, l.amount_committed, l.amount_receivable, l.amount_lapsed, l.amount_carried_over)?;
+        }
+        writeln!(out, "opening {} - spent {} - committed {} - owed {} - lapsed {} (of which unallocated {}) - carried over {} = {}",
+            s.opening, s.amount_spent, s.amount_committed, s.amount_receivable, s.amount_lapsed, s.unallocated_lapsed, s.amount_carried_over, s.difference)?;
+        if let Some(to) = &s.carry_over_fund {
+            writeln!(out, "carried over into {to}")?;
+        }
+        writeln!(out)?;
+    }
     Ok(out)
 }

@@ -8,8 +8,8 @@
 
 use chrono::NaiveDate;
 
-use crate::domain::fund::{Decision, ExpenseDetails, FundCommand, FundKind, FundTerms};
-use crate::domain::ids::{ExpenseId, FundId, Text, WijkId, Year};
+use crate::domain::fund::{CommitmentDetails, Decision, ExpenseDetails, FundCommand, FundKind, FundTerms};
+use crate::domain::ids::{CommitmentId, ExpenseId, FundId, Text, WijkId, Year};
 use crate::domain::money::Amount;
 use crate::domain::wijk::WijkCommand;
 use crate::ledger::{Actor, CommandMeta, Ledger};
@@ -51,6 +51,7 @@ const INITIATIVES: [(&str, &str); 16] = [
 pub enum Step {
     Wijk(WijkCommand),
     Fund(FundId, FundCommand),
+    CloseYear { year: Year, decision: Decision, carry_over: Vec<WijkId> },
 }
 
 fn t(s: &str) -> Text {
@@ -152,6 +153,7 @@ pub fn steps() -> Vec<Step> {
                 },
             ));
         }
+        steps.extend(lifecycle(year, &fund));
     }
     let a21 = fund_id("A21-182");
     steps.push(Step::Fund(
@@ -198,6 +200,86 @@ pub fn steps() -> Vec<Step> {
     steps
 }
 
+fn wijk(id: &str) -> WijkId {
+    WijkId::parse(id).expect("demo wijk ids are valid")
+}
+
+fn commitment(id: &str, wijk_id: &str, cents: i64, initiative: &str, applicant: &str, theme: &str, decided: NaiveDate) -> FundCommand {
+    FundCommand::Commit(CommitmentDetails {
+        commitment_id: CommitmentId::parse(id).expect("valid"),
+        wijk_id: wijk(wijk_id),
+        amount: eur(cents),
+        initiative: t(initiative),
+        applicant: t(applicant),
+        theme: t(theme),
+        decision: Decision { reference: t(&format!("Subsidiebeschikking {id}")), adopted_on: decided },
+        grant_rule: t("Subsidieregeling wijkbudgetten Hilversum"),
+        booked_on: decided,
+    })
+}
+
+fn pay(id: &str, n: u32, cents: i64, on: NaiveDate) -> FundCommand {
+    FundCommand::Pay {
+        commitment_id: CommitmentId::parse(id).expect("valid"),
+        expense_id: ExpenseId::parse(&format!("{id}-betaling-{n}")).expect("valid"),
+        amount: eur(cents),
+        booked_on: on,
+        reference: t(&format!("betaalopdracht {id}/{n}")),
+    }
+}
+
+/// Commitments and their lifecycle, a transfer, and (for 2021) the year-end
+/// close with one carry-over (Oost 1221) while every other wijk's money lapses.
+fn lifecycle(year: i32, fund: &FundId) -> Vec<Step> {
+    let f = |command| Step::Fund(fund.clone(), command);
+    let cid = |id: &str| CommitmentId::parse(id).expect("valid");
+    if year == 2021 {
+        vec![
+            // Granted 2,500, paid in full, settled at 2,100: 400 claimed back and repaid.
+            f(commitment("SUB-2021-014", "noordoost", 2_500_00, "Buurtmoestuin Wirixstraat", "Tuingroep Wirixstraat", "groen", day(2021, 4, 12))),
+            f(pay("SUB-2021-014", 1, 2_500_00, day(2021, 5, 3))),
+            f(FundCommand::Settle {
+                commitment_id: cid("SUB-2021-014"),
+                settled_amount: rust_decimal::Decimal::new(2_100_00, 2),
+                decision_reference: t("Vaststelling SUB-2021-014"),
+                booked_on: day(2021, 11, 20),
+            }),
+            f(FundCommand::Repay { commitment_id: cid("SUB-2021-014"), amount: eur(400_00), booked_on: day(2021, 12, 10), reference: t("terugbetaling SUB-2021-014") }),
+            // Still open at the close, carried along and paid in 2022.
+            f(commitment("SUB-2021-031", "hilversumse-meent", 1_800_00, "Ontmoetingsdag Meentwerf", "Stichting Hilversumse Meent", "sociale cohesie", day(2021, 11, 1))),
+            f(pay("SUB-2021-031", 1, 800_00, day(2021, 12, 1))),
+            f(FundCommand::Transfer {
+                from_wijk: wijk("zuid"),
+                to_wijk: wijk("oost-1221"),
+                amount: eur(1_000_00),
+                decision_reference: t("Collegebesluit 2021-0777"),
+                reason: t("Extra budget voor groeninitiatieven Oost 1221"),
+                booked_on: day(2021, 9, 1),
+            }),
+            Step::CloseYear {
+                year: Year::new(2021).expect("valid"),
+                decision: Decision { reference: t("Raadsbesluit jaarrekening 2021"), adopted_on: day(2022, 6, 30) },
+                carry_over: vec![wijk("oost-1221")],
+            },
+            f(pay("SUB-2021-031", 2, 1_000_00, day(2022, 2, 15))),
+        ]
+    } else {
+        vec![
+            f(commitment("SUB-2022-007", "oost-1221", 2_500_00, "Zomerfeest Larenseweg", "Bewonerscommissie Larenseweg", "sociale cohesie", day(2022, 4, 4))),
+            f(pay("SUB-2022-007", 1, 1_000_00, day(2022, 6, 20))),
+            // Decided in March and still waiting: the stale-commitments report shows it.
+            f(commitment("SUB-2022-019", "centrum", 2_000_00, "Watertappunt Jan Korteplein", "Buurtgroep Jan Korteplein", "spelen", day(2022, 3, 1))),
+            f(commitment("SUB-2022-023", "zuidwest", 1_500_00, "Opening pumptrack", "Jongerenwerk Zuidwest", "spelen", day(2022, 5, 2))),
+            f(FundCommand::Withdraw {
+                commitment_id: cid("SUB-2022-023"),
+                reason: t("Initiatief gaat niet door"),
+                cancelled: false,
+                booked_on: day(2022, 8, 15),
+            }),
+        ]
+    }
+}
+
 /// Applies the dataset through the ledger, as finance would, reporting progress.
 pub async fn load(ledger: &Ledger, mut progress: impl FnMut(usize, usize)) -> anyhow::Result<()> {
     let meta = CommandMeta::new(Actor { name: "demo-loader".into(), role: "finance".into() });
@@ -207,6 +289,10 @@ pub async fn load(ledger: &Ledger, mut progress: impl FnMut(usize, usize)) -> an
         match step {
             Step::Wijk(command) => ledger.register_wijk(command, &meta).await?,
             Step::Fund(fund_id, command) => ledger.fund(&fund_id, command, &meta).await?,
+            Step::CloseYear { year, decision, carry_over } => {
+                ledger.close_year(year, decision, &carry_over, &meta).await?;
+                crate::ledger::Outcome::Unchanged
+            }
         };
         progress(i + 1, total);
     }

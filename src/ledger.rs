@@ -12,8 +12,9 @@ use cqrs_es::{Aggregate, AggregateContext, AggregateError, EventStore};
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::domain::fund::{Fund, FundCommand, FundError, FundServices, WijkDirectory};
-use crate::domain::ids::{ExpenseId, FundId, WijkId};
+use crate::domain::fund::{Closing, Decision, Fund, FundCommand, FundError, FundKind, FundServices, FundTerms, WijkDirectory};
+use crate::domain::ids::{CommitmentId, ExpenseId, FundId, Text, WijkId, Year};
+use crate::domain::money::Amount;
 use crate::domain::wijk::{Wijk, WijkCommand, WijkError};
 use crate::domain::upcasters;
 use crate::on_db;
@@ -21,7 +22,7 @@ use crate::store::repository::{meta, AppendRefused, LedgerRepository};
 use crate::store::Db;
 
 /// How often a command is tried when its aggregate keeps changing underneath it.
-pub const MAX_ATTEMPTS: u32 = 8;
+pub const MAX_ATTEMPTS: u32 = 10;
 
 /// Snapshot a fund every this many events, so loading it stays cheap as its history grows.
 const FUND_SNAPSHOT_EVERY: usize = 100;
@@ -65,6 +66,18 @@ impl CommandMeta {
         }
         m
     }
+}
+
+/// One fund closed by [`Ledger::close_year`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ClosedFund {
+    #[schema(value_type = String)]
+    pub fund_id: FundId,
+    /// Where the close was recorded; absent if the fund was closed before.
+    pub closed_at_position: Option<i64>,
+    /// The next year's fund that received carried-over money, if any.
+    #[schema(value_type = Option<String>)]
+    pub carried_into: Option<FundId>,
 }
 
 /// What a command did.
@@ -156,13 +169,88 @@ impl Ledger {
 
     /// The fund an expense was recorded in, from the claim made with it.
     pub async fn fund_of_expense(&self, expense_id: &ExpenseId) -> Result<Option<FundId>, LedgerError> {
+        self.owner("expense", expense_id.as_str()).await
+    }
+
+    /// The fund a commitment was made in, from the claim made with it.
+    pub async fn fund_of_commitment(&self, commitment_id: &CommitmentId) -> Result<Option<FundId>, LedgerError> {
+        self.owner("commitment", commitment_id.as_str()).await
+    }
+
+    async fn owner(&self, kind: &str, id: &str) -> Result<Option<FundId>, LedgerError> {
         let owner: Option<String> = on_db!(self.db(), pool => {
-            sqlx::query_scalar("SELECT aggregate_id FROM client_ids WHERE kind = 'expense' AND id = $1")
-                .bind(expense_id.as_str())
+            sqlx::query_scalar("SELECT aggregate_id FROM client_ids WHERE kind = $1 AND id = $2")
+                .bind(kind)
+                .bind(id)
                 .fetch_optional(pool)
                 .await?
         });
         Ok(owner.and_then(|id| FundId::parse(&id).ok()))
+    }
+
+    /// Closes every open fund of `year`. The available money of the wijken in
+    /// `carry_over` moves into a new fund of the next year per closed fund
+    /// (`{fund}-overheveling`), allocated to the same wijken; everything else
+    /// lapses. Safe to run again after a crash: a closed fund is skipped and
+    /// establishing its carry-over fund is idempotent.
+    pub async fn close_year(
+        &self,
+        year: Year,
+        decision: Decision,
+        carry_over: &[WijkId],
+        meta: &CommandMeta,
+    ) -> Result<Vec<ClosedFund>, LedgerError> {
+        let next_year = Year::new(year.value() + 1).map_err(|_| FundError::CarryOverYear(year))?;
+        let funds: Vec<String> = on_db!(self.db(), pool => {
+            sqlx::query_scalar("SELECT aggregate_id FROM events WHERE aggregate_type = 'fund' AND sequence = 1 ORDER BY position")
+                .fetch_all(pool)
+                .await?
+        });
+        let mut closed = Vec::new();
+        for id in funds {
+            let fund_id = FundId::parse(&id).map_err(|e| LedgerError::Store(format!("stored fund id {id} {e}")))?;
+            let fund = self.load_fund(&fund_id).await?;
+            let Some(terms) = fund.terms().filter(|t| t.year == year).cloned() else { continue };
+            let carry_over_fund = FundId::parse(&format!("{}-overheveling", terms.fund_id))
+                .map_err(|e| LedgerError::Store(format!("carry-over fund id for {fund_id} {e}")))?;
+            let first_position = if fund.is_closed() {
+                None
+            } else {
+                let closing = Closing {
+                    decision_reference: decision.reference.clone(),
+                    carry_over: carry_over.iter().filter(|w| fund.lines().any(|(l, _)| l == *w)).cloned().collect(),
+                    carry_over_fund: Some(carry_over_fund.clone()),
+                };
+                match self.fund(&fund_id, FundCommand::Close(closing), meta).await? {
+                    Outcome::Recorded { first_position, .. } => Some(first_position),
+                    Outcome::Unchanged => None,
+                }
+            };
+            let fund = self.load_fund(&fund_id).await?;
+            let allocations: Vec<(WijkId, Amount)> = fund
+                .lines()
+                .filter_map(|(wijk, line)| Amount::try_from(line.amount_carried_over).ok().map(|a| (wijk.clone(), a)))
+                .collect();
+            let total: rust_decimal::Decimal = allocations.iter().map(|(_, a)| a.as_decimal()).sum();
+            let mut carried_into = None;
+            if let Ok(amount) = Amount::try_from(total) {
+                let carried_terms = FundTerms {
+                    fund_id: carry_over_fund.clone(),
+                    year: next_year,
+                    kind: FundKind::Begrotingswijziging,
+                    name: Text::parse(&format!("Overheveling {} naar {next_year}", terms.fund_id))
+                        .map_err(|e| LedgerError::Store(format!("carry-over name {e}")))?,
+                    amount,
+                    decision: decision.clone(),
+                    purpose: terms.purpose.clone(),
+                };
+                let command = FundCommand::EstablishCarryOver { terms: carried_terms, from_fund: fund_id.clone(), allocations };
+                self.fund(&carry_over_fund, command, meta).await?;
+                carried_into = Some(carry_over_fund);
+            }
+            closed.push(ClosedFund { fund_id, closed_at_position: first_position, carried_into });
+        }
+        Ok(closed)
     }
 
     /// The stored claim of an idempotency key: `(fingerprint, first_position, last_position)`.
@@ -232,8 +320,10 @@ where
             }
             Err(AggregateError::AggregateConflict) => {
                 tracing::debug!(aggregate_id, attempt, "lost a race; reloading and retrying");
-                let jitter = rand::random::<u64>() % (2 * u64::from(attempt));
-                tokio::time::sleep(Duration::from_millis(jitter)).await;
+                // Exponential backoff with full jitter, so a crowd of commands on
+                // one fund spreads out instead of colliding again in lockstep.
+                let ceiling_ms = (4u64 << attempt.min(6)).min(250);
+                tokio::time::sleep(Duration::from_millis(rand::random::<u64>() % ceiling_ms + 1)).await;
             }
             Err(AggregateError::UnexpectedError(err)) => {
                 return Err(match err.downcast::<AppendRefused>() {

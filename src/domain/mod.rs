@@ -9,6 +9,8 @@ pub mod wijk;
 
 #[cfg(test)]
 mod fund_tests;
+#[cfg(test)]
+mod lifecycle_tests;
 
 use cqrs_es::persist::{EventUpcaster, SemanticVersionEventUpcaster};
 use serde_json::Value;

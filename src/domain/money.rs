@@ -103,6 +103,15 @@ impl<'de> Deserialize<'de> for Amount {
     }
 }
 
+/// Parses a settled amount (vaststelling): like an [`Amount`], but zero is
+/// allowed, since a grant can be settled at nothing.
+pub fn parse_settled_amount(text: &str) -> Result<Decimal, AmountError> {
+    match Amount::parse(text) {
+        Err(AmountError::NotPositive) if Decimal::from_str_exact(text.trim()).is_ok_and(|d| d.is_zero()) => Ok(Decimal::ZERO),
+        other => other.map(Amount::as_decimal),
+    }
+}
+
 /// Formats a signed balance the way the API and reports show money: two decimals.
 pub fn format_euro(value: Decimal) -> String {
     format!("{value:.2}")

@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod extract;
+pub mod lifecycle;
 pub mod reads;
 pub mod writes;
 
@@ -75,6 +76,17 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(writes::reverse_expense))
         .routes(routes!(reads::events))
         .routes(routes!(reads::integrity))
+        .routes(routes!(lifecycle::make_commitment))
+        .routes(routes!(lifecycle::commitment))
+        .routes(routes!(lifecycle::pay_commitment))
+        .routes(routes!(lifecycle::settle_commitment))
+        .routes(routes!(lifecycle::repay_commitment))
+        .routes(routes!(lifecycle::withdraw_commitment))
+        .routes(routes!(lifecycle::transfer))
+        .routes(routes!(lifecycle::close_year))
+        .routes(routes!(lifecycle::theme_report))
+        .routes(routes!(lifecycle::stale_commitments))
+        .routes(routes!(lifecycle::close_statement))
         .routes(routes!(reads::health))
         .routes(routes!(reads::ready))
 }

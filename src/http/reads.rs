@@ -21,7 +21,7 @@ use crate::store::repository::read_log;
 pub const PAGE_MAX: i64 = 1000;
 const PAGE_DEFAULT: i64 = 100;
 
-fn require(caller: &Caller, allowed: &[Role], what: &str) -> Result<(), ApiError> {
+pub(super) fn require(caller: &Caller, allowed: &[Role], what: &str) -> Result<(), ApiError> {
     if allowed.contains(&caller.role) {
         Ok(())
     } else {
@@ -65,7 +65,7 @@ pub async fn list_wijken(
     Ok(Json(queries::wijk_summaries(state.ledger.db(), q.into()).await?))
 }
 
-fn check_wijk(caller: &Caller, wijk_id: &str) -> Result<(), ApiError> {
+pub(super) fn check_wijk(caller: &Caller, wijk_id: &str) -> Result<(), ApiError> {
     if caller.may_read_wijk(wijk_id) {
         Ok(())
     } else {
@@ -143,7 +143,7 @@ pub async fn audit_trail(
     Ok(Json(page).into_response())
 }
 
-fn csv_field(value: &str) -> String {
+pub(super) fn csv_field(value: &str) -> String {
     // Quote everything, and defuse spreadsheet formulas in free text.
     let value = if value.starts_with(['=', '+', '-', '@']) && value.parse::<f64>().is_err() {
         format!("'{value}")
@@ -155,13 +155,14 @@ fn csv_field(value: &str) -> String {
 
 fn audit_csv(page: &AuditPage) -> String {
     let mut out = String::from(
-        "position,booked_on,recorded_at,event_type,fund_id,decision_reference,account,counter_account,amount,balance,actor,role,reason,reference,initiative,theme,expense_id,event_id\n",
+        "position,booked_on,recorded_at,backdated,event_type,fund_id,decision_reference,account,counter_account,amount,balance,actor,role,reason,reference,initiative,theme,expense_id,event_id\n",
     );
     for r in &page.rows {
         let fields = [
             r.position.to_string(),
             r.booked_on.clone(),
             r.recorded_at.clone(),
+            r.backdated.to_string(),
             r.event_type.clone(),
             r.fund_id.clone(),
             r.decision_reference.clone(),

@@ -180,7 +180,7 @@ fn written<T: Serialize + ToSchema>(status: StatusCode, resource: T, positions: 
 /// answers as the first time did, with a different request 409; the key is
 /// claimed in the same transaction as the events, so even concurrent
 /// duplicates book once.
-async fn write<T, F, Fut>(
+pub(super) async fn write<T, F, Fut>(
     state: &AppState,
     caller: &Caller,
     headers: &HeaderMap,

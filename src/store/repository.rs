@@ -215,14 +215,18 @@ impl LedgerRepository {
 
             if let Some((aggregate_id, payload, current_snapshot)) = snapshot_update {
                 let last_sequence = events.last().map_or(0, |e| e.sequence) as i64;
-                // cqrs-es's own repositories commit before checking that the
-                // snapshot update matched; here a mismatch rolls everything back.
+                // Snapshots only move forward. cqrs-es's own repositories
+                // commit before checking that the update matched; here a
+                // mismatch rolls everything back. Keyed on the sequence rather
+                // than cqrs-es's snapshot counter, so a snapshot that no longer
+                // deserialises (the aggregate's shape changed) is replaced
+                // instead of blocking the fund.
                 let updated = sqlx::query(
                     "INSERT INTO snapshots (aggregate_type, aggregate_id, last_sequence, current_snapshot, payload) \
                      VALUES ($1, $2, $3, $4, $5) \
                      ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE \
                      SET last_sequence = excluded.last_sequence, current_snapshot = excluded.current_snapshot, payload = excluded.payload \
-                     WHERE snapshots.current_snapshot = excluded.current_snapshot - 1",
+                     WHERE snapshots.last_sequence < excluded.last_sequence",
                 )
                 .bind(aggregate_type)
                 .bind(&aggregate_id)

@@ -1,0 +1,272 @@
+//! The lifecycle reports: spending per wijk and theme, commitments left
+//! waiting, and the close statement of a year's funds.
+
+use chrono::NaiveDate;
+use serde::Serialize;
+use sqlx::Row;
+use utoipa::ToSchema;
+
+use super::queries::Euro;
+use crate::on_db;
+use crate::store::Db;
+
+/// The usual decision term: a commitment older than this with no payment
+/// and no settlement needs a look.
+pub const STALE_AFTER_DAYS: i64 = 13 * 7;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ThemeLine {
+    pub theme: String,
+    /// Granted in commitments.
+    pub amount_committed: Euro,
+    /// Paid, against commitments or directly, net of reversals.
+    pub amount_paid: Euro,
+    /// The final amounts of settled commitments (vaststelling).
+    pub amount_settled: Euro,
+    /// Claimed back after settlements below what was paid (terugvordering).
+    pub amount_recovered: Euro,
+    /// Of that, repaid so far.
+    pub amount_repaid: Euro,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct WijkThemes {
+    pub wijk_id: String,
+    pub name: String,
+    pub amount_allocated: Euro,
+    pub amount_committed: Euro,
+    pub amount_spent: Euro,
+    /// What the wijk can still promise or spend.
+    pub amount_available: Euro,
+    pub themes: Vec<ThemeLine>,
+}
+
+/// Per wijk and theme: allocated, committed, paid, settled, recovered, available.
+pub async fn themes(db: &Db, year: Option<i64>) -> sqlx::Result<Vec<WijkThemes>> {
+    let wijken = super::queries::wijk_summaries(db, super::queries::Period { year, as_of: None }).await?;
+    let rows = on_db!(db, pool => {
+        let rows = sqlx::query(
+            "SELECT p.wijk_id, COALESCE(p.theme, '(none)') AS theme, \
+             CAST(COALESCE(SUM(CASE WHEN p.account_kind = 'committed' AND p.event_type = 'CommitmentMade' THEN p.amount_cents END), 0) AS BIGINT) AS committed, \
+             CAST(COALESCE(SUM(CASE WHEN p.account_kind = 'spent' AND p.event_type IN ('CommitmentPaid', 'ExpenseRecorded', 'ExpenseReversed', 'ExpenseReversedAfterClose') THEN p.amount_cents END), 0) AS BIGINT) AS paid, \
+             CAST(COALESCE(SUM(CASE WHEN p.account_kind = 'receivable' AND p.event_type = 'CommitmentSettled' THEN p.amount_cents END), 0) AS BIGINT) AS recovered, \
+             CAST(COALESCE(SUM(CASE WHEN p.account_kind = 'receivable' AND p.event_type = 'RepaymentReceived' THEN -p.amount_cents END), 0) AS BIGINT) AS repaid, \
+             CAST(COALESCE((SELECT SUM(c.settled_cents) FROM rm_commitments c JOIN rm_funds f ON f.fund_id = c.fund_id \
+                WHERE c.wijk_id = p.wijk_id AND c.theme = p.theme AND ($1 IS NULL OR f.year = $1)), 0) AS BIGINT) AS settled \
+             FROM rm_postings p WHERE p.wijk_id IS NOT NULL AND p.theme IS NOT NULL AND ($1 IS NULL OR p.year = $1) \
+             GROUP BY p.wijk_id, p.theme ORDER BY p.wijk_id, p.theme",
+        )
+        .bind(year)
+        .fetch_all(pool)
+        .await?;
+        rows.iter().map(|r| Ok((r.try_get::<String, _>("wijk_id")?, ThemeLine {
+            theme: r.try_get("theme")?,
+            amount_committed: Euro(r.try_get("committed")?),
+            amount_paid: Euro(r.try_get("paid")?),
+            amount_settled: Euro(r.try_get("settled")?),
+            amount_recovered: Euro(r.try_get("recovered")?),
+            amount_repaid: Euro(r.try_get("repaid")?),
+        }))).collect::<sqlx::Result<Vec<_>>>()?
+    });
+    Ok(wijken
+        .into_iter()
+        .map(|w| WijkThemes {
+            themes: rows.iter().filter(|(id, _)| *id == w.wijk_id).map(|(_, t)| t.clone()).collect(),
+            amount_allocated: w.totals.amount_allocated,
+            amount_committed: w.totals.amount_committed,
+            amount_spent: w.totals.amount_spent,
+            amount_available: w.totals.amount_remaining,
+            wijk_id: w.wijk_id,
+            name: w.name,
+        })
+        .collect())
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct CommitmentView {
+    pub commitment_id: String,
+    pub fund_id: String,
+    pub wijk_id: String,
+    pub initiative: String,
+    pub applicant: String,
+    pub theme: String,
+    pub decision_reference: String,
+    pub decided_on: String,
+    pub grant_rule: String,
+    /// open, settled, withdrawn or cancelled.
+    pub status: String,
+    pub amount: Euro,
+    pub amount_paid: Euro,
+    pub amount_settled: Option<Euro>,
+    /// Claimed back and not yet repaid.
+    pub amount_owed: Euro,
+    pub last_paid_on: Option<String>,
+}
+
+const COMMITMENT_COLUMNS: &str = "commitment_id, fund_id, wijk_id, initiative, applicant, theme, decision_reference, \
+    decided_on, grant_rule, status, amount_cents, paid_cents, settled_cents, owed_cents, last_paid_on";
+
+fn commitment_rows<R: Row>(rows: &[R]) -> sqlx::Result<Vec<CommitmentView>>
+where
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    i64: sqlx::Type<R::Database> + for<'a> sqlx::Decode<'a, R::Database>,
+    String: sqlx::Type<R::Database> + for<'a> sqlx::Decode<'a, R::Database>,
+    Option<i64>: sqlx::Type<R::Database> + for<'a> sqlx::Decode<'a, R::Database>,
+    Option<String>: sqlx::Type<R::Database> + for<'a> sqlx::Decode<'a, R::Database>,
+{
+    rows.iter()
+        .map(|r| {
+            Ok(CommitmentView {
+                commitment_id: r.try_get("commitment_id")?,
+                fund_id: r.try_get("fund_id")?,
+                wijk_id: r.try_get("wijk_id")?,
+                initiative: r.try_get("initiative")?,
+                applicant: r.try_get("applicant")?,
+                theme: r.try_get("theme")?,
+                decision_reference: r.try_get("decision_reference")?,
+                decided_on: r.try_get("decided_on")?,
+                grant_rule: r.try_get("grant_rule")?,
+                status: r.try_get("status")?,
+                amount: Euro(r.try_get("amount_cents")?),
+                amount_paid: Euro(r.try_get("paid_cents")?),
+                amount_settled: r.try_get::<Option<i64>, _>("settled_cents")?.map(Euro),
+                amount_owed: Euro(r.try_get("owed_cents")?),
+                last_paid_on: r.try_get("last_paid_on")?,
+            })
+        })
+        .collect()
+}
+
+/// One commitment, or None.
+pub async fn commitment(db: &Db, commitment_id: &str) -> sqlx::Result<Option<CommitmentView>> {
+    let sql = format!("SELECT {COMMITMENT_COLUMNS} FROM rm_commitments WHERE commitment_id = $1");
+    on_db!(db, pool => {
+        let rows = sqlx::query(&sql).bind(commitment_id).fetch_all(pool).await?;
+        Ok(commitment_rows(&rows)?.into_iter().next())
+    })
+}
+
+/// Open commitments decided at least [`STALE_AFTER_DAYS`] before `as_of`
+/// with no payment and no settlement, oldest first.
+pub async fn stale_commitments(db: &Db, as_of: NaiveDate) -> sqlx::Result<Vec<CommitmentView>> {
+    let cutoff = as_of - chrono::Duration::days(STALE_AFTER_DAYS);
+    let sql = format!(
+        "SELECT {COMMITMENT_COLUMNS} FROM rm_commitments WHERE status = 'open' AND paid_cents = 0 \
+         AND decided_on <= $1 ORDER BY decided_on, commitment_id"
+    );
+    on_db!(db, pool => {
+        let rows = sqlx::query(&sql).bind(cutoff.to_string()).fetch_all(pool).await?;
+        commitment_rows(&rows)
+    })
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct CloseLineView {
+    pub wijk_id: String,
+    pub amount_allocated: Euro,
+    /// Net of transfers in and out.
+    pub amount_transferred: Euro,
+    pub amount_spent: Euro,
+    /// Open commitments, carried along into the next year.
+    pub amount_committed: Euro,
+    pub amount_receivable: Euro,
+    pub amount_lapsed: Euro,
+    pub amount_carried_over: Euro,
+}
+
+/// A fund's year-close statement. It reconciles when `difference` is zero:
+/// opening − spent − committed − receivable − lapsed − carried over = 0.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct CloseStatement {
+    pub fund_id: String,
+    pub year: i64,
+    pub closed_on: String,
+    pub decision_reference: String,
+    pub carry_over_fund: Option<String>,
+    pub opening: Euro,
+    pub lines: Vec<CloseLineView>,
+    /// Money the fund never allocated; it lapses.
+    pub unallocated_lapsed: Euro,
+    pub amount_spent: Euro,
+    pub amount_committed: Euro,
+    pub amount_receivable: Euro,
+    /// Including the unallocated money.
+    pub amount_lapsed: Euro,
+    pub amount_carried_over: Euro,
+    pub difference: Euro,
+}
+
+/// The close statements of every closed fund of `year`.
+pub async fn close_statements(db: &Db, year: i64) -> sqlx::Result<Vec<CloseStatement>> {
+    let (funds, lines) = on_db!(db, pool => {
+        let funds = sqlx::query(
+            "SELECT fund_id, year, closed_on, close_decision, carry_over_fund, amount_cents, \
+             CAST(COALESCE(unallocated_lapsed_cents, 0) AS BIGINT) AS unallocated_lapsed \
+             FROM rm_funds WHERE year = $1 AND closed_on IS NOT NULL ORDER BY fund_id",
+        )
+        .bind(year)
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(|r| Ok((
+            r.try_get::<String, _>("fund_id")?,
+            r.try_get::<i64, _>("year")?,
+            r.try_get::<String, _>("closed_on")?,
+            r.try_get::<String, _>("close_decision")?,
+            r.try_get::<Option<String>, _>("carry_over_fund")?,
+            r.try_get::<i64, _>("amount_cents")?,
+            r.try_get::<i64, _>("unallocated_lapsed")?,
+        )))
+        .collect::<sqlx::Result<Vec<_>>>()?;
+        let lines = sqlx::query(
+            "SELECT l.fund_id, l.wijk_id, l.allocated_cents, l.transferred_cents, l.spent_cents, l.committed_cents, \
+             l.receivable_cents, l.lapsed_cents, l.carried_over_cents FROM rm_close_lines l \
+             JOIN rm_funds f ON f.fund_id = l.fund_id WHERE f.year = $1 ORDER BY l.fund_id, l.wijk_id",
+        )
+        .bind(year)
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get::<String, _>("fund_id")?, CloseLineView {
+            wijk_id: r.try_get("wijk_id")?,
+            amount_allocated: Euro(r.try_get("allocated_cents")?),
+            amount_transferred: Euro(r.try_get("transferred_cents")?),
+            amount_spent: Euro(r.try_get("spent_cents")?),
+            amount_committed: Euro(r.try_get("committed_cents")?),
+            amount_receivable: Euro(r.try_get("receivable_cents")?),
+            amount_lapsed: Euro(r.try_get("lapsed_cents")?),
+            amount_carried_over: Euro(r.try_get("carried_over_cents")?),
+        })))
+        .collect::<sqlx::Result<Vec<_>>>()?;
+        (funds, lines)
+    });
+    Ok(funds
+        .into_iter()
+        .map(|(fund_id, year, closed_on, decision_reference, carry_over_fund, opening, unallocated_lapsed)| {
+            let lines: Vec<CloseLineView> =
+                lines.iter().filter(|(f, _)| *f == fund_id).map(|(_, l)| l.clone()).collect();
+            let sum = |f: fn(&CloseLineView) -> Euro| lines.iter().map(|l| f(l).0).sum::<i64>();
+            let spent = sum(|l| l.amount_spent);
+            let committed = sum(|l| l.amount_committed);
+            let receivable = sum(|l| l.amount_receivable);
+            let lapsed = sum(|l| l.amount_lapsed) + unallocated_lapsed;
+            let carried = sum(|l| l.amount_carried_over);
+            CloseStatement {
+                fund_id,
+                year,
+                closed_on,
+                decision_reference,
+                carry_over_fund,
+                opening: Euro(opening),
+                lines,
+                unallocated_lapsed: Euro(unallocated_lapsed),
+                amount_spent: Euro(spent),
+                amount_committed: Euro(committed),
+                amount_receivable: Euro(receivable),
+                amount_lapsed: Euro(lapsed),
+                amount_carried_over: Euro(carried),
+                difference: Euro(opening - spent - committed - receivable - lapsed - carried),
+            }
+        })
+        .collect())
+}

@@ -1,0 +1,1740 @@
+//! Given/when/then tests of the budget lifecycle: commitments, payments,
+//! settlement, repayment, withdrawal, transfers, closing the year and the
+//! carry-over fund, including every refusal, and the double-entry invariants
+//! over a long scenario.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::NaiveDate;
+use cqrs_es::test::TestFramework;
+use cqrs_es::{Aggregate, DomainEvent};
+use rust_decimal::Decimal;
+
+use super::fund::*;
+use super::ids::*;
+use super::money::Amount;
+use super::postings::{postings, AccountKind};
+
+// ---------------------------------------------------------------------------
+// Helpers (copied from fund_tests.rs where they overlap, so each file stands
+// on its own).
+// ---------------------------------------------------------------------------
+
+struct KnownWijken(HashSet<String>);
+
+#[async_trait]
+impl WijkDirectory for KnownWijken {
+    async fn is_registered(&self, wijk_id: &WijkId) -> Result<bool, String> {
+        Ok(self.0.contains(wijk_id.as_str()))
+    }
+}
+
+fn services() -> FundServices {
+    let known = ["oost-1223", "centrum", "zuid"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    FundServices {
+        wijken: Arc::new(KnownWijken(known)),
+    }
+}
+
+fn fund() -> TestFramework<Fund> {
+    TestFramework::with(services())
+}
+
+fn eur(s: &str) -> Amount {
+    Amount::parse(s).unwrap()
+}
+fn dec(s: &str) -> Decimal {
+    Decimal::from_str_exact(s).unwrap()
+}
+fn text(s: &str) -> Text {
+    Text::parse(s).unwrap()
+}
+fn wijk(s: &str) -> WijkId {
+    WijkId::parse(s).unwrap()
+}
+fn cid(s: &str) -> CommitmentId {
+    CommitmentId::parse(s).unwrap()
+}
+fn eid(s: &str) -> ExpenseId {
+    ExpenseId::parse(s).unwrap()
+}
+fn fid(s: &str) -> FundId {
+    FundId::parse(s).unwrap()
+}
+fn date(s: &str) -> NaiveDate {
+    s.parse().unwrap()
+}
+
+fn a21_182() -> FundTerms {
+    FundTerms {
+        fund_id: fid("A21-182"),
+        year: Year::new(2022).unwrap(),
+        kind: FundKind::Amendement,
+        name: text("Amendement A21-182: meer geld voor de buurt"),
+        amount: eur("50000"),
+        decision: Decision {
+            reference: text("A21-182"),
+            adopted_on: date("2021-11-11"),
+        },
+        purpose: text("Versterken van sociale cohesie en verbinding in de wijken"),
+    }
+}
+
+fn established() -> FundEvent {
+    FundEvent::FundEstablished {
+        terms: a21_182(),
+        booked_on: date("2022-01-01"),
+    }
+}
+
+fn allocate(wijk_id: &str, amount: &str) -> FundCommand {
+    FundCommand::Allocate {
+        wijk_id: wijk(wijk_id),
+        amount: eur(amount),
+        reason: text("Raadsbesluit"),
+        booked_on: date("2022-01-10"),
+    }
+}
+
+fn allocated(wijk_id: &str, amount: &str) -> FundEvent {
+    FundEvent::BudgetAllocated {
+        wijk_id: wijk(wijk_id),
+        amount: eur(amount),
+        reason: text("Raadsbesluit"),
+        booked_on: date("2022-01-10"),
+    }
+}
+
+/// A direct expense of oost-1223, without a commitment.
+fn wegaplein(expense_id: &str, amount: &str) -> ExpenseDetails {
+    ExpenseDetails {
+        expense_id: eid(expense_id),
+        wijk_id: wijk("oost-1223"),
+        amount: eur(amount),
+        initiative: text("Herinrichting Wegaplein"),
+        theme: text("spelen"),
+        booked_on: date("2022-06-01"),
+        reference: text("factuur 2022-0042"),
+    }
+}
+
+/// A grant decision for oost-1223.
+fn grant(commitment_id: &str, amount: &str) -> CommitmentDetails {
+    CommitmentDetails {
+        commitment_id: cid(commitment_id),
+        wijk_id: wijk("oost-1223"),
+        amount: eur(amount),
+        initiative: text("Buurtfeest Oost"),
+        applicant: text("Bewonersgroep Oost"),
+        theme: text("sociale cohesie"),
+        decision: Decision {
+            reference: text("SV-2022-017"),
+            adopted_on: date("2022-03-01"),
+        },
+        grant_rule: text("Subsidieregeling wijkbudgetten"),
+        booked_on: date("2022-03-01"),
+    }
+}
+
+fn grant_in(wijk_id: &str, commitment_id: &str, amount: &str) -> CommitmentDetails {
+    CommitmentDetails {
+        wijk_id: wijk(wijk_id),
+        ..grant(commitment_id, amount)
+    }
+}
+
+fn committed(commitment_id: &str, amount: &str) -> FundEvent {
+    FundEvent::CommitmentMade(grant(commitment_id, amount))
+}
+
+fn pay(commitment_id: &str, expense_id: &str, amount: &str, booked_on: &str) -> FundCommand {
+    FundCommand::Pay {
+        commitment_id: cid(commitment_id),
+        expense_id: eid(expense_id),
+        amount: eur(amount),
+        booked_on: date(booked_on),
+        reference: text("voorschot"),
+    }
+}
+
+fn paid(commitment_id: &str, expense_id: &str, amount: &str, booked_on: &str) -> FundEvent {
+    FundEvent::CommitmentPaid {
+        commitment_id: cid(commitment_id),
+        expense_id: eid(expense_id),
+        wijk_id: wijk("oost-1223"),
+        amount: eur(amount),
+        booked_on: date(booked_on),
+        reference: text("voorschot"),
+    }
+}
+
+fn settle(commitment_id: &str, settled_amount: &str, booked_on: &str) -> FundCommand {
+    FundCommand::Settle {
+        commitment_id: cid(commitment_id),
+        settled_amount: dec(settled_amount),
+        decision_reference: text("VS-2022-003"),
+        booked_on: date(booked_on),
+    }
+}
+
+fn settled(
+    commitment_id: &str,
+    settled_amount: &str,
+    released: &str,
+    recovery_claimed: &str,
+    booked_on: &str,
+    after_close: bool,
+) -> FundEvent {
+    FundEvent::CommitmentSettled {
+        commitment_id: cid(commitment_id),
+        wijk_id: wijk("oost-1223"),
+        settled_amount: dec(settled_amount),
+        released: dec(released),
+        recovery_claimed: dec(recovery_claimed),
+        decision_reference: text("VS-2022-003"),
+        booked_on: date(booked_on),
+        after_close,
+    }
+}
+
+fn repay(commitment_id: &str, amount: &str, booked_on: &str) -> FundCommand {
+    FundCommand::Repay {
+        commitment_id: cid(commitment_id),
+        amount: eur(amount),
+        booked_on: date(booked_on),
+        reference: text("terugbetaling"),
+    }
+}
+
+fn repaid(commitment_id: &str, amount: &str, booked_on: &str, after_close: bool) -> FundEvent {
+    FundEvent::RepaymentReceived {
+        commitment_id: cid(commitment_id),
+        wijk_id: wijk("oost-1223"),
+        amount: eur(amount),
+        booked_on: date(booked_on),
+        reference: text("terugbetaling"),
+        after_close,
+    }
+}
+
+fn withdraw(commitment_id: &str, cancelled: bool, booked_on: &str) -> FundCommand {
+    FundCommand::Withdraw {
+        commitment_id: cid(commitment_id),
+        reason: text("initiatief gaat niet door"),
+        cancelled,
+        booked_on: date(booked_on),
+    }
+}
+
+fn withdrawn(
+    commitment_id: &str,
+    released: &str,
+    cancelled: bool,
+    booked_on: &str,
+    after_close: bool,
+) -> FundEvent {
+    FundEvent::CommitmentWithdrawn {
+        commitment_id: cid(commitment_id),
+        wijk_id: wijk("oost-1223"),
+        released: dec(released),
+        reason: text("initiatief gaat niet door"),
+        cancelled,
+        booked_on: date(booked_on),
+        after_close,
+    }
+}
+
+fn transfer(from: &str, to: &str, amount: &str, booked_on: &str) -> FundCommand {
+    FundCommand::Transfer {
+        from_wijk: wijk(from),
+        to_wijk: wijk(to),
+        amount: eur(amount),
+        decision_reference: text("B&W 2022-114"),
+        reason: text("herverdeling"),
+        booked_on: date(booked_on),
+    }
+}
+
+fn transferred(from: &str, to: &str, amount: &str, booked_on: &str) -> FundEvent {
+    FundEvent::BudgetTransferred {
+        from_wijk: wijk(from),
+        to_wijk: wijk(to),
+        amount: eur(amount),
+        decision_reference: text("B&W 2022-114"),
+        reason: text("herverdeling"),
+        booked_on: date(booked_on),
+    }
+}
+
+fn close(carry_over: &[&str], carry_over_fund: Option<&str>) -> FundCommand {
+    FundCommand::Close(Closing {
+        decision_reference: text("Raad 2023-07 jaarrekening"),
+        carry_over: carry_over.iter().map(|w| wijk(w)).collect(),
+        carry_over_fund: carry_over_fund.map(fid),
+    })
+}
+
+fn close_line(wijk_id: &str, lapsed: &str, carried_over: &str, committed_open: &str) -> CloseLine {
+    CloseLine {
+        wijk_id: wijk(wijk_id),
+        lapsed: dec(lapsed),
+        carried_over: dec(carried_over),
+        committed_open: dec(committed_open),
+    }
+}
+
+fn closed(
+    lines: Vec<CloseLine>,
+    unallocated_lapsed: &str,
+    carry_over_fund: Option<&str>,
+) -> FundEvent {
+    FundEvent::FundClosed {
+        decision_reference: text("Raad 2023-07 jaarrekening"),
+        booked_on: date("2022-12-31"),
+        lines,
+        unallocated_lapsed: dec(unallocated_lapsed),
+        carry_over_fund: carry_over_fund.map(fid),
+    }
+}
+
+fn reverse(expense_id: &str, requested_on: &str, post_closing: bool) -> FundCommand {
+    FundCommand::ReverseExpense {
+        expense_id: eid(expense_id),
+        reason: text("dubbel geboekt"),
+        requested_on: date(requested_on),
+        post_closing,
+    }
+}
+
+/// The fund of the next year that receives oost-1223's carried-over money.
+fn carry_over_terms() -> FundTerms {
+    FundTerms {
+        fund_id: fid("A21-182-overheveling"),
+        year: Year::new(2023).unwrap(),
+        kind: FundKind::Begrotingswijziging,
+        name: text("Overheveling A21-182 naar 2023"),
+        amount: eur("6500"),
+        decision: Decision {
+            reference: text("Raad 2023-07 jaarrekening"),
+            adopted_on: date("2023-03-30"),
+        },
+        purpose: text("Versterken van sociale cohesie en verbinding in de wijken"),
+    }
+}
+
+fn establish_carry_over() -> FundCommand {
+    FundCommand::EstablishCarryOver {
+        terms: carry_over_terms(),
+        from_fund: fid("A21-182"),
+        allocations: vec![(wijk("oost-1223"), eur("6500"))],
+    }
+}
+
+fn carried_over() -> FundEvent {
+    FundEvent::FundCarriedOver {
+        terms: carry_over_terms(),
+        from_fund: fid("A21-182"),
+        booked_on: date("2023-01-01"),
+        allocations: vec![(wijk("oost-1223"), eur("6500"))],
+    }
+}
+
+/// The fund state after `events`, folded exactly as the store would.
+fn fold(events: &[FundEvent]) -> Fund {
+    let mut fund = Fund::default();
+    for event in events {
+        fund.apply(event.clone());
+    }
+    fund
+}
+
+/// A fund with 10000 allocated to oost-1223.
+fn oost_has_10000() -> Vec<FundEvent> {
+    vec![established(), allocated("oost-1223", "10000")]
+}
+
+/// oost-1223 has 10000, of which 3000 is promised under sv-1.
+fn with_commitment() -> Vec<FundEvent> {
+    let mut events = oost_has_10000();
+    events.push(committed("sv-1", "3000"));
+    events
+}
+
+/// sv-1 of 3000 with 1000 paid.
+fn with_partial_payment() -> Vec<FundEvent> {
+    let mut events = with_commitment();
+    events.push(paid("sv-1", "f-1", "1000", "2022-04-01"));
+    events
+}
+
+/// sv-1 of 3000, 1000 paid, and the year closed with everything lapsing.
+fn closed_with_open_commitment() -> Vec<FundEvent> {
+    let mut events = with_partial_payment();
+    events.push(closed(
+        vec![close_line("oost-1223", "7000", "0", "2000")],
+        "40000",
+        None,
+    ));
+    events
+}
+
+// ---------------------------------------------------------------------------
+// Commitments
+// ---------------------------------------------------------------------------
+
+#[test]
+fn a_commitment_holds_a_wijks_money_for_an_approved_initiative() {
+    fund()
+        .given(oost_has_10000())
+        .when(FundCommand::Commit(grant("sv-1", "3000")))
+        .then_expect_events(vec![committed("sv-1", "3000")]);
+}
+
+#[test]
+fn a_commitment_of_all_the_available_money_is_allowed() {
+    fund()
+        .given(oost_has_10000())
+        .when(FundCommand::Commit(grant("sv-1", "10000")))
+        .then_expect_events(vec![committed("sv-1", "10000")]);
+}
+
+#[test]
+fn a_commitment_larger_than_the_available_money_is_refused() {
+    let mut given = with_commitment();
+    given.push(FundEvent::ExpenseRecorded(wegaplein("wegaplein", "1500")));
+    fund()
+        .given(given)
+        .when(FundCommand::Commit(grant("sv-2", "5500.01")))
+        .then_expect_error_message(
+            "wijk oost-1223 has 5500.00 available in fund A21-182, so 5500.01 cannot be committed",
+        );
+}
+
+#[test]
+fn a_commitment_for_a_registered_wijk_without_money_in_the_fund_is_refused() {
+    fund()
+        .given(oost_has_10000())
+        .when(FundCommand::Commit(grant_in("centrum", "sv-1", "1")))
+        .then_expect_error_message(
+            "wijk centrum has 0.00 available in fund A21-182, so 1.00 cannot be committed",
+        );
+}
+
+#[test]
+fn a_commitment_for_an_unregistered_wijk_is_refused() {
+    fund()
+        .given(oost_has_10000())
+        .when(FundCommand::Commit(grant_in("atlantis", "sv-1", "1")))
+        .then_expect_error_message(
+            "wijk atlantis is not registered; register it first with POST /api/v1/wijken",
+        );
+}
+
+#[test]
+fn a_commitment_booked_after_the_fund_year_is_refused() {
+    let mut details = grant("sv-1", "100");
+    details.booked_on = date("2023-01-02");
+    fund()
+        .given(oost_has_10000())
+        .when(FundCommand::Commit(details))
+        .then_expect_error_message(
+            "booking date 2023-01-02 is outside fund A21-182's year 2022; book it within 2022 or use a fund of that year",
+        );
+}
+
+#[test]
+fn a_commitment_booked_before_the_fund_year_is_refused() {
+    let mut details = grant("sv-1", "100");
+    details.booked_on = date("2021-12-31");
+    fund()
+        .given(oost_has_10000())
+        .when(FundCommand::Commit(details))
+        .then_expect_error_message(
+            "booking date 2021-12-31 is outside fund A21-182's year 2022; book it within 2022 or use a fund of that year",
+        );
+}
+
+#[test]
+fn a_commitment_in_a_fund_that_does_not_exist_is_refused() {
+    fund()
+        .given_no_previous_events()
+        .when(FundCommand::Commit(grant("sv-1", "100")))
+        .then_expect_error_message(
+            "this fund does not exist; establish it first with POST /api/v1/funds",
+        );
+}
+
+#[test]
+fn making_the_same_commitment_again_records_nothing() {
+    fund()
+        .given(with_commitment())
+        .when(FundCommand::Commit(grant("sv-1", "3000")))
+        .then_expect_events(vec![]);
+}
+
+#[test]
+fn a_commitment_id_reused_with_other_details_is_refused() {
+    fund()
+        .given(with_commitment())
+        .when(FundCommand::Commit(grant("sv-1", "3001")))
+        .then_expect_error_message(
+            "commitment sv-1 already exists with other details; choose another commitment_id",
+        );
+}
+
+#[test]
+fn after_a_commitment_the_available_money_is_allocated_minus_committed_minus_spent() {
+    let mut events = with_commitment();
+    events.push(FundEvent::ExpenseRecorded(wegaplein("wegaplein", "1500")));
+    let line = fold(&events).line(&wijk("oost-1223"));
+    assert_eq!(line.amount_allocated, dec("10000"));
+    assert_eq!(line.amount_committed, dec("3000"));
+    assert_eq!(line.amount_spent, dec("1500"));
+    assert_eq!(line.amount_available, dec("5500"));
+    assert_eq!(
+        line.amount_available,
+        line.amount_allocated - line.amount_committed - line.amount_spent
+    );
+    assert_eq!(line.amount_remaining(), dec("5500"));
+
+    // A payment moves money from committed to spent; available stays put.
+    events.push(paid("sv-1", "f-1", "1000", "2022-04-01"));
+    let line = fold(&events).line(&wijk("oost-1223"));
+    assert_eq!(line.amount_committed, dec("2000"));
+    assert_eq!(line.amount_spent, dec("2500"));
+    assert_eq!(line.amount_available, dec("5500"));
+    assert_eq!(
+        line.amount_available,
+        line.amount_allocated - line.amount_committed - line.amount_spent
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Payments on a commitment
+// ---------------------------------------------------------------------------
+
+#[test]
+fn a_commitment_is_paid_in_parts() {
+    fund()
+        .given(with_partial_payment())
+        .when(pay("sv-1", "f-2", "2000", "2022-09-01"))
+        .then_expect_events(vec![paid("sv-1", "f-2", "2000", "2022-09-01")]);
+    let mut events = with_partial_payment();
+    events.push(paid("sv-1", "f-2", "2000", "2022-09-01"));
+    let line = fold(&events).line(&wijk("oost-1223"));
+    assert_eq!(line.amount_committed, dec("0"));
+    assert_eq!(line.amount_spent, dec("3000"));
+    assert_eq!(line.amount_available, dec("7000"));
+}
+
+#[test]
+fn a_payment_above_what_is_left_of_the_commitment_is_refused() {
+    fund()
+        .given(with_partial_payment())
+        .when(pay("sv-1", "f-2", "2000.01", "2022-09-01"))
+        .then_expect_error_message(
+            "commitment sv-1 has 2000.00 left to pay, so a payment of 2000.01 is too much",
+        );
+}
+
+#[test]
+fn a_payment_on_a_fully_paid_commitment_is_refused() {
+    let mut given = with_commitment();
+    given.push(paid("sv-1", "f-1", "3000", "2022-04-01"));
+    fund()
+        .given(given)
+        .when(pay("sv-1", "f-2", "0.01", "2022-09-01"))
+        .then_expect_error_message(
+            "commitment sv-1 has 0.00 left to pay, so a payment of 0.01 is too much",
+        );
+}
+
+#[test]
+fn paying_an_unknown_commitment_is_refused() {
+    fund()
+        .given(with_commitment())
+        .when(pay("nooit", "f-1", "10", "2022-04-01"))
+        .then_expect_error_message("commitment nooit is not recorded in fund A21-182");
+}
+
+#[test]
+fn paying_a_withdrawn_commitment_is_refused() {
+    let mut given = with_commitment();
+    given.push(withdrawn("sv-1", "3000", false, "2022-05-01", false));
+    fund()
+        .given(given)
+        .when(pay("sv-1", "f-1", "10", "2022-06-01"))
+        .then_expect_error_message("commitment sv-1 is withdrawn, so it can no longer be paid");
+}
+
+#[test]
+fn paying_a_cancelled_commitment_is_refused() {
+    let mut given = with_commitment();
+    given.push(withdrawn("sv-1", "3000", true, "2022-05-01", false));
+    fund()
+        .given(given)
+        .when(pay("sv-1", "f-1", "10", "2022-06-01"))
+        .then_expect_error_message("commitment sv-1 is cancelled, so it can no longer be paid");
+}
+
+#[test]
+fn paying_again_with_the_same_expense_id_and_details_records_nothing() {
+    fund()
+        .given(with_partial_payment())
+        .when(pay("sv-1", "f-1", "1000", "2022-04-01"))
+        .then_expect_events(vec![]);
+}
+
+#[test]
+fn a_payment_reusing_an_expense_id_with_another_amount_is_refused() {
+    fund()
+        .given(with_partial_payment())
+        .when(pay("sv-1", "f-1", "1500", "2022-04-01"))
+        .then_expect_error_message(
+            "expense f-1 already exists with other details; choose another expense_id",
+        );
+}
+
+#[test]
+fn a_payment_reusing_an_expense_id_on_another_commitment_is_refused() {
+    let mut given = with_partial_payment();
+    given.push(committed("sv-2", "500"));
+    fund()
+        .given(given)
+        .when(pay("sv-2", "f-1", "1000", "2022-04-01"))
+        .then_expect_error_message(
+            "expense f-1 already exists with other details; choose another expense_id",
+        );
+}
+
+#[test]
+fn a_payment_reusing_the_id_of_a_direct_expense_is_refused() {
+    let mut given = with_commitment();
+    given.push(FundEvent::ExpenseRecorded(wegaplein("f-1", "1000")));
+    fund()
+        .given(given)
+        .when(pay("sv-1", "f-1", "1000", "2022-06-01"))
+        .then_expect_error_message(
+            "expense f-1 already exists with other details; choose another expense_id",
+        );
+}
+
+#[test]
+fn a_direct_expense_reusing_the_id_of_a_payment_is_refused() {
+    fund()
+        .given(with_partial_payment())
+        .when(FundCommand::RecordExpense(wegaplein("f-1", "1000")))
+        .then_expect_error_message(
+            "expense f-1 already exists with other details; choose another expense_id",
+        );
+}
+
+#[test]
+fn a_payment_after_the_fund_year_on_a_carried_along_commitment_is_allowed() {
+    fund()
+        .given(with_partial_payment())
+        .when(pay("sv-1", "f-2", "500", "2023-01-15"))
+        .then_expect_events(vec![paid("sv-1", "f-2", "500", "2023-01-15")]);
+}
+
+#[test]
+fn a_payment_after_the_closed_year_on_a_carried_along_commitment_is_allowed() {
+    fund()
+        .given(closed_with_open_commitment())
+        .when(pay("sv-1", "f-2", "2000", "2023-02-01"))
+        .then_expect_events(vec![paid("sv-1", "f-2", "2000", "2023-02-01")]);
+}
+
+#[test]
+fn a_payment_dated_inside_a_closed_year_is_refused() {
+    fund()
+        .given(closed_with_open_commitment())
+        .when(pay("sv-1", "f-2", "500", "2022-12-20"))
+        .then_expect_error_message(
+            "fund A21-182's year 2022 is closed, so nothing more can be booked on 2022-12-20; a correction must be marked post_closing",
+        );
+}
+
+#[test]
+fn a_payment_dated_before_the_fund_year_is_refused() {
+    fund()
+        .given(with_commitment())
+        .when(pay("sv-1", "f-1", "500", "2021-12-31"))
+        .then_expect_error_message(
+            "booking date 2021-12-31 is outside fund A21-182's year 2022; book it within 2022 or use a fund of that year",
+        );
+}
+
+#[test]
+fn a_payment_on_a_commitment_cannot_be_reversed() {
+    fund()
+        .given(with_partial_payment())
+        .when(reverse("f-1", "2022-07-01", false))
+        .then_expect_error_message(
+            "expense f-1 is a payment on a commitment; correct it through the commitment's settlement",
+        );
+}
+
+// ---------------------------------------------------------------------------
+// Direct expenses next to commitments
+// ---------------------------------------------------------------------------
+
+#[test]
+fn a_direct_expense_without_a_commitment_is_still_recorded() {
+    fund()
+        .given(with_commitment())
+        .when(FundCommand::RecordExpense(wegaplein("wegaplein", "7000")))
+        .then_expect_events(vec![FundEvent::ExpenseRecorded(wegaplein(
+            "wegaplein",
+            "7000",
+        ))]);
+}
+
+#[test]
+fn a_direct_expense_cannot_spend_committed_money() {
+    fund()
+        .given(with_commitment())
+        .when(FundCommand::RecordExpense(wegaplein("wegaplein", "7000.01")))
+        .then_expect_error_message(
+            "wijk oost-1223 has 7000.00 left from fund A21-182, so an expense of 7000.01 would overspend it",
+        );
+}
+
+// ---------------------------------------------------------------------------
+// Settlement (vaststelling)
+// ---------------------------------------------------------------------------
+
+#[test]
+fn a_commitment_settled_at_its_amount_releases_nothing() {
+    let mut given = with_commitment();
+    given.push(paid("sv-1", "f-1", "3000", "2022-04-01"));
+    fund()
+        .given(given)
+        .when(settle("sv-1", "3000", "2022-10-01"))
+        .then_expect_events(vec![settled("sv-1", "3000", "0", "0", "2022-10-01", false)]);
+}
+
+#[test]
+fn a_commitment_settled_at_its_amount_before_any_payment_keeps_all_of_it_committed() {
+    fund()
+        .given(with_commitment())
+        .when(settle("sv-1", "3000", "2022-10-01"))
+        .then_expect_events(vec![settled("sv-1", "3000", "0", "0", "2022-10-01", false)]);
+}
+
+#[test]
+fn a_commitment_settled_below_its_amount_with_nothing_paid_releases_the_difference() {
+    fund()
+        .given(with_commitment())
+        .when(settle("sv-1", "2500", "2022-10-01"))
+        .then_expect_events(vec![settled(
+            "sv-1",
+            "2500",
+            "500",
+            "0",
+            "2022-10-01",
+            false,
+        )]);
+    let mut events = with_commitment();
+    events.push(settled("sv-1", "2500", "500", "0", "2022-10-01", false));
+    let line = fold(&events).line(&wijk("oost-1223"));
+    assert_eq!(line.amount_committed, dec("2500"));
+    assert_eq!(line.amount_available, dec("7500"));
+}
+
+#[test]
+fn a_commitment_settled_at_zero_releases_all_of_it() {
+    fund()
+        .given(with_commitment())
+        .when(settle("sv-1", "0", "2022-10-01"))
+        .then_expect_events(vec![settled("sv-1", "0", "3000", "0", "2022-10-01", false)]);
+}
+
+#[test]
+fn a_commitment_settled_between_what_was_paid_and_its_amount_releases_the_rest() {
+    fund()
+        .given(with_partial_payment())
+        .when(settle("sv-1", "2500", "2022-10-01"))
+        .then_expect_events(vec![settled(
+            "sv-1",
+            "2500",
+            "500",
+            "0",
+            "2022-10-01",
+            false,
+        )]);
+}
+
+#[test]
+fn a_commitment_settled_below_what_was_paid_claims_the_difference_back() {
+    let mut given = with_commitment();
+    given.push(paid("sv-1", "f-1", "2800", "2022-04-01"));
+    fund()
+        .given(given.clone())
+        .when(settle("sv-1", "2500", "2022-10-01"))
+        .then_expect_events(vec![settled(
+            "sv-1",
+            "2500",
+            "200",
+            "300",
+            "2022-10-01",
+            false,
+        )]);
+    given.push(settled("sv-1", "2500", "200", "300", "2022-10-01", false));
+    let line = fold(&given).line(&wijk("oost-1223"));
+    assert_eq!(line.amount_committed, dec("0"));
+    assert_eq!(line.amount_spent, dec("2500"));
+    assert_eq!(line.amount_receivable, dec("300"));
+    assert_eq!(line.amount_available, dec("7200"));
+}
+
+#[test]
+fn a_settled_amount_written_with_trailing_zeros_is_accepted() {
+    fund()
+        .given(with_commitment())
+        .when(settle("sv-1", "2500.500", "2022-10-01"))
+        .then_expect_events(vec![settled(
+            "sv-1",
+            "2500.50",
+            "499.50",
+            "0",
+            "2022-10-01",
+            false,
+        )]);
+}
+
+#[test]
+fn a_negative_settled_amount_is_refused() {
+    fund()
+        .given(with_commitment())
+        .when(settle("sv-1", "-0.01", "2022-10-01"))
+        .then_expect_error_message(
+            "the settled amount -0.01 must be between 0.00 and the committed 3000.00, in whole cents",
+        );
+}
+
+#[test]
+fn a_settled_amount_above_the_commitment_is_refused() {
+    fund()
+        .given(with_commitment())
+        .when(settle("sv-1", "3000.01", "2022-10-01"))
+        .then_expect_error_message(
+            "the settled amount 3000.01 must be between 0.00 and the committed 3000.00, in whole cents",
+        );
+}
+
+#[test]
+fn a_settled_amount_with_three_decimals_is_refused() {
+    fund()
+        .given(with_commitment())
+        .when(settle("sv-1", "2500.005", "2022-10-01"))
+        .then_expect_error_message(
+            "the settled amount 2500.005 must be between 0.00 and the committed 3000.00, in whole cents",
+        );
+}
+
+#[test]
+fn settling_a_commitment_twice_is_refused() {
+    let mut given = with_commitment();
+    given.push(settled("sv-1", "2500", "500", "0", "2022-10-01", false));
+    fund()
+        .given(given)
+        .when(settle("sv-1", "2500", "2022-10-01"))
+        .then_expect_error_message("commitment sv-1 is settled, so it can no longer be settled");
+}
+
+#[test]
+fn settling_a_withdrawn_commitment_is_refused() {
+    let mut given = with_commitment();
+    given.push(withdrawn("sv-1", "3000", false, "2022-05-01", false));
+    fund()
+        .given(given)
+        .when(settle("sv-1", "0", "2022-10-01"))
+        .then_expect_error_message("commitment sv-1 is withdrawn, so it can no longer be settled");
+}
+
+#[test]
+fn settling_an_unknown_commitment_is_refused() {
+    fund()
+        .given(with_commitment())
+        .when(settle("nooit", "0", "2022-10-01"))
+        .then_expect_error_message("commitment nooit is not recorded in fund A21-182");
+}
+
+#[test]
+fn a_settlement_dated_inside_a_closed_year_is_refused() {
+    fund()
+        .given(closed_with_open_commitment())
+        .when(settle("sv-1", "2500", "2022-12-31"))
+        .then_expect_error_message(
+            "fund A21-182's year 2022 is closed, so nothing more can be booked on 2022-12-31; a correction must be marked post_closing",
+        );
+}
+
+#[test]
+fn after_settlement_payments_up_to_the_settled_amount_are_allowed() {
+    let mut given = with_partial_payment();
+    given.push(settled("sv-1", "2500", "500", "0", "2022-10-01", false));
+    fund()
+        .given(given)
+        .when(pay("sv-1", "f-2", "1500", "2022-11-01"))
+        .then_expect_events(vec![paid("sv-1", "f-2", "1500", "2022-11-01")]);
+}
+
+#[test]
+fn after_settlement_a_payment_beyond_the_settled_amount_is_refused() {
+    let mut given = with_partial_payment();
+    given.push(settled("sv-1", "2500", "500", "0", "2022-10-01", false));
+    fund()
+        .given(given)
+        .when(pay("sv-1", "f-2", "1500.01", "2022-11-01"))
+        .then_expect_error_message(
+            "commitment sv-1 has 1500.00 left to pay, so a payment of 1500.01 is too much",
+        );
+}
+
+#[test]
+fn after_settlement_below_what_was_paid_nothing_more_can_be_paid() {
+    let mut given = with_commitment();
+    given.push(paid("sv-1", "f-1", "2800", "2022-04-01"));
+    given.push(settled("sv-1", "2500", "200", "300", "2022-10-01", false));
+    fund()
+        .given(given)
+        .when(pay("sv-1", "f-2", "0.01", "2022-11-01"))
+        .then_expect_error_message(
+            "commitment sv-1 has 0.00 left to pay, so a payment of 0.01 is too much",
+        );
+}
+
+// ---------------------------------------------------------------------------
+// Repayment (terugvordering)
+// ---------------------------------------------------------------------------
+
+fn with_recovery_claimed() -> Vec<FundEvent> {
+    let mut events = with_commitment();
+    events.push(paid("sv-1", "f-1", "2800", "2022-04-01"));
+    events.push(settled("sv-1", "2500", "200", "300", "2022-10-01", false));
+    events
+}
+
+#[test]
+fn a_repayment_returns_the_money_owed_to_the_wijk() {
+    fund()
+        .given(with_recovery_claimed())
+        .when(repay("sv-1", "300", "2022-11-15"))
+        .then_expect_events(vec![repaid("sv-1", "300", "2022-11-15", false)]);
+    let mut events = with_recovery_claimed();
+    events.push(repaid("sv-1", "300", "2022-11-15", false));
+    let line = fold(&events).line(&wijk("oost-1223"));
+    assert_eq!(line.amount_receivable, dec("0"));
+    assert_eq!(line.amount_available, dec("7500"));
+}
+
+#[test]
+fn a_repayment_may_come_in_parts() {
+    let mut given = with_recovery_claimed();
+    given.push(repaid("sv-1", "100", "2022-11-15", false));
+    fund()
+        .given(given)
+        .when(repay("sv-1", "200", "2022-11-20"))
+        .then_expect_events(vec![repaid("sv-1", "200", "2022-11-20", false)]);
+}
+
+#[test]
+fn a_repayment_of_more_than_is_owed_is_refused() {
+    fund()
+        .given(with_recovery_claimed())
+        .when(repay("sv-1", "300.01", "2022-11-15"))
+        .then_expect_error_message(
+            "commitment sv-1 has 300.00 owed back, so a repayment of 300.01 is too much",
+        );
+}
+
+#[test]
+fn a_repayment_of_more_than_is_still_owed_after_a_partial_repayment_is_refused() {
+    let mut given = with_recovery_claimed();
+    given.push(repaid("sv-1", "100", "2022-11-15", false));
+    fund()
+        .given(given)
+        .when(repay("sv-1", "200.01", "2022-11-20"))
+        .then_expect_error_message(
+            "commitment sv-1 has 200.00 owed back, so a repayment of 200.01 is too much",
+        );
+}
+
+#[test]
+fn a_repayment_when_nothing_is_owed_is_refused() {
+    fund()
+        .given(with_partial_payment())
+        .when(repay("sv-1", "1", "2022-11-15"))
+        .then_expect_error_message(
+            "commitment sv-1 has 0.00 owed back, so a repayment of 1.00 is too much",
+        );
+}
+
+#[test]
+fn a_repayment_on_an_unknown_commitment_is_refused() {
+    fund()
+        .given(with_recovery_claimed())
+        .when(repay("nooit", "1", "2022-11-15"))
+        .then_expect_error_message("commitment nooit is not recorded in fund A21-182");
+}
+
+// ---------------------------------------------------------------------------
+// Withdrawal (intrekking) and cancellation (annulering)
+// ---------------------------------------------------------------------------
+
+#[test]
+fn a_withdrawal_releases_the_whole_unpaid_commitment() {
+    fund()
+        .given(with_partial_payment())
+        .when(withdraw("sv-1", false, "2022-08-01"))
+        .then_expect_events(vec![withdrawn("sv-1", "2000", false, "2022-08-01", false)]);
+    let mut events = with_partial_payment();
+    events.push(withdrawn("sv-1", "2000", false, "2022-08-01", false));
+    let line = fold(&events).line(&wijk("oost-1223"));
+    assert_eq!(line.amount_committed, dec("0"));
+    assert_eq!(line.amount_spent, dec("1000"));
+    assert_eq!(line.amount_available, dec("9000"));
+}
+
+#[test]
+fn a_cancellation_releases_the_whole_unpaid_commitment() {
+    fund()
+        .given(with_commitment())
+        .when(withdraw("sv-1", true, "2022-08-01"))
+        .then_expect_events(vec![withdrawn("sv-1", "3000", true, "2022-08-01", false)]);
+}
+
+#[test]
+fn a_cancellation_after_a_partial_payment_releases_only_the_unpaid_part() {
+    fund()
+        .given(with_partial_payment())
+        .when(withdraw("sv-1", true, "2022-08-01"))
+        .then_expect_events(vec![withdrawn("sv-1", "2000", true, "2022-08-01", false)]);
+}
+
+#[test]
+fn released_money_can_be_committed_again() {
+    let mut given = with_commitment();
+    given.push(withdrawn("sv-1", "3000", false, "2022-08-01", false));
+    fund()
+        .given(given)
+        .when(FundCommand::Commit(grant("sv-2", "10000")))
+        .then_expect_events(vec![committed("sv-2", "10000")]);
+}
+
+#[test]
+fn a_commitment_cannot_be_withdrawn_twice() {
+    let mut given = with_commitment();
+    given.push(withdrawn("sv-1", "3000", false, "2022-08-01", false));
+    fund()
+        .given(given)
+        .when(withdraw("sv-1", false, "2022-08-02"))
+        .then_expect_error_message(
+            "commitment sv-1 is withdrawn, so it can no longer be withdrawn",
+        );
+}
+
+#[test]
+fn a_commitment_cannot_be_cancelled_twice() {
+    let mut given = with_commitment();
+    given.push(withdrawn("sv-1", "3000", true, "2022-08-01", false));
+    fund()
+        .given(given)
+        .when(withdraw("sv-1", true, "2022-08-02"))
+        .then_expect_error_message(
+            "commitment sv-1 is cancelled, so it can no longer be cancelled",
+        );
+}
+
+#[test]
+fn a_withdrawn_commitment_cannot_be_cancelled_as_well() {
+    let mut given = with_commitment();
+    given.push(withdrawn("sv-1", "3000", false, "2022-08-01", false));
+    fund()
+        .given(given)
+        .when(withdraw("sv-1", true, "2022-08-02"))
+        .then_expect_error_message(
+            "commitment sv-1 is withdrawn, so it can no longer be cancelled",
+        );
+}
+
+#[test]
+fn a_settled_commitment_cannot_be_withdrawn() {
+    let mut given = with_commitment();
+    given.push(settled("sv-1", "2500", "500", "0", "2022-10-01", false));
+    fund()
+        .given(given)
+        .when(withdraw("sv-1", false, "2022-11-01"))
+        .then_expect_error_message("commitment sv-1 is settled, so it can no longer be withdrawn");
+}
+
+#[test]
+fn withdrawing_an_unknown_commitment_is_refused() {
+    fund()
+        .given(with_commitment())
+        .when(withdraw("nooit", false, "2022-08-01"))
+        .then_expect_error_message("commitment nooit is not recorded in fund A21-182");
+}
+
+// ---------------------------------------------------------------------------
+// Transfers between wijken
+// ---------------------------------------------------------------------------
+
+#[test]
+fn money_is_transferred_between_wijken() {
+    fund()
+        .given(with_commitment())
+        .when(transfer("oost-1223", "centrum", "4000", "2022-05-01"))
+        .then_expect_events(vec![transferred(
+            "oost-1223",
+            "centrum",
+            "4000",
+            "2022-05-01",
+        )]);
+    let mut events = with_commitment();
+    events.push(transferred("oost-1223", "centrum", "4000", "2022-05-01"));
+    let f = fold(&events);
+    let oost = f.line(&wijk("oost-1223"));
+    let centrum = f.line(&wijk("centrum"));
+    assert_eq!(oost.amount_available, dec("3000"));
+    assert_eq!(oost.amount_transferred, dec("-4000"));
+    assert_eq!(centrum.amount_available, dec("4000"));
+    assert_eq!(centrum.amount_transferred, dec("4000"));
+}
+
+#[test]
+fn the_receiving_wijk_can_spend_transferred_money() {
+    let mut given = oost_has_10000();
+    given.push(transferred("oost-1223", "centrum", "4000", "2022-05-01"));
+    let mut kruisdam = wegaplein("kruisdam", "4000");
+    kruisdam.wijk_id = wijk("centrum");
+    fund()
+        .given(given)
+        .when(FundCommand::RecordExpense(kruisdam.clone()))
+        .then_expect_events(vec![FundEvent::ExpenseRecorded(kruisdam)]);
+}
+
+#[test]
+fn a_transfer_of_more_than_the_source_has_available_is_refused() {
+    fund()
+        .given(with_commitment())
+        .when(transfer("oost-1223", "centrum", "7000.01", "2022-05-01"))
+        .then_expect_error_message(
+            "wijk oost-1223 has 7000.00 available in fund A21-182, so 7000.01 cannot be transferred",
+        );
+}
+
+#[test]
+fn a_transfer_to_the_same_wijk_is_refused() {
+    fund()
+        .given(oost_has_10000())
+        .when(transfer("oost-1223", "oost-1223", "1", "2022-05-01"))
+        .then_expect_error_message("a transfer needs two different wijken");
+}
+
+#[test]
+fn a_transfer_from_a_wijk_without_money_in_the_fund_is_refused() {
+    fund()
+        .given(oost_has_10000())
+        .when(transfer("centrum", "oost-1223", "1", "2022-05-01"))
+        .then_expect_error_message("wijk centrum is not among the wijken with money in this fund");
+}
+
+#[test]
+fn a_transfer_to_an_unregistered_wijk_is_refused() {
+    fund()
+        .given(oost_has_10000())
+        .when(transfer("oost-1223", "atlantis", "1", "2022-05-01"))
+        .then_expect_error_message(
+            "wijk atlantis is not registered; register it first with POST /api/v1/wijken",
+        );
+}
+
+#[test]
+fn a_transfer_booked_outside_the_fund_year_is_refused() {
+    fund()
+        .given(oost_has_10000())
+        .when(transfer("oost-1223", "centrum", "1", "2023-01-05"))
+        .then_expect_error_message(
+            "booking date 2023-01-05 is outside fund A21-182's year 2022; book it within 2022 or use a fund of that year",
+        );
+}
+
+// ---------------------------------------------------------------------------
+// Closing the year
+// ---------------------------------------------------------------------------
+
+/// oost-1223: 10000, sv-1 of 3000 with 1000 paid, a direct expense of 500.
+/// centrum: 5000, a direct expense of 1000. 35000 never allocated.
+fn before_closing() -> Vec<FundEvent> {
+    let mut kruisdam = wegaplein("kruisdam", "1000");
+    kruisdam.wijk_id = wijk("centrum");
+    let mut events = with_partial_payment();
+    events.push(allocated("centrum", "5000"));
+    events.push(FundEvent::ExpenseRecorded(wegaplein("wegaplein", "500")));
+    events.push(FundEvent::ExpenseRecorded(kruisdam));
+    events
+}
+
+#[test]
+fn closing_carries_over_the_chosen_wijken_and_lapses_the_rest() {
+    fund()
+        .given(before_closing())
+        .when(close(&["oost-1223"], Some("A21-182-overheveling")))
+        .then_expect_events(vec![closed(
+            vec![
+                close_line("centrum", "4000", "0", "0"),
+                close_line("oost-1223", "0", "6500", "2000"),
+            ],
+            "35000",
+            Some("A21-182-overheveling"),
+        )]);
+}
+
+#[test]
+fn closing_without_carry_over_lapses_all_available_money() {
+    fund()
+        .given(before_closing())
+        .when(close(&[], None))
+        .then_expect_events(vec![closed(
+            vec![
+                close_line("centrum", "4000", "0", "0"),
+                close_line("oost-1223", "6500", "0", "2000"),
+            ],
+            "35000",
+            None,
+        )]);
+}
+
+#[test]
+fn after_closing_available_money_is_gone_and_open_commitments_stay() {
+    let mut events = before_closing();
+    events.push(closed(
+        vec![
+            close_line("centrum", "4000", "0", "0"),
+            close_line("oost-1223", "0", "6500", "2000"),
+        ],
+        "35000",
+        Some("A21-182-overheveling"),
+    ));
+    let f = fold(&events);
+    assert!(f.is_closed());
+    assert_eq!(f.amount_unallocated(), dec("0"));
+    let oost = f.line(&wijk("oost-1223"));
+    assert_eq!(oost.amount_available, dec("0"));
+    assert_eq!(oost.amount_carried_over, dec("6500"));
+    assert_eq!(oost.amount_lapsed, dec("0"));
+    assert_eq!(oost.amount_committed, dec("2000"));
+    let centrum = f.line(&wijk("centrum"));
+    assert_eq!(centrum.amount_available, dec("0"));
+    assert_eq!(centrum.amount_lapsed, dec("4000"));
+}
+
+#[test]
+fn closing_with_a_carry_over_for_a_wijk_not_in_the_fund_is_refused() {
+    fund()
+        .given(with_partial_payment())
+        .when(close(&["oost-1223", "zuid"], Some("A21-182-overheveling")))
+        .then_expect_error_message("wijk zuid is not among the wijken with money in this fund");
+}
+
+#[test]
+fn closing_twice_is_refused() {
+    fund()
+        .given(closed_with_open_commitment())
+        .when(close(&[], None))
+        .then_expect_error_message("fund A21-182 is already closed");
+}
+
+#[test]
+fn closing_a_fund_that_does_not_exist_is_refused() {
+    fund()
+        .given_no_previous_events()
+        .when(close(&[], None))
+        .then_expect_error_message(
+            "this fund does not exist; establish it first with POST /api/v1/funds",
+        );
+}
+
+#[test]
+fn after_closing_an_allocation_in_the_year_is_refused() {
+    fund()
+        .given(closed_with_open_commitment())
+        .when(allocate("oost-1223", "1"))
+        .then_expect_error_message(
+            "fund A21-182's year 2022 is closed, so nothing more can be booked on 2022-01-10; a correction must be marked post_closing",
+        );
+}
+
+#[test]
+fn after_closing_a_direct_expense_in_the_year_is_refused() {
+    fund()
+        .given(closed_with_open_commitment())
+        .when(FundCommand::RecordExpense(wegaplein("laat", "1")))
+        .then_expect_error_message(
+            "fund A21-182's year 2022 is closed, so nothing more can be booked on 2022-06-01; a correction must be marked post_closing",
+        );
+}
+
+#[test]
+fn after_closing_a_commitment_in_the_year_is_refused() {
+    fund()
+        .given(closed_with_open_commitment())
+        .when(FundCommand::Commit(grant("sv-2", "1")))
+        .then_expect_error_message(
+            "fund A21-182's year 2022 is closed, so nothing more can be booked on 2022-03-01; a correction must be marked post_closing",
+        );
+}
+
+#[test]
+fn after_closing_a_transfer_in_the_year_is_refused() {
+    fund()
+        .given(closed_with_open_commitment())
+        .when(transfer("oost-1223", "centrum", "1", "2022-12-31"))
+        .then_expect_error_message(
+            "fund A21-182's year 2022 is closed, so nothing more can be booked on 2022-12-31; a correction must be marked post_closing",
+        );
+}
+
+#[test]
+fn after_closing_a_reversal_not_marked_post_closing_is_refused() {
+    let mut given = oost_has_10000();
+    given.push(FundEvent::ExpenseRecorded(wegaplein("dubbel", "100")));
+    given.push(closed(
+        vec![close_line("oost-1223", "9900", "0", "0")],
+        "40000",
+        None,
+    ));
+    fund()
+        .given(given)
+        .when(reverse("dubbel", "2023-03-01", false))
+        .then_expect_error_message(
+            "fund A21-182 is closed, so this reversal must be marked post_closing",
+        );
+}
+
+#[test]
+fn after_closing_a_reversal_marked_post_closing_lapses_the_money() {
+    let mut given = oost_has_10000();
+    given.push(FundEvent::ExpenseRecorded(wegaplein("dubbel", "100")));
+    given.push(closed(
+        vec![close_line("oost-1223", "9900", "0", "0")],
+        "40000",
+        None,
+    ));
+    let reversed = FundEvent::ExpenseReversedAfterClose {
+        expense_id: eid("dubbel"),
+        wijk_id: wijk("oost-1223"),
+        amount: eur("100"),
+        reason: text("dubbel geboekt"),
+        booked_on: date("2022-12-31"),
+        reverses_sequence: 3,
+    };
+    fund()
+        .given(given.clone())
+        .when(reverse("dubbel", "2023-03-01", true))
+        .then_expect_events(vec![reversed.clone()]);
+    given.push(reversed);
+    let line = fold(&given).line(&wijk("oost-1223"));
+    assert_eq!(line.amount_spent, dec("0"));
+    assert_eq!(line.amount_available, dec("0"));
+    assert_eq!(line.amount_lapsed, dec("10000"));
+}
+
+#[test]
+fn after_closing_a_payment_still_cannot_be_reversed() {
+    fund()
+        .given(closed_with_open_commitment())
+        .when(reverse("f-1", "2023-03-01", true))
+        .then_expect_error_message(
+            "expense f-1 is a payment on a commitment; correct it through the commitment's settlement",
+        );
+}
+
+#[test]
+fn a_settlement_after_closing_lapses_the_released_money() {
+    fund()
+        .given(closed_with_open_commitment())
+        .when(settle("sv-1", "2500", "2023-02-01"))
+        .then_expect_events(vec![settled(
+            "sv-1",
+            "2500",
+            "500",
+            "0",
+            "2023-02-01",
+            true,
+        )]);
+    let mut events = closed_with_open_commitment();
+    events.push(settled("sv-1", "2500", "500", "0", "2023-02-01", true));
+    let line = fold(&events).line(&wijk("oost-1223"));
+    assert_eq!(line.amount_committed, dec("1500"));
+    assert_eq!(line.amount_available, dec("0"));
+    assert_eq!(line.amount_lapsed, dec("7500"));
+}
+
+#[test]
+fn a_withdrawal_after_closing_lapses_the_released_money() {
+    fund()
+        .given(closed_with_open_commitment())
+        .when(withdraw("sv-1", false, "2023-02-01"))
+        .then_expect_events(vec![withdrawn("sv-1", "2000", false, "2023-02-01", true)]);
+    let mut events = closed_with_open_commitment();
+    events.push(withdrawn("sv-1", "2000", false, "2023-02-01", true));
+    let line = fold(&events).line(&wijk("oost-1223"));
+    assert_eq!(line.amount_committed, dec("0"));
+    assert_eq!(line.amount_available, dec("0"));
+    assert_eq!(line.amount_lapsed, dec("9000"));
+}
+
+#[test]
+fn a_cancellation_after_closing_lapses_the_released_money() {
+    fund()
+        .given(closed_with_open_commitment())
+        .when(withdraw("sv-1", true, "2023-02-01"))
+        .then_expect_events(vec![withdrawn("sv-1", "2000", true, "2023-02-01", true)]);
+}
+
+#[test]
+fn a_withdrawal_dated_inside_a_closed_year_is_refused() {
+    fund()
+        .given(closed_with_open_commitment())
+        .when(withdraw("sv-1", false, "2022-12-31"))
+        .then_expect_error_message(
+            "fund A21-182's year 2022 is closed, so nothing more can be booked on 2022-12-31; a correction must be marked post_closing",
+        );
+}
+
+#[test]
+fn a_repayment_after_closing_lapses_the_money() {
+    let mut given = with_recovery_claimed();
+    given.push(closed(
+        vec![close_line("oost-1223", "7200", "0", "0")],
+        "40000",
+        None,
+    ));
+    fund()
+        .given(given.clone())
+        .when(repay("sv-1", "300", "2023-02-01"))
+        .then_expect_events(vec![repaid("sv-1", "300", "2023-02-01", true)]);
+    given.push(repaid("sv-1", "300", "2023-02-01", true));
+    let line = fold(&given).line(&wijk("oost-1223"));
+    assert_eq!(line.amount_receivable, dec("0"));
+    assert_eq!(line.amount_available, dec("0"));
+    assert_eq!(line.amount_lapsed, dec("7500"));
+}
+
+#[test]
+fn a_repayment_dated_inside_a_closed_year_is_refused() {
+    let mut given = with_recovery_claimed();
+    given.push(closed(
+        vec![close_line("oost-1223", "7200", "0", "0")],
+        "40000",
+        None,
+    ));
+    fund()
+        .given(given)
+        .when(repay("sv-1", "300", "2022-12-30"))
+        .then_expect_error_message(
+            "fund A21-182's year 2022 is closed, so nothing more can be booked on 2022-12-30; a correction must be marked post_closing",
+        );
+}
+
+// ---------------------------------------------------------------------------
+// The carry-over fund
+// ---------------------------------------------------------------------------
+
+#[test]
+fn a_carry_over_fund_is_established_with_the_money_already_allocated() {
+    fund()
+        .given_no_previous_events()
+        .when(establish_carry_over())
+        .then_expect_events(vec![carried_over()]);
+    let f = fold(&[carried_over()]);
+    assert_eq!(f.carried_over_from(), Some(&fid("A21-182")));
+    assert_eq!(f.amount_unallocated(), dec("0"));
+    let line = f.line(&wijk("oost-1223"));
+    assert_eq!(line.amount_allocated, dec("6500"));
+    assert_eq!(line.amount_available, dec("6500"));
+}
+
+#[test]
+fn establishing_the_carry_over_fund_again_records_nothing() {
+    fund()
+        .given(vec![carried_over()])
+        .when(establish_carry_over())
+        .then_expect_events(vec![]);
+}
+
+#[test]
+fn a_carry_over_fund_cannot_be_established_again_as_an_ordinary_fund() {
+    fund()
+        .given(vec![carried_over()])
+        .when(FundCommand::Establish(carry_over_terms()))
+        .then_expect_error_message(
+            "fund A21-182-overheveling already exists with other terms; choose another fund_id",
+        );
+}
+
+#[test]
+fn a_wijk_can_spend_its_carried_over_money() {
+    let mut expense = wegaplein("wegaplein-2023", "6500");
+    expense.booked_on = date("2023-04-01");
+    fund()
+        .given(vec![carried_over()])
+        .when(FundCommand::RecordExpense(expense.clone()))
+        .then_expect_events(vec![FundEvent::ExpenseRecorded(expense)]);
+}
+
+#[test]
+fn a_wijk_can_commit_its_carried_over_money() {
+    let mut details = grant("sv-2023-1", "6500");
+    details.booked_on = date("2023-04-01");
+    fund()
+        .given(vec![carried_over()])
+        .when(FundCommand::Commit(details.clone()))
+        .then_expect_events(vec![FundEvent::CommitmentMade(details)]);
+}
+
+#[test]
+fn a_wijk_cannot_spend_more_than_was_carried_over() {
+    let mut expense = wegaplein("wegaplein-2023", "6500.01");
+    expense.booked_on = date("2023-04-01");
+    fund()
+        .given(vec![carried_over()])
+        .when(FundCommand::RecordExpense(expense))
+        .then_expect_error_message(
+            "wijk oost-1223 has 6500.00 left from fund A21-182-overheveling, so an expense of 6500.01 would overspend it",
+        );
+}
+
+// ---------------------------------------------------------------------------
+// Invariants over a long scenario
+// ---------------------------------------------------------------------------
+
+/// Runs the commands one after another, each on the events recorded so far,
+/// and returns every event recorded. A refusal fails the test.
+fn run(commands: Vec<FundCommand>) -> Vec<FundEvent> {
+    let mut events: Vec<FundEvent> = Vec::new();
+    for command in commands {
+        let shown = format!("{command:?}");
+        let new = fund()
+            .given(events.clone())
+            .when(command)
+            .inspect_result()
+            .unwrap_or_else(|e| panic!("{shown} was refused: {e}"));
+        assert!(!new.is_empty(), "{shown} recorded nothing");
+        events.extend(new);
+    }
+    events
+}
+
+type Balances = BTreeMap<(AccountKind, Option<WijkId>), Decimal>;
+
+fn balance(balances: &Balances, kind: AccountKind, wijk_id: Option<&WijkId>) -> Decimal {
+    balances
+        .get(&(kind, wijk_id.cloned()))
+        .copied()
+        .unwrap_or_default()
+}
+
+/// Checks, after every single event, that its postings balance, that the
+/// folded budget lines equal the ledger's balances, and that no balance
+/// other than the sources goes negative.
+fn assert_ledger_matches_fund(fund_id: &FundId, events: &[FundEvent]) -> (Fund, Balances) {
+    use AccountKind as K;
+    let mut fund = Fund::default();
+    let mut balances = Balances::new();
+    for (i, event) in events.iter().enumerate() {
+        let what = format!("after event {} ({})", i + 1, event.event_type());
+        let ps = postings(fund_id, event);
+        let sum: Decimal = ps.iter().map(|p| p.amount).sum();
+        assert_eq!(
+            sum,
+            Decimal::ZERO,
+            "postings of event {} ({}) do not balance",
+            i + 1,
+            event.event_type()
+        );
+        for p in ps {
+            assert_eq!(&p.account.fund_id, fund_id, "{what}");
+            *balances
+                .entry((p.account.kind, p.account.wijk_id))
+                .or_default() += p.amount;
+        }
+        fund.apply(event.clone());
+
+        let total: Decimal = balances.values().copied().sum();
+        assert_eq!(total, Decimal::ZERO, "trial balance {what}");
+        for ((kind, wijk_id), amount) in &balances {
+            if !matches!(kind, K::Appropriation | K::CarriedIn) {
+                assert!(
+                    *amount >= Decimal::ZERO,
+                    "{} of {wijk_id:?} is {amount} {what}",
+                    kind.as_str()
+                );
+            }
+            if let Some(w) = wijk_id {
+                assert!(
+                    fund.lines().any(|(l, _)| l == w),
+                    "{what}: posting to {w} which has no budget line"
+                );
+            }
+        }
+        assert_eq!(
+            balance(&balances, K::Fund, None),
+            fund.amount_unallocated(),
+            "fund account {what}"
+        );
+        for (w, line) in fund.lines() {
+            let w = Some(w);
+            assert_eq!(
+                balance(&balances, K::WijkBudget, w),
+                line.amount_available,
+                "wijk_budget of {w:?} {what}"
+            );
+            assert_eq!(
+                balance(&balances, K::Committed, w),
+                line.amount_committed,
+                "committed of {w:?} {what}"
+            );
+            assert_eq!(
+                balance(&balances, K::Spent, w),
+                line.amount_spent,
+                "spent of {w:?} {what}"
+            );
+            assert_eq!(
+                balance(&balances, K::Receivable, w),
+                line.amount_receivable,
+                "receivable of {w:?} {what}"
+            );
+            assert_eq!(
+                balance(&balances, K::Lapsed, w),
+                line.amount_lapsed,
+                "lapsed of {w:?} {what}"
+            );
+            assert_eq!(
+                balance(&balances, K::CarriedOver, w),
+                line.amount_carried_over,
+                "carried_over of {w:?} {what}"
+            );
+        }
+    }
+    (fund, balances)
+}
+
+fn kruisdam(expense_id: &str, amount: &str) -> ExpenseDetails {
+    ExpenseDetails {
+        wijk_id: wijk("centrum"),
+        initiative: text("Kruisdam groen"),
+        ..wegaplein(expense_id, amount)
+    }
+}
+
+#[test]
+fn every_event_of_a_whole_year_balances_and_the_budget_lines_equal_the_ledger() {
+    let mut bankje = wegaplein("bankje", "300");
+    bankje.booked_on = date("2022-09-15");
+    let events = run(vec![
+        FundCommand::Establish(a21_182()),
+        allocate("oost-1223", "20000"),
+        allocate("centrum", "10000"),
+        FundCommand::RecordExpense(wegaplein("wegaplein", "1500")),
+        FundCommand::Commit(grant("sv-1", "6000")),
+        FundCommand::Commit(grant("sv-2", "3000")),
+        FundCommand::Commit(grant_in("centrum", "sv-3", "4000")),
+        pay("sv-1", "f-1", "2000", "2022-04-01"),
+        pay("sv-1", "f-2", "2500", "2022-06-01"),
+        // settled below what was paid: 1500 released, 500 claimed back
+        settle("sv-1", "4000", "2022-07-01"),
+        repay("sv-1", "200", "2022-08-01"),
+        pay("sv-2", "f-3", "1000", "2022-05-01"),
+        withdraw("sv-2", false, "2022-08-15"),
+        transfer("oost-1223", "centrum", "1000", "2022-08-20"),
+        pay("sv-3", "f-4", "1000", "2022-06-01"),
+        // settled between paid and committed: 1000 released, 2000 still open
+        settle("sv-3", "3000", "2022-09-01"),
+        FundCommand::RecordExpense(kruisdam("kruisdam", "500")),
+        reverse("kruisdam", "2022-09-10", false),
+        FundCommand::RecordExpense(bankje),
+        FundCommand::Commit(grant("sv-4", "2500")),
+        pay("sv-4", "f-5", "500", "2022-10-01"),
+        FundCommand::Commit(grant_in("centrum", "sv-5", "1000")),
+        withdraw("sv-5", true, "2022-10-15"),
+        FundCommand::Commit(grant("sv-6", "1000")),
+        close(&["oost-1223"], Some("A21-182-overheveling")),
+        // after the close: carried-along commitments and corrections
+        pay("sv-3", "f-6", "2000", "2023-01-20"),
+        repay("sv-1", "300", "2023-02-01"),
+        withdraw("sv-4", false, "2023-02-10"),
+        reverse("bankje", "2023-03-01", true),
+        settle("sv-6", "800", "2023-03-05"),
+        pay("sv-6", "f-7", "800", "2023-03-10"),
+    ]);
+    assert_eq!(events.len(), 31);
+    let fund_id = fid("A21-182");
+    let (f, balances) = assert_ledger_matches_fund(&fund_id, &events);
+
+    // The whole appropriation is accounted for.
+    assert_eq!(
+        balance(&balances, AccountKind::Appropriation, None),
+        dec("-50000")
+    );
+    assert_eq!(balance(&balances, AccountKind::Lapsed, None), dec("20000"));
+    assert_eq!(balance(&balances, AccountKind::Fund, None), dec("0"));
+
+    // oost-1223: 20000 − 1000 transferred; spent 1500 + 4000 (sv-1 net of the
+    // claim) + 1000 (sv-2) + 500 (sv-4) + 800 (sv-6); 500 repaid after close
+    // of which 300 lapsed; bankje reversed after close and lapsed.
+    let oost = f.line(&wijk("oost-1223"));
+    assert_eq!(oost.amount_allocated, dec("20000"));
+    assert_eq!(oost.amount_transferred, dec("-1000"));
+    assert_eq!(oost.amount_spent, dec("7800"));
+    assert_eq!(oost.amount_committed, dec("0"));
+    assert_eq!(oost.amount_receivable, dec("0"));
+    assert_eq!(oost.amount_available, dec("0"));
+    assert_eq!(
+        oost.amount_carried_over + oost.amount_lapsed + oost.amount_spent,
+        oost.amount_allocated + oost.amount_transferred
+    );
+    let centrum = f.line(&wijk("centrum"));
+    assert_eq!(centrum.amount_spent, dec("3000"));
+    assert_eq!(centrum.amount_committed, dec("0"));
+    assert_eq!(centrum.amount_available, dec("0"));
+    assert_eq!(centrum.amount_carried_over, dec("0"));
+    assert_eq!(centrum.amount_lapsed, dec("8000"));
+}
+
+#[test]
+fn every_event_of_a_carry_over_fund_balances_and_the_budget_lines_equal_the_ledger() {
+    let mut expense = wegaplein("wegaplein-2023", "1000");
+    expense.booked_on = date("2023-04-01");
+    let mut details = grant("sv-2023-1", "4000");
+    details.booked_on = date("2023-04-02");
+    let events = run(vec![
+        establish_carry_over(),
+        FundCommand::RecordExpense(expense),
+        FundCommand::Commit(details),
+        pay("sv-2023-1", "f-2023-1", "3500", "2023-05-01"),
+        settle("sv-2023-1", "3000", "2023-06-01"),
+        repay("sv-2023-1", "500", "2023-06-15"),
+        transfer("oost-1223", "centrum", "1500", "2023-07-01"),
+        close(&[], None),
+    ]);
+    let fund_id = fid("A21-182-overheveling");
+    let (f, balances) = assert_ledger_matches_fund(&fund_id, &events);
+    assert_eq!(
+        balance(&balances, AccountKind::CarriedIn, None),
+        dec("-6500")
+    );
+    let oost = f.line(&wijk("oost-1223"));
+    assert_eq!(oost.amount_spent, dec("4000"));
+    assert_eq!(oost.amount_lapsed, dec("1000"));
+    assert_eq!(f.line(&wijk("centrum")).amount_lapsed, dec("1500"));
+}
