@@ -400,6 +400,10 @@ pub enum FundError {
     NotInFund(WijkId),
     #[error("a carry-over fund must be in the year after {0}")]
     CarryOverYear(Year),
+    #[error("the carry-over allocations sum to {allocated}, but the fund's amount is {amount}; they must be equal")]
+    CarryOverMismatch { allocated: String, amount: String },
+    #[error("wijken to carry over need a carry_over_fund to carry into")]
+    CarryOverNeedsFund,
     #[error("the wijk register could not be read: {0}")]
     DirectoryUnavailable(String),
 }
@@ -624,6 +628,13 @@ impl Fund {
                     Some(existing) if *existing == terms && self.carried_over_from.as_ref() == Some(&from_fund) => Ok(vec![]),
                     Some(existing) => Err(FundError::AlreadyEstablished(existing.fund_id.clone())),
                     None => {
+                        let allocated: Decimal = allocations.iter().map(|(_, a)| a.as_decimal()).sum();
+                        if allocated != terms.amount.as_decimal() {
+                            return Err(FundError::CarryOverMismatch { allocated: euro(allocated), amount: terms.amount.to_string() });
+                        }
+                        for (wijk_id, _) in &allocations {
+                            self.check_registered(services, wijk_id).await?;
+                        }
                         let booked_on = terms.year.first_day();
                         Ok(vec![FundEvent::FundCarriedOver { terms, from_fund, booked_on, allocations }])
                     }
@@ -794,6 +805,9 @@ impl Fund {
                 if self.closed {
                     return Err(FundError::AlreadyClosed(fund_id));
                 }
+                if !closing.carry_over.is_empty() && closing.carry_over_fund.is_none() {
+                    return Err(FundError::CarryOverNeedsFund);
+                }
                 for wijk in &closing.carry_over {
                     if !self.lines.contains_key(wijk) {
                         return Err(FundError::NotInFund(wijk.clone()));
@@ -803,7 +817,7 @@ impl Fund {
                     .lines
                     .iter()
                     .map(|(wijk_id, line)| {
-                        let carry = closing.carry_over.contains(wijk_id) && closing.carry_over_fund.is_some();
+                        let carry = closing.carry_over.contains(wijk_id);
                         CloseLine {
                             wijk_id: wijk_id.clone(),
                             lapsed: if carry { Decimal::ZERO } else { line.amount_available },

@@ -1738,3 +1738,27 @@ fn every_event_of_a_carry_over_fund_balances_and_the_budget_lines_equal_the_ledg
     assert_eq!(oost.amount_lapsed, dec("1000"));
     assert_eq!(f.line(&wijk("centrum")).amount_lapsed, dec("1500"));
 }
+
+#[test]
+fn a_carry_over_fund_whose_allocations_do_not_add_up_to_its_amount_is_refused() {
+    let mut command = establish_carry_over();
+    if let FundCommand::EstablishCarryOver { allocations, .. } = &mut command {
+        allocations.push((wijk("centrum"), eur("100")));
+    }
+    fund()
+        .given_no_previous_events()
+        .when(command)
+        .then_expect_error_message("the carry-over allocations sum to 6600.00, but the fund's amount is 6500.00; they must be equal");
+}
+
+#[test]
+fn closing_with_wijken_to_carry_over_but_no_fund_to_carry_into_is_refused() {
+    fund()
+        .given(vec![established(), allocated("oost-1223", "1000")])
+        .when(FundCommand::Close(Closing {
+            decision_reference: text("Raadsbesluit"),
+            carry_over: vec![wijk("oost-1223")],
+            carry_over_fund: None,
+        }))
+        .then_expect_error_message("wijken to carry over need a carry_over_fund to carry into");
+}

@@ -138,6 +138,9 @@ impl From<LedgerError> for ApiError {
                 FundError::TransferToSelf => Self::new(S::UNPROCESSABLE_ENTITY, "transfer_to_self", detail).field("to_wijk"),
                 FundError::NotInFund(_) => Self::new(S::UNPROCESSABLE_ENTITY, "wijk_not_in_fund", detail),
                 FundError::CarryOverYear(_) => Self::new(S::UNPROCESSABLE_ENTITY, "carry_over_year", detail),
+                FundError::CarryOverMismatch { .. } | FundError::CarryOverNeedsFund => {
+                    Self::new(S::UNPROCESSABLE_ENTITY, "bad_carry_over", detail).field("carry_over")
+                }
                 FundError::DirectoryUnavailable(cause) => Self::internal(cause),
             },
             LedgerError::Wijk(WijkError::AlreadyRegistered { .. }) => {
