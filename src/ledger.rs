@@ -119,6 +119,20 @@ impl WijkDirectory for StoredWijken {
         let mut context = store.load_aggregate(wijk_id.as_str()).await.map_err(|e| e.to_string())?;
         Ok(context.aggregate().is_registered())
     }
+
+    /// From the read model: a close is projected before `close_year`
+    /// answers, so the window in which a new fund could slip into a year
+    /// being closed is the projector's lag.
+    async fn is_year_closed(&self, year: Year) -> Result<bool, String> {
+        let closed: Option<i64> = on_db!(self.0.db(), pool => {
+            sqlx::query_scalar("SELECT 1 FROM rm_funds WHERE year = $1 AND closed_on IS NOT NULL LIMIT 1")
+                .bind(i64::from(year.value()))
+                .fetch_optional(pool)
+                .await
+                .map_err(|e| e.to_string())?
+        });
+        Ok(closed.is_some())
+    }
 }
 
 #[derive(Clone)]

@@ -372,6 +372,8 @@ pub enum FundError {
     YearClosed { fund_id: FundId, year: Year, booked_on: NaiveDate },
     #[error("fund {0} is already closed")]
     AlreadyClosed(FundId),
+    #[error("year {0} is closed, so no new fund can be established in it; use a fund of an open year")]
+    YearClosedForNewFunds(Year),
     #[error("expense {0} already exists with other details; choose another expense_id")]
     ExpenseIdTaken(ExpenseId),
     #[error("expense {expense_id} is not recorded in fund {fund_id}")]
@@ -408,11 +410,16 @@ pub enum FundError {
     DirectoryUnavailable(String),
 }
 
-/// The outside knowledge a fund needs: whether a wijk exists. Wijken are
-/// never removed, so a "yes" can never become stale.
+/// The outside knowledge a fund needs: whether a wijk exists (wijken are
+/// never removed, so a "yes" can never become stale), and whether a year is
+/// already closed (a closed year takes no new funds).
 #[async_trait]
 pub trait WijkDirectory: Send + Sync {
     async fn is_registered(&self, wijk_id: &WijkId) -> Result<bool, String>;
+
+    async fn is_year_closed(&self, _year: Year) -> Result<bool, String> {
+        Ok(false)
+    }
 }
 
 #[derive(Clone)]
@@ -618,6 +625,9 @@ impl Fund {
                     Some(existing) if *existing == terms && self.carried_over_from.is_none() => Ok(vec![]),
                     Some(existing) => Err(FundError::AlreadyEstablished(existing.fund_id.clone())),
                     None => {
+                        if services.wijken.is_year_closed(terms.year).await.map_err(FundError::DirectoryUnavailable)? {
+                            return Err(FundError::YearClosedForNewFunds(terms.year));
+                        }
                         let booked_on = terms.booking_date();
                         Ok(vec![FundEvent::FundEstablished { terms, booked_on }])
                     }
