@@ -17,7 +17,7 @@ use sqlx::Row;
 use tokio::sync::{watch, Notify};
 
 use crate::on_db;
-use crate::store::repository::read_log;
+use crate::store::repository::{chained_event_from_row, log_page_sql};
 use crate::store::{Db, WritePool};
 
 use apply::{statements_for, Param};
@@ -59,9 +59,16 @@ impl Projector {
             .fetch_one(&mut *tx)
             .await?
             .try_get("position")?;
-            // Events are immutable and take their positions in commit order,
-            // so reading them on another connection is as good as in this one.
-            let events = read_log(&self.db, checkpoint, BATCH).await?;
+            // Read on this transaction's own connection: with SQLite, a second
+            // connection could wait behind writers that wait for this lock.
+            let events = sqlx::query(&log_page_sql())
+                .bind(checkpoint)
+                .bind(BATCH)
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(chained_event_from_row)
+                .collect::<sqlx::Result<Vec<_>>>()?;
             let mut last = checkpoint;
             for event in &events {
                 for statement in statements_for(event)? {

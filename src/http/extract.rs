@@ -72,8 +72,11 @@ impl<T: DeserializeOwned> FromRequest<AppState> for StrictJson<T> {
         let value = serde_path_to_error::deserialize::<_, T>(raw).map_err(|e| {
             let path = e.path().to_string();
             let inner = e.into_inner().to_string();
-            let field = if path == "." { field_named_in(&inner).unwrap_or_default() } else { path };
-            ApiError::invalid(&field, format!("{}: {inner}", if field.is_empty() { "body" } else { &field }))
+            let field = if path == "." { field_named_in(&inner) } else { Some(path) };
+            match field {
+                Some(field) => ApiError::invalid(&field, format!("{field}: {inner}")),
+                None => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", format!("the body must be a JSON object: {inner}")),
+            }
         })?;
         Ok(Self { value, canonical })
     }
@@ -81,6 +84,9 @@ impl<T: DeserializeOwned> FromRequest<AppState> for StrictJson<T> {
 
 /// serde names a missing or unknown field only in its message.
 fn field_named_in(message: &str) -> Option<String> {
+    if !(message.starts_with("missing field") || message.starts_with("unknown field")) {
+        return None;
+    }
     let start = message.find('`')? + 1;
     let end = start + message[start..].find('`')?;
     Some(message[start..end].to_string())

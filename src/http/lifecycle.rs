@@ -363,6 +363,7 @@ pub async fn theme_report(
 }
 
 #[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AsOfQuery {
     /// The day to judge from (default today).

@@ -105,9 +105,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/openapi.json", axum::routing::get(move || async move { axum::Json(api) }))
         .fallback(|| async { ApiError::not_found("no such path; see GET /api/v1/openapi.json for the API") })
         .with_state(state)
-        .layer(axum::middleware::map_response(problem_for_bare_errors))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
+        // Outside the timeout, so its bare 408 becomes a problem too.
+        .layer(axum::middleware::map_response(problem_for_bare_errors))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
             let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");

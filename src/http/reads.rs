@@ -38,6 +38,7 @@ fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
 }
 
 #[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PeriodQuery {
     /// Only this budget year.
@@ -91,6 +92,7 @@ pub async fn wijk_budget(
 }
 
 #[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     pub year: Option<i64>,
@@ -186,6 +188,7 @@ fn audit_csv(page: &AuditPage) -> String {
 }
 
 #[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct YearQuery {
     pub year: Option<i64>,
@@ -222,6 +225,7 @@ pub async fn fund_detail(
 }
 
 #[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EventsQuery {
     /// Events after this global position (default 0).
@@ -248,8 +252,14 @@ pub async fn events(
 ) -> Result<Json<EventPage>, ApiError> {
     require(&caller, &[Role::Finance, Role::Auditor], "read the raw event log")?;
     let limit = page_limit(q.limit)?;
-    let events = read_log(state.ledger.db(), q.after.unwrap_or(0), limit).await?;
-    let next_after = (events.len() as i64 == limit).then(|| events.last().map(|e| e.position)).flatten();
+    // One more than asked, to know whether another page follows.
+    let mut events = read_log(state.ledger.db(), q.after.unwrap_or(0), limit + 1).await?;
+    let next_after = if events.len() as i64 > limit {
+        events.truncate(limit as usize);
+        events.last().map(|e| e.position)
+    } else {
+        None
+    };
     Ok(Json(EventPage { events, next_after }))
 }
 

@@ -112,11 +112,14 @@ pub struct Allocate {
     pub booked_on: Option<NaiveDate>,
 }
 
+/// An allocation as recorded, with the booking date it was given.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Allocation {
     pub fund_id: String,
-    #[serde(flatten)]
-    pub allocation: Allocate,
+    pub wijk_id: String,
+    #[schema(value_type = String, example = "50000.00")]
+    pub amount: AmountInput,
+    pub reason: String,
     pub booked_on: NaiveDate,
 }
 
@@ -323,7 +326,8 @@ pub async fn allocate(
         }
     };
     let command = FundCommand::Allocate { wijk_id: req.wijk_id.clone(), amount: req.amount.0, reason: req.reason.clone(), booked_on };
-    let resource = Allocation { fund_id: fund_id.to_string(), allocation: req, booked_on };
+    let resource =
+        Allocation { fund_id: fund_id.to_string(), wijk_id: req.wijk_id.to_string(), amount: req.amount, reason: req.reason.to_string(), booked_on };
     let route = format!("POST /funds/{fund_id}/allocations");
     let ledger = state.ledger.clone();
     write(&state, &caller, &headers, &route, &body.canonical, resource, |meta| async move {

@@ -376,26 +376,45 @@ impl PersistedEventRepository for LedgerRepository {
     }
 }
 
+/// The columns of a stored event, in the order [`chained_event_from_row`] reads them.
+pub const EVENT_COLUMNS: &str = "position, event_id, recorded_at, aggregate_type, aggregate_id, sequence, \
+    event_type, event_version, payload, metadata, hash";
+
+/// Decodes one `events` row, on either store.
+pub fn chained_event_from_row<R: Row>(row: &R) -> sqlx::Result<ChainedEvent>
+where
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    i64: sqlx::Type<R::Database> + for<'a> sqlx::Decode<'a, R::Database>,
+    String: sqlx::Type<R::Database> + for<'a> sqlx::Decode<'a, R::Database>,
+    DateTime<Utc>: sqlx::Type<R::Database> + for<'a> sqlx::Decode<'a, R::Database>,
+    sqlx::types::Json<Value>: sqlx::Type<R::Database> + for<'a> sqlx::Decode<'a, R::Database>,
+{
+    Ok(ChainedEvent {
+        position: row.try_get("position")?,
+        event_id: row.try_get("event_id")?,
+        recorded_at: row.try_get("recorded_at")?,
+        aggregate_type: row.try_get("aggregate_type")?,
+        aggregate_id: row.try_get("aggregate_id")?,
+        sequence: row.try_get("sequence")?,
+        event_type: row.try_get("event_type")?,
+        event_version: row.try_get("event_version")?,
+        payload: row.try_get::<sqlx::types::Json<Value>, _>("payload")?.0,
+        metadata: row.try_get::<sqlx::types::Json<Value>, _>("metadata")?.0,
+        hash: row.try_get("hash")?,
+    })
+}
+
+/// The query for up to `$2` events after global position `$1`, in order.
+pub fn log_page_sql() -> String {
+    format!("SELECT {EVENT_COLUMNS} FROM events WHERE position > $1 ORDER BY position LIMIT $2")
+}
+
 /// Reads up to `limit` events after global position `after`, in order.
 pub async fn read_log(db: &Db, after: i64, limit: i64) -> sqlx::Result<Vec<ChainedEvent>> {
-    const SQL: &str = "SELECT position, event_id, recorded_at, aggregate_type, aggregate_id, sequence, \
-                       event_type, event_version, payload, metadata, hash FROM events \
-                       WHERE position > $1 ORDER BY position LIMIT $2";
+    let sql = log_page_sql();
     on_db!(db, pool => {
-        let rows = sqlx::query(SQL).bind(after).bind(limit).fetch_all(pool).await?;
-        rows.iter().map(|row| Ok(ChainedEvent {
-            position: row.try_get("position")?,
-            event_id: row.try_get("event_id")?,
-            recorded_at: row.try_get("recorded_at")?,
-            aggregate_type: row.try_get("aggregate_type")?,
-            aggregate_id: row.try_get("aggregate_id")?,
-            sequence: row.try_get("sequence")?,
-            event_type: row.try_get("event_type")?,
-            event_version: row.try_get("event_version")?,
-            payload: row.try_get::<sqlx::types::Json<Value>, _>("payload")?.0,
-            metadata: row.try_get::<sqlx::types::Json<Value>, _>("metadata")?.0,
-            hash: row.try_get("hash")?,
-        })).collect()
+        let rows = sqlx::query(&sql).bind(after).bind(limit).fetch_all(pool).await?;
+        rows.iter().map(chained_event_from_row).collect()
     })
 }
 
