@@ -57,12 +57,17 @@ pub fn fund_event(event: &ChainedEvent) -> anyhow::Result<FundEvent> {
         .with_context(|| format!("event at position {} is not a readable fund event", event.position))
 }
 
+/// A posting without its own initiative and theme (a payment, a reversal, a
+/// settlement) takes them from its commitment or its expense, so reports per
+/// theme and the audit trail's initiative filter see every posting.
 const INSERT_POSTING: &str = "INSERT INTO rm_postings (position, line, event_id, event_type, fund_id, wijk_id, \
     account_kind, account, amount_cents, year, booked_on, recorded_at, actor, role, reason, reference, \
     initiative, theme, expense_id, commitment_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, \
     (SELECT year FROM rm_funds WHERE fund_id = $5), $10, $11, $12, $13, $14, $15, \
-    COALESCE($16, (SELECT initiative FROM rm_commitments WHERE commitment_id = $19)), \
-    COALESCE($17, (SELECT theme FROM rm_commitments WHERE commitment_id = $19)), $18, $19)";
+    COALESCE($16, (SELECT initiative FROM rm_commitments WHERE commitment_id = $19), \
+        (SELECT initiative FROM rm_expenses WHERE expense_id = $18)), \
+    COALESCE($17, (SELECT theme FROM rm_commitments WHERE commitment_id = $19), \
+        (SELECT theme FROM rm_expenses WHERE expense_id = $18)), $18, $19)";
 
 /// Adds to one balance of one wijk in one fund.
 const ADD_TO_BALANCE: &str = "INSERT INTO rm_balances (wijk_id, fund_id, year, kind, cents) \

@@ -13,7 +13,6 @@ pub mod reports;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::Row;
 use tokio::sync::{watch, Notify};
 
 use crate::on_db;
@@ -22,8 +21,11 @@ use crate::store::{Db, WritePool};
 
 use apply::{statements_for, Param};
 
-/// The checkpoint row of the read models.
-pub const CHECKPOINT: &str = "read_models";
+/// The checkpoint row of the read models. Its name carries the version of
+/// the projection code: when `apply` changes what it writes, bump it, and
+/// the first projector step finds no row by that name, wipes the read
+/// models and rebuilds them from position zero.
+pub const CHECKPOINT: &str = "read_models@3";
 /// Events applied per transaction: large enough to amortise the commit,
 /// small enough to keep the lock short.
 const BATCH: i64 = 500;
@@ -52,13 +54,40 @@ impl Projector {
         let (applied, checkpoint) = on_db!(&self.db, pool => {
             let mut tx = pool.begin_write().await?;
             let lock = if matches!(self.db, Db::Postgres(_)) { " FOR UPDATE" } else { "" };
-            let checkpoint: i64 = sqlx::query(&format!(
+            let stored: Option<i64> = sqlx::query_scalar(&format!(
                 "SELECT position FROM projector_checkpoints WHERE name = $1{lock}"
             ))
             .bind(CHECKPOINT)
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get("position")?;
+            .fetch_optional(&mut *tx)
+            .await?;
+            let checkpoint = match stored {
+                Some(position) => position,
+                None => {
+                    // Whoever inserts the new checkpoint row wipes the read
+                    // models; a concurrent instance waits on that insert and
+                    // then simply reads the row.
+                    let created = sqlx::query(
+                        "INSERT INTO projector_checkpoints (name, position) VALUES ($1, 0) ON CONFLICT (name) DO NOTHING",
+                    )
+                    .bind(CHECKPOINT)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if created == 1 {
+                        tracing::info!(checkpoint = CHECKPOINT, "the projection code changed; rebuilding the read models from position zero");
+                        for table in apply::READ_MODEL_TABLES {
+                            sqlx::query(&format!("DELETE FROM {table}")).execute(&mut *tx).await?;
+                        }
+                        sqlx::query("DELETE FROM projector_checkpoints WHERE name <> $1").bind(CHECKPOINT).execute(&mut *tx).await?;
+                        0
+                    } else {
+                        sqlx::query_scalar(&format!("SELECT position FROM projector_checkpoints WHERE name = $1{lock}"))
+                            .bind(CHECKPOINT)
+                            .fetch_one(&mut *tx)
+                            .await?
+                    }
+                }
+            };
             // Read on this transaction's own connection: with SQLite, a second
             // connection could wait behind writers that wait for this lock.
             let events = sqlx::query(&log_page_sql())
@@ -129,8 +158,9 @@ pub async fn status(db: &Db) -> sqlx::Result<(i64, i64)> {
     on_db!(db, pool => {
         let checkpoint: i64 = sqlx::query_scalar("SELECT position FROM projector_checkpoints WHERE name = $1")
             .bind(CHECKPOINT)
-            .fetch_one(pool)
-            .await?;
+            .fetch_optional(pool)
+            .await?
+            .unwrap_or(0);
         let head: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM events").fetch_one(pool).await?;
         Ok((checkpoint, head))
     })
@@ -154,7 +184,8 @@ pub async fn reset(db: &Db) -> sqlx::Result<()> {
         for table in apply::READ_MODEL_TABLES {
             sqlx::query(&format!("DELETE FROM {table}")).execute(&mut *tx).await?;
         }
-        sqlx::query("UPDATE projector_checkpoints SET position = 0 WHERE name = $1")
+        sqlx::query("DELETE FROM projector_checkpoints").execute(&mut *tx).await?;
+        sqlx::query("INSERT INTO projector_checkpoints (name, position) VALUES ($1, 0)")
             .bind(CHECKPOINT)
             .execute(&mut *tx)
             .await?;

@@ -230,10 +230,17 @@ impl Ledger {
             let first_position = if fund.is_closed() {
                 None
             } else {
+                // Only wijken with money to carry; a close that carries
+                // nothing names no carry-over fund.
+                let carried: Vec<WijkId> = fund
+                    .lines()
+                    .filter(|(w, line)| carry_over.contains(w) && line.amount_available > rust_decimal::Decimal::ZERO)
+                    .map(|(w, _)| w.clone())
+                    .collect();
                 let closing = Closing {
                     decision_reference: decision.reference.clone(),
-                    carry_over: carry_over.iter().filter(|w| fund.lines().any(|(l, _)| l == *w)).cloned().collect(),
-                    carry_over_fund: Some(carry_over_fund.clone()),
+                    carry_over_fund: (!carried.is_empty()).then(|| carry_over_fund.clone()),
+                    carry_over: carried,
                 };
                 match self.fund(&fund_id, FundCommand::Close(closing), meta).await? {
                     Outcome::Recorded { first_position, .. } => Some(first_position),

@@ -585,8 +585,8 @@ async fn consistent_view(db: &Db) -> (i64, i64, i64, i64) {
         (SELECT COUNT(*) FROM rm_postings), \
         (SELECT COUNT(*) FROM rm_postings p WHERE p.position > c.position), \
         (SELECT COUNT(*) FROM events e WHERE e.aggregate_type = 'fund' AND e.position <= c.position) \
-        FROM projector_checkpoints c WHERE c.name = 'read_models'";
-    on_db!(db, pool => sqlx::query_as(SQL).fetch_one(pool).await.unwrap())
+        FROM projector_checkpoints c WHERE c.name = $1";
+    on_db!(db, pool => sqlx::query_as(SQL).bind(projections::CHECKPOINT).fetch_one(pool).await.unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -886,7 +886,10 @@ async fn a_rebuild_while_another_instance_is_projecting_still_applies_every_even
     let survivors: Vec<(&str, usize)> =
         read_models(&h.store.db, &[]).await.into_iter().map(|(table, rows)| (table, rows.len())).collect();
     let rebuilt = h.projector.catch_up(|_| {}).await;
-    assert!(rebuilt.is_ok(), "the rebuild after a concurrent step failed: {rebuilt:?}; rows left after the wipe: {survivors:?}");
+    assert!(
+        rebuilt.is_ok(),
+        "the rebuild after a concurrent step failed: {rebuilt:?}; rows left after the wipe: {survivors:?}"
+    );
     assert_projected_exactly_once(&h.store.db, "Postgres").await;
     assert_read_models_match_the_log(l, &h.store.db, &["A21-182"], "Postgres").await;
     h.store.cleanup().await;

@@ -32,18 +32,7 @@ pub enum AmountError {
 impl Amount {
     /// Parses a decimal string exactly. Exponents, `NaN` and infinities are refused.
     pub fn parse(text: &str) -> Result<Self, AmountError> {
-        let trimmed = text.trim();
-        let plain = !trimmed.is_empty()
-            && trimmed
-                .chars()
-                .enumerate()
-                .all(|(i, c)| c.is_ascii_digit() || c == '.' || (i == 0 && (c == '-' || c == '+')));
-        if !plain {
-            return Err(AmountError::NotANumber(text.chars().take(40).collect()));
-        }
-        let value = Decimal::from_str_exact(trimmed)
-            .map_err(|_| AmountError::NotANumber(text.chars().take(40).collect()))?;
-        Self::try_from(value)
+        Self::try_from(parse_decimal(text)?)
     }
 
     pub fn as_decimal(self) -> Decimal {
@@ -103,13 +92,16 @@ impl<'de> Deserialize<'de> for Amount {
     }
 }
 
-/// Parses a settled amount (vaststelling): like an [`Amount`], but zero is
-/// allowed, since a grant can be settled at nothing.
-pub fn parse_settled_amount(text: &str) -> Result<Decimal, AmountError> {
-    match Amount::parse(text) {
-        Err(AmountError::NotPositive) if Decimal::from_str_exact(text.trim()).is_ok_and(|d| d.is_zero()) => Ok(Decimal::ZERO),
-        other => other.map(Amount::as_decimal),
+/// Parses a plain decimal exactly, of any sign and scale; the caller
+/// decides what range is valid (a settled amount may be zero, for one).
+pub fn parse_decimal(text: &str) -> Result<Decimal, AmountError> {
+    let trimmed = text.trim();
+    let plain = !trimmed.is_empty()
+        && trimmed.chars().enumerate().all(|(i, c)| c.is_ascii_digit() || c == '.' || (i == 0 && (c == '-' || c == '+')));
+    if !plain {
+        return Err(AmountError::NotANumber(text.chars().take(40).collect()));
     }
+    Decimal::from_str_exact(trimmed).map_err(|_| AmountError::NotANumber(text.chars().take(40).collect()))
 }
 
 /// Formats a signed balance the way the API and reports show money: two decimals.

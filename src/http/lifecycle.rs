@@ -72,7 +72,7 @@ pub struct SettleCommitment {
     pub booked_on: NaiveDate,
 }
 
-/// A settled amount: like an amount, but zero is allowed.
+/// A settled amount: a decimal, zero allowed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SettledAmount(pub Decimal);
 
@@ -83,7 +83,9 @@ impl<'de> Deserialize<'de> for SettledAmount {
             serde_json::Value::Number(n) => n.to_string(),
             other => return Err(serde::de::Error::custom(format!("expected a decimal such as \"3800.00\", got {other}"))),
         };
-        crate::domain::money::parse_settled_amount(&text).map(Self).map_err(serde::de::Error::custom)
+        // Only the syntax is checked here; the range (0.00 up to the
+        // commitment, whole cents) is the domain's rule, with its own code.
+        crate::domain::money::parse_decimal(&text).map(Self).map_err(serde::de::Error::custom)
     }
 }
 
