@@ -9,55 +9,23 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::NaiveDate;
-use common::{Backend, TestStore, BACKENDS};
+use common::{date, fund_id, meta, text, wijk, Backend, Harness, TestStore, BACKENDS};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sqlx::Row;
 use tokio::sync::Notify;
 use wijkbudget::domain::fund::{Decision, ExpenseDetails, FundCommand, FundError, FundKind, FundTerms};
-use wijkbudget::domain::ids::{ExpenseId, FundId, Text, WijkId, Year};
+use wijkbudget::domain::ids::{ExpenseId, Year};
 use wijkbudget::domain::money::{euro_from_cents, Amount};
 use wijkbudget::domain::wijk::WijkCommand;
-use wijkbudget::ledger::{Actor, CommandMeta, Ledger, LedgerError, Outcome};
+use wijkbudget::ledger::{Ledger, LedgerError, Outcome};
 use wijkbudget::on_db;
 use wijkbudget::projections::queries::{self, Period};
 use wijkbudget::projections::{self as projections, Projector};
-use wijkbudget::store::repository::LedgerRepository;
 use wijkbudget::store::Db;
 
-pub struct Harness {
-    pub store: TestStore,
-    pub ledger: Ledger,
-    pub projector: Projector,
-}
-
-impl Harness {
-    async fn new(backend: Backend) -> Self {
-        let store = TestStore::new(backend).await;
-        let repo = LedgerRepository::new(store.db.clone());
-        let projector = Projector::new(store.db.clone(), repo.appended());
-        let ledger = Ledger::new(repo, projector.subscribe());
-        Self { store, ledger, projector }
-    }
-}
-
-fn meta() -> CommandMeta {
-    CommandMeta::new(Actor { name: "test".into(), role: "finance".into() })
-}
-fn text(s: &str) -> Text {
-    Text::parse(s).unwrap()
-}
 fn eur(s: &str) -> Amount {
     Amount::parse(s).unwrap()
-}
-fn fund_id(s: &str) -> FundId {
-    FundId::parse(s).unwrap()
-}
-fn wijk(s: &str) -> WijkId {
-    WijkId::parse(s).unwrap()
-}
-fn date(s: &str) -> NaiveDate {
-    s.parse().unwrap()
 }
 
 async fn register(ledger: &Ledger, id: &str, name: &str) {

@@ -12,7 +12,7 @@ use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
 use axum::Router;
 use chrono::NaiveDate;
-use common::{Backend, TestStore, BACKENDS};
+use common::{date, fund_id, meta, text, wijk, Backend, Harness, TestStore, BACKENDS};
 use proptest::prelude::*;
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
@@ -24,61 +24,21 @@ use wijkbudget::auth::{create_token, Role};
 use wijkbudget::domain::fund::{
     BudgetLine, CommitmentDetails, Decision, ExpenseDetails, FundCommand, FundError, FundKind, FundTerms,
 };
-use wijkbudget::domain::ids::{CommitmentId, ExpenseId, FundId, Text, WijkId, Year};
+use wijkbudget::domain::ids::{CommitmentId, ExpenseId, WijkId, Year};
 use wijkbudget::domain::money::{cents, Amount};
 use wijkbudget::domain::wijk::WijkCommand;
 use wijkbudget::http::{router, AppState};
-use wijkbudget::ledger::{Actor, CommandMeta, Ledger, LedgerError, Outcome};
+use wijkbudget::ledger::{Ledger, LedgerError, Outcome};
 use wijkbudget::on_db;
-use wijkbudget::projections::{queries, reports, Projector};
+use wijkbudget::projections::{queries, reports};
 use wijkbudget::service::Service;
-use wijkbudget::store::repository::{head, LedgerRepository};
+use wijkbudget::store::repository::head;
 use wijkbudget::store::Db;
 
 // ---------------------------------------------------------------------------
 // Harness
 // ---------------------------------------------------------------------------
 
-/// A fresh store with the command side and a projector driven by hand.
-struct Harness {
-    store: TestStore,
-    ledger: Ledger,
-    projector: Projector,
-}
-
-impl Harness {
-    async fn new(backend: Backend) -> Self {
-        let store = TestStore::new(backend).await;
-        let repo = LedgerRepository::new(store.db.clone());
-        let projector = Projector::new(store.db.clone(), repo.appended());
-        let ledger = Ledger::new(repo, projector.subscribe());
-        Self { store, ledger, projector }
-    }
-
-    async fn catch_up(&self) {
-        self.projector.catch_up(|_| {}).await.expect("the projector catches up");
-    }
-
-    async fn head(&self) -> i64 {
-        head(&self.store.db).await.expect("the log head reads").0
-    }
-}
-
-fn meta() -> CommandMeta {
-    CommandMeta::new(Actor { name: "test".into(), role: "finance".into() })
-}
-fn text(s: &str) -> Text {
-    Text::parse(s).unwrap()
-}
-fn fund_id(s: &str) -> FundId {
-    FundId::parse(s).unwrap()
-}
-fn wijk(s: &str) -> WijkId {
-    WijkId::parse(s).unwrap()
-}
-fn date(s: &str) -> NaiveDate {
-    s.parse().unwrap()
-}
 fn amount_cents(c: i64) -> Amount {
     Amount::try_from(Decimal::new(c, 2)).unwrap()
 }

@@ -6,6 +6,11 @@
 
 use std::path::PathBuf;
 
+use chrono::NaiveDate;
+use wijkbudget::domain::ids::{FundId, Text, WijkId};
+use wijkbudget::ledger::{Actor, CommandMeta, Ledger};
+use wijkbudget::projections::Projector;
+use wijkbudget::store::repository::LedgerRepository;
 use wijkbudget::store::Db;
 
 /// The server the tests create their databases on. Override with
@@ -75,4 +80,51 @@ impl TestStore {
             }
         }
     }
+}
+
+/// A fresh store with the command side, and a projector the test drives by hand.
+pub struct Harness {
+    pub store: TestStore,
+    pub ledger: Ledger,
+    pub projector: Projector,
+}
+
+impl Harness {
+    pub async fn new(backend: Backend) -> Self {
+        let store = TestStore::new(backend).await;
+        let repo = LedgerRepository::new(store.db.clone());
+        let projector = Projector::new(store.db.clone(), repo.appended());
+        let ledger = Ledger::new(repo, projector.subscribe());
+        Self { store, ledger, projector }
+    }
+
+    pub async fn catch_up(&self) {
+        self.projector.catch_up(|_| {}).await.expect("the projector catches up");
+    }
+
+    /// The last position of the log.
+    pub async fn head(&self) -> i64 {
+        wijkbudget::store::repository::head(&self.store.db).await.expect("the log head reads").0
+    }
+}
+
+/// The envelope of a command by a finance test user.
+pub fn meta() -> CommandMeta {
+    CommandMeta::new(Actor { name: "test".into(), role: "finance".into() })
+}
+
+pub fn text(s: &str) -> Text {
+    Text::parse(s).unwrap()
+}
+
+pub fn fund_id(s: &str) -> FundId {
+    FundId::parse(s).unwrap()
+}
+
+pub fn wijk(s: &str) -> WijkId {
+    WijkId::parse(s).unwrap()
+}
+
+pub fn date(s: &str) -> NaiveDate {
+    s.parse().unwrap()
 }
