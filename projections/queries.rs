@@ -94,11 +94,6 @@ pub struct Period {
     pub as_of: Option<NaiveDate>,
 }
 
-impl Period {
-    fn as_of_text(&self) -> String {
-        self.as_of.map_or_else(|| "9999-12-31".to_string(), |d| d.to_string())
-    }
-}
 
 // Current totals come from the balances; as-of totals are summed from the
 // postings booked up to that date. Both have the same shape.
@@ -125,7 +120,7 @@ fn summary_sql(as_of: bool) -> String {
         format!(
             "SELECT w.wijk_id, w.name, {PIVOT_BALANCES} FROM rm_wijken w \
              LEFT JOIN rm_balances b ON b.wijk_id = w.wijk_id AND ($1 IS NULL OR b.year = $1) \
-             WHERE ($2 IS NULL OR w.wijk_id = $2) AND $3 = $3 GROUP BY w.wijk_id, w.name ORDER BY w.wijk_id"
+             WHERE ($2 IS NULL OR w.wijk_id = $2) GROUP BY w.wijk_id, w.name ORDER BY w.wijk_id"
         )
     }
 }
@@ -134,7 +129,7 @@ fn lines_sql(as_of: bool) -> String {
     let (pivot, from) = if as_of {
         (PIVOT_POSTINGS, "rm_postings p JOIN rm_funds f ON f.fund_id = p.fund_id WHERE p.wijk_id = $2 AND ($1 IS NULL OR p.year = $1) AND p.booked_on <= $3")
     } else {
-        (PIVOT_BALANCES, "rm_balances b JOIN rm_funds f ON f.fund_id = b.fund_id WHERE b.wijk_id = $2 AND ($1 IS NULL OR b.year = $1) AND $3 = $3")
+        (PIVOT_BALANCES, "rm_balances b JOIN rm_funds f ON f.fund_id = b.fund_id WHERE b.wijk_id = $2 AND ($1 IS NULL OR b.year = $1)")
     };
     format!(
         "SELECT f.fund_id, f.name, f.kind, f.year, f.decision_reference, {pivot} FROM {from} \
@@ -150,12 +145,11 @@ pub async fn wijk_summaries(db: &Db, period: Period) -> sqlx::Result<Vec<WijkSum
 async fn summaries(db: &Db, period: Period, wijk_id: Option<&str>) -> sqlx::Result<Vec<WijkSummary>> {
     let sql = summary_sql(period.as_of.is_some());
     on_db!(db, pool => {
-        let rows = sqlx::query(&sql)
-            .bind(period.year)
-            .bind(wijk_id)
-            .bind(period.as_of_text())
-            .fetch_all(pool)
-            .await?;
+        let mut query = sqlx::query(&sql).bind(period.year).bind(wijk_id);
+        if let Some(as_of) = period.as_of {
+            query = query.bind(as_of.to_string());
+        }
+        let rows = query.fetch_all(pool).await?;
         rows.iter().map(|r| Ok(WijkSummary {
             wijk_id: r.try_get("wijk_id")?,
             name: r.try_get("name")?,
@@ -171,12 +165,11 @@ pub async fn wijk_budget(db: &Db, wijk_id: &str, period: Period) -> sqlx::Result
     };
     let sql = lines_sql(period.as_of.is_some());
     let funds = on_db!(db, pool => {
-        let rows = sqlx::query(&sql)
-            .bind(period.year)
-            .bind(wijk_id)
-            .bind(period.as_of_text())
-            .fetch_all(pool)
-            .await?;
+        let mut query = sqlx::query(&sql).bind(period.year).bind(wijk_id);
+        if let Some(as_of) = period.as_of {
+            query = query.bind(as_of.to_string());
+        }
+        let rows = query.fetch_all(pool).await?;
         rows.iter().map(|r| Ok(FundLine {
             fund_id: r.try_get("fund_id")?,
             fund_name: r.try_get("name")?,

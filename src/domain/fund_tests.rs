@@ -1,49 +1,14 @@
 //! Given/when/then tests of every fund rule, including each refusal.
 
-use std::collections::HashSet;
-use std::sync::Arc;
 
-use async_trait::async_trait;
-use chrono::NaiveDate;
-use cqrs_es::test::TestFramework;
 use cqrs_es::DomainEvent;
 use rust_decimal::Decimal;
 
 use super::fund::*;
+use super::test_support::{date, eur, fund, text, wijk};
 use super::ids::*;
-use super::money::Amount;
 use super::postings::postings;
 
-struct KnownWijken(HashSet<String>);
-
-#[async_trait]
-impl WijkDirectory for KnownWijken {
-    async fn is_registered(&self, wijk_id: &WijkId) -> Result<bool, String> {
-        Ok(self.0.contains(wijk_id.as_str()))
-    }
-}
-
-fn services() -> FundServices {
-    let known = ["oost-1223", "centrum"].iter().map(|s| s.to_string()).collect();
-    FundServices { wijken: Arc::new(KnownWijken(known)) }
-}
-
-fn fund() -> TestFramework<Fund> {
-    TestFramework::with(services())
-}
-
-fn eur(s: &str) -> Amount {
-    Amount::parse(s).unwrap()
-}
-fn text(s: &str) -> Text {
-    Text::parse(s).unwrap()
-}
-fn wijk(s: &str) -> WijkId {
-    WijkId::parse(s).unwrap()
-}
-fn date(s: &str) -> NaiveDate {
-    s.parse().unwrap()
-}
 
 fn a21_182() -> FundTerms {
     FundTerms {

@@ -3,18 +3,14 @@
 //! carry-over fund, including every refusal, and the double-entry invariants
 //! over a long scenario.
 
-use std::collections::{BTreeMap, HashSet};
-use std::sync::Arc;
+use std::collections::BTreeMap;
 
-use async_trait::async_trait;
-use chrono::NaiveDate;
-use cqrs_es::test::TestFramework;
 use cqrs_es::{Aggregate, DomainEvent};
 use rust_decimal::Decimal;
 
 use super::fund::*;
+use super::test_support::{date, eur, fund, text, wijk};
 use super::ids::*;
-use super::money::Amount;
 use super::postings::{postings, AccountKind};
 
 // ---------------------------------------------------------------------------
@@ -22,40 +18,8 @@ use super::postings::{postings, AccountKind};
 // on its own).
 // ---------------------------------------------------------------------------
 
-struct KnownWijken(HashSet<String>);
-
-#[async_trait]
-impl WijkDirectory for KnownWijken {
-    async fn is_registered(&self, wijk_id: &WijkId) -> Result<bool, String> {
-        Ok(self.0.contains(wijk_id.as_str()))
-    }
-}
-
-fn services() -> FundServices {
-    let known = ["oost-1223", "centrum", "zuid"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    FundServices {
-        wijken: Arc::new(KnownWijken(known)),
-    }
-}
-
-fn fund() -> TestFramework<Fund> {
-    TestFramework::with(services())
-}
-
-fn eur(s: &str) -> Amount {
-    Amount::parse(s).unwrap()
-}
 fn dec(s: &str) -> Decimal {
     Decimal::from_str_exact(s).unwrap()
-}
-fn text(s: &str) -> Text {
-    Text::parse(s).unwrap()
-}
-fn wijk(s: &str) -> WijkId {
-    WijkId::parse(s).unwrap()
 }
 fn cid(s: &str) -> CommitmentId {
     CommitmentId::parse(s).unwrap()
@@ -65,9 +29,6 @@ fn eid(s: &str) -> ExpenseId {
 }
 fn fid(s: &str) -> FundId {
     FundId::parse(s).unwrap()
-}
-fn date(s: &str) -> NaiveDate {
-    s.parse().unwrap()
 }
 
 fn a21_182() -> FundTerms {

@@ -10,6 +10,8 @@ pub mod wijk;
 #[cfg(test)]
 mod fund_tests;
 #[cfg(test)]
+mod test_support;
+#[cfg(test)]
 mod lifecycle_tests;
 
 use cqrs_es::persist::{EventUpcaster, SemanticVersionEventUpcaster};
