@@ -268,7 +268,7 @@ fn lifecycle(year: i32, fund: &FundId) -> Vec<Step> {
             f(commitment("SUB-2022-007", "oost-1221", 2_500_00, "Zomerfeest Larenseweg", "Bewonerscommissie Larenseweg", "sociale cohesie", day(2022, 4, 4))),
             f(pay("SUB-2022-007", 1, 1_000_00, day(2022, 6, 20))),
             // Decided in March and still waiting: the stale-commitments report shows it.
-            f(commitment("SUB-2022-019", "centrum", 2_000_00, "Watertappunt Jan Korteplein", "Buurtgroep Jan Korteplein", "spelen", day(2022, 3, 1))),
+            f(commitment("SUB-2022-019", "centrum", 1_500_00, "Watertappunt Jan Korteplein", "Buurtgroep Jan Korteplein", "spelen", day(2022, 3, 1))),
             f(commitment("SUB-2022-023", "zuidwest", 1_500_00, "Opening pumptrack", "Jongerenwerk Zuidwest", "spelen", day(2022, 5, 2))),
             f(FundCommand::Withdraw {
                 commitment_id: cid("SUB-2022-023"),

@@ -12,7 +12,7 @@ use cqrs_es::{Aggregate, AggregateContext, AggregateError, EventStore};
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::domain::fund::{Closing, Decision, Fund, FundCommand, FundError, FundKind, FundServices, FundTerms, WijkDirectory};
+use crate::domain::fund::{Closing, Decision, Fund, FundCommand, FundError, FundKind, FundServices, FundTerms, WijkDirectory, YearRegister};
 use crate::domain::ids::{CommitmentId, ExpenseId, FundId, Text, WijkId, Year};
 use crate::domain::money::Amount;
 use crate::domain::wijk::{Wijk, WijkCommand, WijkError};
@@ -120,12 +120,19 @@ impl WijkDirectory for StoredWijken {
         Ok(context.aggregate().is_registered())
     }
 
-    /// From the read model: a close is projected before `close_year`
-    /// answers, so the window in which a new fund could slip into a year
-    /// being closed is the projector's lag.
-    async fn is_year_closed(&self, year: Year) -> Result<bool, String> {
-        let closed: Option<i64> = on_db!(self.0.db(), pool => {
-            sqlx::query_scalar("SELECT 1 FROM rm_funds WHERE year = $1 AND closed_on IS NOT NULL LIMIT 1")
+}
+
+/// Answers "is this year closed?" from the read model (see ARCHITECTURE.md).
+struct ProjectedYears(Db);
+
+#[async_trait]
+impl YearRegister for ProjectedYears {
+    /// A close is projected before `POST /years/{year}/close` answers, so the
+    /// window in which a new fund could slip into a year being closed is the
+    /// projector's lag.
+    async fn is_closed(&self, year: Year) -> Result<bool, String> {
+        let closed: Option<i64> = on_db!(&self.0, pool => {
+            sqlx::query_scalar("SELECT CAST(1 AS BIGINT) FROM rm_funds WHERE year = $1 AND closed_on IS NOT NULL LIMIT 1")
                 .bind(i64::from(year.value()))
                 .fetch_optional(pool)
                 .await
@@ -145,7 +152,10 @@ pub struct Ledger {
 impl Ledger {
     /// `projected` follows the projector's checkpoint, for read-your-writes.
     pub fn new(repo: LedgerRepository, projected: watch::Receiver<i64>) -> Self {
-        let fund_services = FundServices { wijken: Arc::new(StoredWijken(repo.clone())) };
+        let fund_services = FundServices {
+            wijken: Arc::new(StoredWijken(repo.clone())),
+            years: Arc::new(ProjectedYears(repo.db().clone())),
+        };
         Self { repo, fund_services, projected }
     }
 

@@ -19,7 +19,7 @@ use cqrs_es::{Aggregate, AggregateError, EventStore};
 use serde_json::Value;
 use wijkbudget::domain;
 use wijkbudget::domain::fund::{
-    Decision, ExpenseDetails, Fund, FundCommand, FundKind, FundServices, FundTerms, WijkDirectory,
+    Decision, ExpenseDetails, Fund, FundCommand, FundKind, FundServices, FundTerms, NoYearClosed, WijkDirectory,
 };
 use wijkbudget::domain::ids::{ExpenseId, FundId, Text, WijkId, Year};
 use wijkbudget::domain::money::Amount;
@@ -84,7 +84,7 @@ impl Writer {
         Arc::new(Self {
             funds: PersistedEventStore::new_event_store(repo.clone()).with_upcasters(domain::upcasters()),
             wijken: PersistedEventStore::new_event_store(repo).with_upcasters(domain::upcasters()),
-            services: FundServices { wijken: Arc::new(EveryWijkExists) },
+            services: FundServices { wijken: Arc::new(EveryWijkExists), years: Arc::new(NoYearClosed) },
         })
     }
 

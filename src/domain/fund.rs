@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ids::{CommitmentId, ExpenseId, FundId, Text, WijkId, Year};
 use super::money::{format_euro, Amount};
+use super::postings::{postings, AccountKind};
 
 /// Where a fund's money was decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -372,6 +373,8 @@ pub enum FundError {
     YearClosed { fund_id: FundId, year: Year, booked_on: NaiveDate },
     #[error("fund {0} is already closed")]
     AlreadyClosed(FundId),
+    #[error("booking date {booked_on} is before {what} on {earlier}; book it on or after that day")]
+    BookedTooEarly { booked_on: NaiveDate, what: &'static str, earlier: NaiveDate },
     #[error("year {0} is closed, so no new fund can be established in it; use a fund of an open year")]
     YearClosedForNewFunds(Year),
     #[error("expense {0} already exists with other details; choose another expense_id")]
@@ -410,21 +413,34 @@ pub enum FundError {
     DirectoryUnavailable(String),
 }
 
-/// The outside knowledge a fund needs: whether a wijk exists (wijken are
-/// never removed, so a "yes" can never become stale), and whether a year is
-/// already closed (a closed year takes no new funds).
+/// Whether a wijk exists. Wijken are never removed, so a "yes" can never
+/// become stale.
 #[async_trait]
 pub trait WijkDirectory: Send + Sync {
     async fn is_registered(&self, wijk_id: &WijkId) -> Result<bool, String>;
+}
 
-    async fn is_year_closed(&self, _year: Year) -> Result<bool, String> {
+/// Whether a year is closed: a closed year takes no new funds.
+#[async_trait]
+pub trait YearRegister: Send + Sync {
+    async fn is_closed(&self, year: Year) -> Result<bool, String>;
+}
+
+/// A register in which no year is closed yet.
+pub struct NoYearClosed;
+
+#[async_trait]
+impl YearRegister for NoYearClosed {
+    async fn is_closed(&self, _year: Year) -> Result<bool, String> {
         Ok(false)
     }
 }
 
+/// The outside knowledge a fund needs.
 #[derive(Clone)]
 pub struct FundServices {
     pub wijken: Arc<dyn WijkDirectory>,
+    pub years: Arc<dyn YearRegister>,
 }
 
 /// One wijk's money in one fund. Every field is the balance of one account
@@ -480,6 +496,11 @@ struct CommitmentState {
     details: CommitmentDetails,
     status: CommitmentStatus,
     paid: Decimal,
+    /// The latest booking on this commitment (made, paid or settled): later
+    /// bookings on it may not be dated before it, so as-of answers never see
+    /// money paid or released before it was committed.
+    #[serde(default)]
+    last_booked_on: Option<NaiveDate>,
     /// The amount payments may reach: the commitment, or the settled amount.
     ceiling: Decimal,
     owed: Decimal,
@@ -515,6 +536,14 @@ pub struct Fund {
     commitments: BTreeMap<CommitmentId, CommitmentState>,
     closed: bool,
     carried_over_from: Option<FundId>,
+    /// When the fund's money entered the ledger; nothing is allocated before.
+    #[serde(default)]
+    booked_on: Option<NaiveDate>,
+    /// Per wijk, the changes of its available money by booking date, so a
+    /// back-dated booking is only accepted if the money was there on that
+    /// day and every day after it.
+    #[serde(default)]
+    available_by_date: BTreeMap<WijkId, BTreeMap<NaiveDate, Decimal>>,
     /// The sequence number of the last applied event, so a reversal can
     /// point at the exact event it corrects.
     sequence: usize,
@@ -590,8 +619,41 @@ impl Fund {
         }
     }
 
-    fn check_available(&self, terms: &FundTerms, wijk_id: &WijkId, amount: Amount, what: &'static str) -> Result<(), FundError> {
-        let available = self.line(wijk_id).amount_available;
+    /// The least a wijk has available on `date` or any later day: what a
+    /// booking dated `date` may take without any as-of answer going negative.
+    fn available_from(&self, wijk_id: &WijkId, date: NaiveDate) -> Decimal {
+        let Some(changes) = self.available_by_date.get(wijk_id) else { return Decimal::ZERO };
+        let mut running: Decimal = changes.range(..=date).map(|(_, d)| *d).sum();
+        let mut least = running;
+        for (_, change) in changes.range((std::ops::Bound::Excluded(date), std::ops::Bound::Unbounded)) {
+            running += *change;
+            least = least.min(running);
+        }
+        least
+    }
+
+    fn track_available(&mut self, wijk_id: &WijkId, date: NaiveDate, change: Decimal) {
+        if change != Decimal::ZERO {
+            *self.available_by_date.entry(wijk_id.clone()).or_default().entry(date).or_default() += change;
+        }
+    }
+
+    fn check_not_before(booked_on: NaiveDate, what: &'static str, earlier: Option<NaiveDate>) -> Result<(), FundError> {
+        match earlier {
+            Some(earlier) if booked_on < earlier => Err(FundError::BookedTooEarly { booked_on, what, earlier }),
+            _ => Ok(()),
+        }
+    }
+
+    fn check_available(
+        &self,
+        terms: &FundTerms,
+        wijk_id: &WijkId,
+        amount: Amount,
+        booked_on: NaiveDate,
+        what: &'static str,
+    ) -> Result<(), FundError> {
+        let available = self.available_from(wijk_id, booked_on);
         if amount.as_decimal() > available {
             return Err(FundError::NotAvailable {
                 wijk_id: wijk_id.clone(),
@@ -625,7 +687,7 @@ impl Fund {
                     Some(existing) if *existing == terms && self.carried_over_from.is_none() => Ok(vec![]),
                     Some(existing) => Err(FundError::AlreadyEstablished(existing.fund_id.clone())),
                     None => {
-                        if services.wijken.is_year_closed(terms.year).await.map_err(FundError::DirectoryUnavailable)? {
+                        if services.years.is_closed(terms.year).await.map_err(FundError::DirectoryUnavailable)? {
                             return Err(FundError::YearClosedForNewFunds(terms.year));
                         }
                         let booked_on = terms.booking_date();
@@ -658,6 +720,7 @@ impl Fund {
             FundCommand::Establish(_) | FundCommand::EstablishCarryOver { .. } => unreachable!("handled above"),
             FundCommand::Allocate { wijk_id, amount, reason, booked_on } => {
                 self.check_open_booking(terms, booked_on)?;
+                Self::check_not_before(booked_on, "the fund's booking", self.booked_on)?;
                 self.check_registered(services, &wijk_id).await?;
                 if amount.as_decimal() > self.amount_unallocated {
                     return Err(FundError::FundExhausted {
@@ -678,7 +741,7 @@ impl Fund {
                 }
                 self.check_open_booking(terms, details.booked_on)?;
                 self.check_registered(services, &details.wijk_id).await?;
-                let remaining = self.line(&details.wijk_id).amount_available;
+                let remaining = self.available_from(&details.wijk_id, details.booked_on);
                 if details.amount.as_decimal() > remaining {
                     return Err(FundError::Overspend {
                         wijk_id: details.wijk_id,
@@ -723,7 +786,7 @@ impl Fund {
                 }
                 self.check_open_booking(terms, details.booked_on)?;
                 self.check_registered(services, &details.wijk_id).await?;
-                self.check_available(terms, &details.wijk_id, details.amount, "committed")?;
+                self.check_available(terms, &details.wijk_id, details.amount, details.booked_on, "committed")?;
                 Ok(vec![FundEvent::CommitmentMade(details)])
             }
             FundCommand::Pay { commitment_id, expense_id, amount, booked_on, reference } => {
@@ -739,6 +802,7 @@ impl Fund {
                     return Err(FundError::CommitmentNotOpen { commitment_id, status: c.status.as_str(), what: "paid" });
                 }
                 self.check_commitment_booking(terms, booked_on)?;
+                Self::check_not_before(booked_on, "the commitment's last booking", c.last_booked_on)?;
                 let left = c.open_amount();
                 if amount.as_decimal() > left {
                     return Err(FundError::OverPayment { commitment_id, requested: amount.to_string(), left: euro(left) });
@@ -753,6 +817,7 @@ impl Fund {
                     return Err(FundError::BadSettlement { settled: settled_amount.to_string(), amount: euro(amount) });
                 }
                 self.check_commitment_booking(terms, booked_on)?;
+                Self::check_not_before(booked_on, "the commitment's last booking", c.last_booked_on)?;
                 let mut settled_amount = settled_amount;
                 settled_amount.rescale(2);
                 // Unpaid commitment above the settled amount is released; what
@@ -776,6 +841,7 @@ impl Fund {
                     return Err(FundError::OverRepayment { commitment_id, requested: amount.to_string(), owed: euro(c.owed) });
                 }
                 self.check_commitment_booking(terms, booked_on)?;
+                Self::check_not_before(booked_on, "the commitment's last booking", c.last_booked_on)?;
                 Ok(vec![FundEvent::RepaymentReceived {
                     commitment_id,
                     wijk_id: c.details.wijk_id.clone(),
@@ -787,8 +853,19 @@ impl Fund {
             }
             FundCommand::Withdraw { commitment_id, reason, cancelled, booked_on } => {
                 let what = if cancelled { "cancelled" } else { "withdrawn" };
-                let c = self.open_commitment(terms, &commitment_id, what)?;
+                let c = self.commitment(terms, &commitment_id)?;
+                // A settled commitment may still hold an unpaid rest; that too
+                // can be withdrawn, releasing it.
+                let releasable = match c.status {
+                    CommitmentStatus::Open => true,
+                    CommitmentStatus::Settled => c.open_amount() > Decimal::ZERO,
+                    CommitmentStatus::Withdrawn | CommitmentStatus::Cancelled => false,
+                };
+                if !releasable {
+                    return Err(FundError::CommitmentNotOpen { commitment_id, status: c.status.as_str(), what });
+                }
                 self.check_commitment_booking(terms, booked_on)?;
+                Self::check_not_before(booked_on, "the commitment's last booking", c.last_booked_on)?;
                 Ok(vec![FundEvent::CommitmentWithdrawn {
                     commitment_id,
                     wijk_id: c.details.wijk_id.clone(),
@@ -808,7 +885,7 @@ impl Fund {
                     return Err(FundError::NotInFund(from_wijk));
                 }
                 self.check_registered(services, &to_wijk).await?;
-                self.check_available(terms, &from_wijk, amount, "transferred")?;
+                self.check_available(terms, &from_wijk, amount, booked_on, "transferred")?;
                 Ok(vec![FundEvent::BudgetTransferred { from_wijk, to_wijk, amount, decision_reference, reason, booked_on }])
             }
             FundCommand::Close(closing) => {
@@ -823,7 +900,7 @@ impl Fund {
                         return Err(FundError::NotInFund(wijk.clone()));
                     }
                 }
-                let lines = self
+                let lines: Vec<CloseLine> = self
                     .lines
                     .iter()
                     .map(|(wijk_id, line)| {
@@ -836,12 +913,15 @@ impl Fund {
                         }
                     })
                     .collect();
+                let lines: Vec<CloseLine> = lines;
+                let carries = lines.iter().any(|l| l.carried_over > Decimal::ZERO);
                 Ok(vec![FundEvent::FundClosed {
                     decision_reference: closing.decision_reference,
                     booked_on: terms.year.last_day(),
                     lines,
                     unallocated_lapsed: self.amount_unallocated,
-                    carry_over_fund: closing.carry_over_fund,
+                    // A close that carries nothing names no carry-over fund.
+                    carry_over_fund: closing.carry_over_fund.filter(|_| carries),
                 }])
             }
         }
@@ -866,12 +946,26 @@ impl Aggregate for Fund {
     fn apply(&mut self, event: FundEvent) {
         self.sequence += 1;
         let sequence = self.sequence;
+        let booked_on = event.booked_on();
+        let fund_id = match &event {
+            FundEvent::FundEstablished { terms, .. } | FundEvent::FundCarriedOver { terms, .. } => Some(terms.fund_id.clone()),
+            _ => self.terms.as_ref().map(|t| t.fund_id.clone()),
+        };
+        // The wijk_budget postings are exactly the changes of available money.
+        if let Some(fund_id) = fund_id {
+            for posting in postings(&fund_id, &event) {
+                if let (AccountKind::WijkBudget, Some(wijk_id)) = (posting.account.kind, &posting.account.wijk_id) {
+                    self.track_available(wijk_id, booked_on, posting.amount);
+                }
+            }
+        }
         match event {
-            FundEvent::FundEstablished { terms, .. } => {
+            FundEvent::FundEstablished { terms, booked_on } => {
                 self.amount_unallocated = terms.amount.as_decimal();
                 self.terms = Some(terms);
+                self.booked_on = Some(booked_on);
             }
-            FundEvent::FundCarriedOver { terms, from_fund, allocations, .. } => {
+            FundEvent::FundCarriedOver { terms, from_fund, allocations, booked_on } => {
                 self.amount_unallocated = terms.amount.as_decimal();
                 for (wijk_id, amount) in allocations {
                     self.amount_unallocated -= amount.as_decimal();
@@ -881,6 +975,7 @@ impl Aggregate for Fund {
                 }
                 self.terms = Some(terms);
                 self.carried_over_from = Some(from_fund);
+                self.booked_on = Some(booked_on);
             }
             FundEvent::BudgetAllocated { wijk_id, amount, .. } => {
                 self.amount_unallocated -= amount.as_decimal();
@@ -920,7 +1015,14 @@ impl Aggregate for Fund {
                 line.amount_committed += amount;
                 self.commitments.insert(
                     details.commitment_id.clone(),
-                    CommitmentState { details, status: CommitmentStatus::Open, paid: Decimal::ZERO, ceiling: amount, owed: Decimal::ZERO },
+                    CommitmentState {
+                        last_booked_on: Some(details.booked_on),
+                        details,
+                        status: CommitmentStatus::Open,
+                        paid: Decimal::ZERO,
+                        ceiling: amount,
+                        owed: Decimal::ZERO,
+                    },
                 );
             }
             FundEvent::CommitmentPaid { commitment_id, expense_id, wijk_id, amount, booked_on, reference } => {
@@ -929,6 +1031,7 @@ impl Aggregate for Fund {
                 line.amount_spent += amount.as_decimal();
                 if let Some(c) = self.commitments.get_mut(&commitment_id) {
                     c.paid += amount.as_decimal();
+                    c.last_booked_on = Some(booked_on);
                     let details = ExpenseDetails {
                         expense_id: expense_id.clone(),
                         wijk_id,
@@ -952,6 +1055,7 @@ impl Aggregate for Fund {
                 line.amount_spent -= recovery_claimed;
                 line.amount_receivable += recovery_claimed;
                 if let Some(c) = self.commitments.get_mut(&commitment_id) {
+                    c.last_booked_on = Some(booked_on);
                     c.status = CommitmentStatus::Settled;
                     c.ceiling = settled_amount;
                     c.owed += recovery_claimed;
@@ -966,6 +1070,7 @@ impl Aggregate for Fund {
                     line.amount_available += amount.as_decimal();
                 }
                 if let Some(c) = self.commitments.get_mut(&commitment_id) {
+                    c.last_booked_on = Some(booked_on);
                     c.owed -= amount.as_decimal();
                 }
             }
@@ -978,6 +1083,7 @@ impl Aggregate for Fund {
                     line.amount_available += released;
                 }
                 if let Some(c) = self.commitments.get_mut(&commitment_id) {
+                    c.last_booked_on = Some(booked_on);
                     c.status = if cancelled { CommitmentStatus::Cancelled } else { CommitmentStatus::Withdrawn };
                 }
             }

@@ -285,8 +285,45 @@ fn after_a_reversal_the_money_can_be_spent_again() {
                 reverses_sequence: 3,
             },
         ])
+        .when(FundCommand::RecordExpense(ExpenseDetails { booked_on: date("2022-07-15"), ..wegaplein("juist", "100") }))
+        .then_expect_events(vec![FundEvent::ExpenseRecorded(ExpenseDetails {
+            booked_on: date("2022-07-15"),
+            ..wegaplein("juist", "100")
+        })]);
+}
+
+#[test]
+fn money_returned_by_a_reversal_cannot_be_spent_on_a_day_before_it_came_back() {
+    fund()
+        .given(vec![
+            established(),
+            allocated("oost-1223", "100"),
+            FundEvent::ExpenseRecorded(wegaplein("dubbel", "100")),
+            FundEvent::ExpenseReversed {
+                expense_id: ExpenseId::parse("dubbel").unwrap(),
+                wijk_id: wijk("oost-1223"),
+                amount: eur("100"),
+                reason: text("dubbel geboekt"),
+                booked_on: date("2022-07-01"),
+                reverses_sequence: 3,
+            },
+        ])
         .when(FundCommand::RecordExpense(wegaplein("juist", "100")))
-        .then_expect_events(vec![FundEvent::ExpenseRecorded(wegaplein("juist", "100"))]);
+        .then_expect_error_message(
+            "wijk oost-1223 has 0.00 left from fund A21-182, so an expense of 100.00 would overspend it",
+        );
+}
+
+#[test]
+fn an_allocation_booked_before_the_fund_is_refused() {
+    let mut terms = a21_182();
+    terms.decision.adopted_on = date("2022-03-15");
+    fund()
+        .given(vec![FundEvent::FundEstablished { terms, booked_on: date("2022-03-15") }])
+        .when(allocate("oost-1223", "10"))
+        .then_expect_error_message(
+            "booking date 2022-01-10 is before the fund's booking on 2022-03-15; book it on or after that day",
+        );
 }
 
 #[test]

@@ -984,10 +984,43 @@ fn a_cancellation_after_a_partial_payment_releases_only_the_unpaid_part() {
 fn released_money_can_be_committed_again() {
     let mut given = with_commitment();
     given.push(withdrawn("sv-1", "3000", false, "2022-08-01", false));
+    let later = CommitmentDetails { booked_on: date("2022-08-15"), ..grant("sv-2", "10000") };
+    fund()
+        .given(given)
+        .when(FundCommand::Commit(later.clone()))
+        .then_expect_events(vec![FundEvent::CommitmentMade(later)]);
+}
+
+#[test]
+fn released_money_cannot_be_committed_on_a_day_before_it_was_released() {
+    let mut given = with_commitment();
+    given.push(withdrawn("sv-1", "3000", false, "2022-08-01", false));
     fund()
         .given(given)
         .when(FundCommand::Commit(grant("sv-2", "10000")))
-        .then_expect_events(vec![committed("sv-2", "10000")]);
+        .then_expect_error_message(
+            "wijk oost-1223 has 7000.00 available in fund A21-182, so 10000.00 cannot be committed",
+        );
+}
+
+#[test]
+fn a_payment_dated_before_its_commitment_is_refused() {
+    fund()
+        .given(with_commitment())
+        .when(pay("sv-1", "f-early", "100", "2022-02-01"))
+        .then_expect_error_message(
+            "booking date 2022-02-01 is before the commitment's last booking on 2022-03-01; book it on or after that day",
+        );
+}
+
+#[test]
+fn a_settlement_dated_before_the_last_payment_is_refused() {
+    fund()
+        .given(with_partial_payment())
+        .when(settle("sv-1", "500", "2022-03-15"))
+        .then_expect_error_message(
+            "booking date 2022-03-15 is before the commitment's last booking on 2022-04-01; book it on or after that day",
+        );
 }
 
 #[test]
@@ -1027,9 +1060,19 @@ fn a_withdrawn_commitment_cannot_be_cancelled_as_well() {
 }
 
 #[test]
-fn a_settled_commitment_cannot_be_withdrawn() {
+fn the_unpaid_rest_of_a_settled_commitment_can_be_withdrawn() {
     let mut given = with_commitment();
     given.push(settled("sv-1", "2500", "500", "0", "2022-10-01", false));
+    fund()
+        .given(given)
+        .when(withdraw("sv-1", false, "2022-11-01"))
+        .then_expect_events(vec![withdrawn("sv-1", "2500", false, "2022-11-01", false)]);
+}
+
+#[test]
+fn a_settled_commitment_with_nothing_left_to_pay_cannot_be_withdrawn() {
+    let mut given = with_partial_payment();
+    given.push(settled("sv-1", "1000", "2000", "0", "2022-10-01", false));
     fund()
         .given(given)
         .when(withdraw("sv-1", false, "2022-11-01"))

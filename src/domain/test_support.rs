@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use chrono::NaiveDate;
 use cqrs_es::test::TestFramework;
 
-use super::fund::{Fund, FundServices, WijkDirectory};
+use super::fund::{Fund, FundServices, NoYearClosed, WijkDirectory};
 use super::ids::{Text, WijkId};
 use super::money::Amount;
 
@@ -22,7 +22,10 @@ impl WijkDirectory for KnownWijken {
 }
 
 pub fn services() -> FundServices {
-    FundServices { wijken: Arc::new(KnownWijken(["oost-1223", "centrum", "zuid"].into_iter().collect())) }
+    FundServices {
+        wijken: Arc::new(KnownWijken(["oost-1223", "centrum", "zuid"].into_iter().collect())),
+        years: Arc::new(NoYearClosed),
+    }
 }
 
 pub fn fund() -> TestFramework<Fund> {

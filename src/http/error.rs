@@ -118,6 +118,9 @@ impl From<LedgerError> for ApiError {
                 }
                 FundError::YearClosed { .. } => Self::new(S::UNPROCESSABLE_ENTITY, "year_closed", detail).field("booked_on"),
                 FundError::AlreadyClosed(_) => Self::new(S::CONFLICT, "already_closed", detail),
+                FundError::BookedTooEarly { .. } => {
+                    Self::new(S::UNPROCESSABLE_ENTITY, "booked_too_early", detail).field("booked_on")
+                }
                 FundError::YearClosedForNewFunds(_) => Self::new(S::UNPROCESSABLE_ENTITY, "year_closed", detail).field("year"),
                 FundError::ExpenseIdTaken(_) => Self::new(S::CONFLICT, "expense_exists", detail).field("expense_id"),
                 FundError::UnknownExpense { .. } => Self::new(S::NOT_FOUND, "unknown_expense", detail),
