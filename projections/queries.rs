@@ -189,8 +189,9 @@ pub async fn wijk_budget(db: &Db, wijk_id: &str, period: Period) -> sqlx::Result
     }))
 }
 
-/// One line of a wijk's audit trail: a posting on the wijk's budget, with
-/// where the money came from or went, who moved it and why.
+/// One line of a wijk's audit trail: a posting on one of the wijk's accounts
+/// (available, committed, spent, owed back, lapsed, carried over), with where
+/// the money came from or went, who moved it and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct AuditRow {
     pub position: i64,
@@ -205,8 +206,9 @@ pub struct AuditRow {
     pub decision_reference: String,
     pub account: String,
     pub counter_account: String,
-    /// Debit-positive change of the wijk's remaining budget.
+    /// Debit-positive change of `account`.
     pub amount: Euro,
+    /// The wijk's available money (remaining budget) after this posting.
     pub balance: Euro,
     /// The person who recorded it; withheld from council members.
     pub actor: Option<String>,
@@ -221,7 +223,7 @@ pub struct AuditRow {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct AuditPage {
     pub wijk_id: String,
-    /// The remaining budget before the first row of this page.
+    /// The wijk's available money before the first row of this page.
     pub opening_balance: Euro,
     pub rows: Vec<AuditRow>,
     /// Pass as `after` for the next page; absent on the last page.
@@ -235,10 +237,17 @@ pub struct AuditFilter {
     pub initiative: Option<String>,
 }
 
-const AUDIT_SCOPE: &str = "p.wijk_id = $1 AND p.account_kind = 'wijk_budget' \
+const AUDIT_SCOPE: &str = "p.wijk_id = $1 \
     AND ($2 IS NULL OR p.year = $2) AND ($3 IS NULL OR p.fund_id = $3) AND ($4 IS NULL OR p.initiative = $4)";
 
-/// A page of a wijk's audit trail, after global position `after`, oldest first.
+/// The most postings one event makes on one wijk's accounts (a close that
+/// both lapses and carries over makes four); a page reads this many extra
+/// rows so it can end on an event boundary.
+const POSTINGS_PER_EVENT_MAX: i64 = 8;
+
+/// A page of a wijk's audit trail, after global position `after`, oldest
+/// first. A page holds at most `limit` rows and never splits an event,
+/// unless one event alone has more rows than `limit`.
 pub async fn audit_trail(
     db: &Db,
     wijk_id: &str,
@@ -247,11 +256,13 @@ pub async fn audit_trail(
     limit: i64,
 ) -> sqlx::Result<AuditPage> {
     let opening_sql = format!(
-        "SELECT CAST(COALESCE(SUM(p.amount_cents), 0) AS BIGINT) FROM rm_postings p WHERE {AUDIT_SCOPE} AND p.position <= $5"
+        "SELECT CAST(COALESCE(SUM(p.amount_cents), 0) AS BIGINT) FROM rm_postings p \
+         WHERE {AUDIT_SCOPE} AND p.account_kind = 'wijk_budget' AND p.position <= $5"
     );
     let page_sql = format!(
         "SELECT p.position, p.event_id, p.event_type, p.booked_on, p.recorded_at, p.fund_id, f.decision_reference, \
-         p.account, (SELECT c.account FROM rm_postings c WHERE c.position = p.position AND c.line <> p.line ORDER BY c.line LIMIT 1) AS counter_account, \
+         p.account, p.account_kind, \
+         (SELECT c.account FROM rm_postings c WHERE c.position = p.position AND c.line = p.line + 1 - 2 * (p.line % 2)) AS counter_account, \
          p.amount_cents, p.actor, p.role, p.reason, p.reference, p.initiative, p.theme, p.expense_id \
          FROM rm_postings p JOIN rm_funds f ON f.fund_id = p.fund_id \
          WHERE {AUDIT_SCOPE} AND p.position > $5 ORDER BY p.position, p.line LIMIT $6"
@@ -262,13 +273,17 @@ pub async fn audit_trail(
             .fetch_one(pool).await?;
         let rows = sqlx::query(&page_sql)
             .bind(wijk_id).bind(filter.year).bind(filter.fund_id.as_deref()).bind(filter.initiative.as_deref()).bind(after)
-            .bind(limit + 1)
+            .bind(limit + POSTINGS_PER_EVENT_MAX)
             .fetch_all(pool).await?;
         let mut balance = opening;
         let mut out = Vec::with_capacity(rows.len());
         for r in &rows {
             let amount: i64 = r.try_get("amount_cents")?;
-            balance += amount;
+            // Postings come in pairs (see `postings::transfer`), so the
+            // counter account is the other line of the pair.
+            if r.try_get::<String, _>("account_kind")? == "wijk_budget" {
+                balance += amount;
+            }
             let booked_on: String = r.try_get("booked_on")?;
             let recorded_at: String = r.try_get("recorded_at")?;
             out.push(AuditRow {
@@ -298,7 +313,13 @@ pub async fn audit_trail(
     });
     let mut rows = rows;
     let next_after = if rows.len() as i64 > limit {
-        rows.truncate(limit as usize);
+        let first_left_out = rows[limit as usize].position;
+        let mut keep = rows.iter().take(limit as usize).filter(|r| r.position != first_left_out).count();
+        if keep == 0 {
+            // One event with more rows than a page: show it whole.
+            keep = rows.iter().take_while(|r| r.position == first_left_out).count();
+        }
+        rows.truncate(keep);
         rows.last().map(|r| r.position)
     } else {
         None

@@ -730,10 +730,11 @@ async fn every_endpoint_answers_its_happy_path_and_reads_see_the_write_before_it
             .await;
         assert_eq!(before_allocation["amount_allocated"], "0.00", "{before_allocation}");
 
-        // GET /wijken/{id}/audit-trail as JSON: allocation, two expenses, a reversal.
+        // GET /wijken/{id}/audit-trail as JSON: every posting on the wijk's
+        // accounts: the allocation (one), two expenses and a reversal (two each).
         let trail = app.read(&format!("/wijken/{OOST}/audit-trail")).await;
         let rows = trail["rows"].as_array().unwrap();
-        assert_eq!(rows.len(), 4, "{trail}");
+        assert_eq!(rows.len(), 7, "{trail}");
         assert_eq!(trail["opening_balance"], "0.00");
         assert_eq!(trail["next_after"], Value::Null);
         assert_eq!(rows[0]["event_type"], "BudgetAllocated");
@@ -741,8 +742,11 @@ async fn every_endpoint_answers_its_happy_path_and_reads_see_the_write_before_it
         assert_eq!(rows[1]["expense_id"], WEGAPLEIN);
         assert_eq!(rows[1]["initiative"], "Herinrichting Wegaplein");
         assert_eq!(rows[1]["decision_reference"], "A21-182");
-        assert_eq!(rows[3]["event_type"], "ExpenseReversed");
-        assert_eq!(rows[3]["balance"], "7500.00");
+        assert_eq!(rows[1]["counter_account"], "spent:oost-1223:A21-182", "{trail}");
+        assert_eq!(rows[2]["account"], "spent:oost-1223:A21-182");
+        assert_eq!(rows[2]["balance"], rows[1]["balance"], "a posting on spent leaves the available money as it was");
+        assert_eq!(rows[6]["event_type"], "ExpenseReversed");
+        assert_eq!(rows[6]["balance"], "7500.00");
         for row in rows {
             assert_eq!(row["actor"], "fenna-finance", "{row}");
             assert_eq!(row["role"], "finance");
@@ -750,30 +754,31 @@ async fn every_endpoint_answers_its_happy_path_and_reads_see_the_write_before_it
         }
         let all_positions: Vec<i64> = rows.iter().map(|r| r["position"].as_i64().unwrap()).collect();
 
-        // Pagination with limit and after/next_after.
-        let page1 = app.read(&format!("/wijken/{OOST}/audit-trail?limit=2")).await;
-        assert_eq!(page1["rows"].as_array().unwrap().len(), 2, "{page1}");
-        let next = page1["next_after"]
-            .as_i64()
-            .unwrap_or_else(|| panic!("no next_after on a full page: {page1}"));
-        assert_eq!(next, all_positions[1]);
-        let page2 = app
-            .read(&format!("/wijken/{OOST}/audit-trail?limit=2&after={next}"))
-            .await;
-        assert_eq!(page2["opening_balance"], page1["rows"][1]["balance"], "{page2}");
-        assert_eq!(page2["next_after"], Value::Null, "{page2}");
-        let paged: Vec<i64> = page1["rows"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .chain(page2["rows"].as_array().unwrap())
-            .map(|r| r["position"].as_i64().unwrap())
-            .collect();
-        assert_eq!(paged, all_positions);
+        // Pagination with limit and after/next_after: pages of at most three
+        // rows that never split an event, and together are the whole trail.
+        let mut paged = Vec::new();
+        let mut after = 0;
+        let mut expected_opening = "0.00".to_string();
+        loop {
+            let page = app.read(&format!("/wijken/{OOST}/audit-trail?limit=3&after={after}")).await;
+            let page_rows = page["rows"].as_array().unwrap();
+            assert!(!page_rows.is_empty() && page_rows.len() <= 3, "{page}");
+            assert_eq!(page["opening_balance"], expected_opening.as_str(), "{page}");
+            expected_opening = page_rows.last().unwrap()["balance"].as_str().unwrap().to_string();
+            paged.extend(page_rows.iter().map(|r| r["position"].as_i64().unwrap()));
+            match page["next_after"].as_i64() {
+                Some(next) => {
+                    assert_eq!(next, page_rows.last().unwrap()["position"].as_i64().unwrap());
+                    after = next;
+                }
+                None => break,
+            }
+        }
+        assert_eq!(paged, all_positions, "the pages cover the trail once, in order");
         let filtered = app
             .read(&format!("/wijken/{OOST}/audit-trail?fund_id={FUND}&year=2022"))
             .await;
-        assert_eq!(filtered["rows"].as_array().unwrap().len(), 4);
+        assert_eq!(filtered["rows"].as_array().unwrap().len(), 7);
 
         // The audit trail as CSV.
         let csv = app
@@ -786,7 +791,7 @@ async fn every_endpoint_answers_its_happy_path_and_reads_see_the_write_before_it
         assert!(csv.content_type().starts_with("text/csv"), "{}", csv.content_type());
         let text = csv.text();
         let table = Csv::parse(&text);
-        assert_eq!(table.rows.len(), 4, "{text}");
+        assert_eq!(table.rows.len(), 7, "{text}");
         let row = table
             .rows
             .iter()
