@@ -222,7 +222,9 @@ fn fund_statements(event: &ChainedEvent, fund_event: &FundEvent) -> anyhow::Resu
                     position.clone(),
                 ],
             });
-            d.reason = Some(format!("granted to {} under {}", c.applicant, c.grant_rule));
+            // The applicant may be a person: it stays in rm_commitments, where
+            // the API can withhold it, and out of the audit trail's text.
+            d.reason = Some(format!("granted under {}", c.grant_rule));
             d.reference = Some(c.decision.reference.to_string());
             d.initiative = Some(c.initiative.to_string());
             d.theme = Some(c.theme.to_string());

@@ -25,7 +25,7 @@ use apply::{statements_for, Param};
 /// the projection code: when `apply` changes what it writes, bump it, and
 /// the first projector step finds no row by that name, wipes the read
 /// models and rebuilds them from position zero.
-pub const CHECKPOINT: &str = "read_models@3";
+pub const CHECKPOINT: &str = "read_models@4";
 /// Events applied per transaction: large enough to amortise the commit,
 /// small enough to keep the lock short.
 const BATCH: i64 = 500;

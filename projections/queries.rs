@@ -137,6 +137,17 @@ fn lines_sql(as_of: bool) -> String {
     )
 }
 
+/// Whether a wijk is registered (as far as the projection has read).
+pub async fn wijk_exists(db: &Db, wijk_id: &str) -> sqlx::Result<bool> {
+    on_db!(db, pool => {
+        let found: Option<String> = sqlx::query_scalar("SELECT wijk_id FROM rm_wijken WHERE wijk_id = $1")
+            .bind(wijk_id)
+            .fetch_optional(pool)
+            .await?;
+        Ok(found.is_some())
+    })
+}
+
 /// Every wijk with allocated, spent and remaining (`GET /wijken`, `report`).
 pub async fn wijk_summaries(db: &Db, period: Period) -> sqlx::Result<Vec<WijkSummary>> {
     summaries(db, period, None).await

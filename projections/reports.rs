@@ -88,7 +88,8 @@ pub struct CommitmentView {
     pub fund_id: String,
     pub wijk_id: String,
     pub initiative: String,
-    pub applicant: String,
+    /// The organisation or residents who applied; withheld from council members.
+    pub applicant: Option<String>,
     pub theme: String,
     pub decision_reference: String,
     pub decided_on: String,
@@ -121,7 +122,7 @@ where
                 fund_id: r.try_get("fund_id")?,
                 wijk_id: r.try_get("wijk_id")?,
                 initiative: r.try_get("initiative")?,
-                applicant: r.try_get("applicant")?,
+                applicant: Some(r.try_get("applicant")?),
                 theme: r.try_get("theme")?,
                 decision_reference: r.try_get("decision_reference")?,
                 decided_on: r.try_get("decided_on")?,

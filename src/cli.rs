@@ -338,7 +338,8 @@ pub async fn stale_report(db: &Db, as_of: NaiveDate) -> anyhow::Result<String> {
         stale.len()
     );
     for c in stale {
-        writeln!(out, "{:<20} {:<12} {:<18} {:>12}  {} ({})", c.commitment_id, c.decided_on, c.wijk_id, c.amount, c.initiative, c.applicant)?;
+        let applicant = c.applicant.unwrap_or_default();
+        writeln!(out, "{:<20} {:<12} {:<18} {:>12}  {} ({applicant})", c.commitment_id, c.decided_on, c.wijk_id, c.amount, c.initiative)?;
     }
     Ok(out)
 }

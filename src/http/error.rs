@@ -74,6 +74,21 @@ impl ApiError {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", detail).field(field)
     }
 
+    /// Where a request names its fund in the body rather than the path, an
+    /// unknown fund is bad input (422 on `fund_id`), not a missing page.
+    pub fn fund_named_in_body(self) -> Self {
+        if self.code == "unknown_fund" {
+            Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown_fund",
+                "fund_id names no fund; establish it first with POST /api/v1/funds",
+            )
+            .field("fund_id")
+        } else {
+            self
+        }
+    }
+
     /// A failure inside the service. The cause is logged, never shown.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(%cause, "internal error");

@@ -23,7 +23,8 @@ impl FromRequestParts<AppState> for Caller {
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
+            // The scheme is case-insensitive (RFC 9110 section 11.1).
+            .and_then(|v| v.get(..7).filter(|scheme| scheme.eq_ignore_ascii_case("bearer ")).map(|_| &v[7..]))
             .map(str::trim)
             .filter(|t| !t.is_empty() && t.len() <= 200)
             .ok_or_else(ApiError::unauthorized)?;
@@ -123,5 +124,11 @@ impl<'de> serde::Deserialize<'de> for AmountInput {
             }
         };
         Amount::parse(&text).map(Self).map_err(serde::de::Error::custom)
+    }
+}
+
+impl serde::Serialize for AmountInput {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
     }
 }

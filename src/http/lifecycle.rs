@@ -13,7 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, Problem};
 use super::extract::{AmountInput, StrictJson, StrictQuery};
-use super::reads::{check_wijk, csv_field, require, YearQuery};
+use super::reads::{check_wijk, csv_field, require, wants_csv, YearQuery};
 use super::writes::{write, DecisionInput, Writer, Written};
 use super::AppState;
 use crate::auth::{Caller, Role};
@@ -189,7 +189,7 @@ pub async fn make_commitment(
         ledger.fund(&fund_id, command, &meta).await
     })
     .await
-    .map_err(|e| if e.code() == "unknown_fund" { ApiError::invalid("fund_id", "fund_id names no fund; establish it first with POST /api/v1/funds") } else { e })
+    .map_err(ApiError::fund_named_in_body)
 }
 
 macro_rules! commitment_write {
@@ -294,9 +294,7 @@ pub async fn close_year(
     let r = body.value;
     let decision = Decision { reference: r.decision.reference, adopted_on: r.decision.adopted_on };
     let mut meta = crate::ledger::CommandMeta::new(crate::ledger::Actor { name: caller.name, role: caller.role.as_str().into() });
-    if let Some(id) = headers.get(super::REQUEST_ID).and_then(|v| v.to_str().ok()) {
-        meta.correlation_id = id.to_string();
-    }
+    meta.correlation_id = super::correlation_id(&headers);
     let funds = state.ledger.close_year(year, decision, &r.carry_over, &meta).await?;
     // Read-your-writes, and the closed-year guard on new funds reads the projection.
     let (_, head) = crate::projections::status(state.ledger.db()).await?;
@@ -315,15 +313,19 @@ pub async fn commitment(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<CommitmentView>, ApiError> {
-    let view = reports::commitment(state.ledger.db(), &id)
+    let mut view = reports::commitment(state.ledger.db(), &id)
         .await?
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_commitment", format!("no commitment has id `{id}`")))?;
     check_wijk(&caller, &view.wijk_id)?;
+    withhold_personal_details(&caller, std::slice::from_mut(&mut view));
     Ok(Json(view))
 }
 
-fn wants_csv(headers: &HeaderMap) -> bool {
-    headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/csv"))
+/// Council members see what was granted, not to whom.
+fn withhold_personal_details(caller: &Caller, commitments: &mut [CommitmentView]) {
+    if caller.role == Role::Council {
+        commitments.iter_mut().for_each(|c| c.applicant = None);
+    }
 }
 
 fn csv(header_line: &str, rows: impl Iterator<Item = Vec<String>>) -> Response {
@@ -384,13 +386,16 @@ pub async fn stale_commitments(
 ) -> Result<Response, ApiError> {
     require(&caller, &READERS, "read reports")?;
     let as_of = q.as_of.unwrap_or_else(|| Utc::now().date_naive());
-    let list = reports::stale_commitments(state.ledger.db(), as_of).await?;
+    let mut list = reports::stale_commitments(state.ledger.db(), as_of).await?;
+    withhold_personal_details(&caller, &mut list);
     if !wants_csv(&headers) {
         return Ok(Json(list).into_response());
     }
     Ok(csv(
         "commitment_id,fund_id,wijk_id,initiative,applicant,theme,decided_on,amount",
-        list.into_iter().map(|c| vec![c.commitment_id, c.fund_id, c.wijk_id, c.initiative, c.applicant, c.theme, c.decided_on, c.amount.to_string()]),
+        list.into_iter().map(|c| {
+            vec![c.commitment_id, c.fund_id, c.wijk_id, c.initiative, c.applicant.unwrap_or_default(), c.theme, c.decided_on, c.amount.to_string()]
+        }),
     ))
 }
 

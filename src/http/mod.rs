@@ -117,6 +117,16 @@ pub fn router(state: AppState) -> Router {
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
 }
 
+/// The request id to record as a command's correlation id: the client's own
+/// `x-request-id` when it is a short, printable token, else a new one.
+pub fn correlation_id(headers: &axum::http::HeaderMap) -> String {
+    headers
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|id| !id.is_empty() && id.len() <= 100 && id.chars().all(|c| c.is_ascii_graphic()))
+        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_string)
+}
+
 /// axum answers a wrong method (405) or a timeout (408) with an empty body;
 /// give those the same problem+json shape as every other error.
 async fn problem_for_bare_errors(response: Response) -> Response {

@@ -122,7 +122,7 @@ pub async fn audit_trail(
     check_wijk(&caller, &wijk_id)?;
     let limit = page_limit(q.limit)?;
     let db = state.ledger.db();
-    if queries::wijk_budget(db, &wijk_id, Period::default()).await?.is_none() {
+    if !queries::wijk_exists(db, &wijk_id).await? {
         return Err(ApiError::not_found(format!("wijk {wijk_id} is not registered")));
     }
     let filter = AuditFilter { year: q.year, fund_id: q.fund_id, initiative: q.initiative };
@@ -131,11 +131,7 @@ pub async fn audit_trail(
         // Council members see what happened, not which official recorded it.
         page.rows.iter_mut().for_each(|row| row.actor = None);
     }
-    let wants_csv = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|accept| accept.contains("text/csv"));
-    if wants_csv {
+    if wants_csv(&headers) {
         let mut response = (StatusCode::OK, [(header::CONTENT_TYPE, "text/csv; charset=utf-8")], audit_csv(&page)).into_response();
         if let Some(next) = page.next_after {
             response.headers_mut().insert("x-next-after", next.into());
@@ -143,6 +139,11 @@ pub async fn audit_trail(
         return Ok(response);
     }
     Ok(Json(page).into_response())
+}
+
+/// Whether the client asked for CSV (`Accept: text/csv`).
+pub(super) fn wants_csv(headers: &HeaderMap) -> bool {
+    headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|accept| accept.contains("text/csv"))
 }
 
 pub(super) fn csv_field(value: &str) -> String {

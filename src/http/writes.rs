@@ -43,12 +43,6 @@ impl FromRequestParts<AppState> for Writer {
     }
 }
 
-impl serde::Serialize for AmountInput {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.0.serialize(s)
-    }
-}
-
 /// The global log positions of the events a write stored.
 #[derive(Debug, Clone, Copy, Serialize, ToSchema)]
 pub struct Positions {
@@ -149,6 +143,10 @@ pub struct RecordExpense {
 pub struct Reverse {
     #[schema(value_type = String, example = "dubbel geboekt")]
     pub reason: Text,
+    /// Must be true once the fund's year is closed: the reversal is then an
+    /// explicitly marked post-closing correction, and its money lapses.
+    #[serde(default)]
+    pub post_closing: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -212,10 +210,7 @@ where
             return Ok(written(StatusCode::CREATED, resource, Some(result?)));
         }
     }
-    let correlation_id = headers
-        .get(super::REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_string);
+    let correlation_id = super::correlation_id(headers);
     let meta = CommandMeta {
         actor: Actor { name: caller.name.clone(), role: caller.role.as_str().to_string() },
         correlation_id,
@@ -369,19 +364,7 @@ pub async fn record_expense(
         ledger.fund(&fund_id, command, &meta).await
     })
     .await;
-    // The fund is named in the body here, not the path: that is bad input, not a missing page.
-    result.map_err(|e| {
-        if e.code() == "unknown_fund" {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "unknown_fund",
-                "fund_id names no fund; establish it first with POST /api/v1/funds",
-            )
-            .field("fund_id")
-        } else {
-            e
-        }
-    })
+    result.map_err(ApiError::fund_named_in_body)
 }
 
 /// Reverses an expense: a correction event that moves the money back and
@@ -406,7 +389,7 @@ pub async fn reverse_expense(
     let id = ExpenseId::parse(&expense_id).map_err(|_| not_found())?;
     let fund_id = state.ledger.fund_of_expense(&id).await?.ok_or_else(not_found)?;
     let req = body.value.clone();
-    let command = FundCommand::ReverseExpense { expense_id: id.clone(), reason: req.reason.clone(), requested_on: Utc::now().date_naive(), post_closing: false };
+    let command = FundCommand::ReverseExpense { expense_id: id.clone(), reason: req.reason.clone(), requested_on: Utc::now().date_naive(), post_closing: req.post_closing };
     let resource = Reversal { expense_id: id.to_string(), fund_id: fund_id.to_string(), reason: req.reason.to_string() };
     let route = format!("POST /expenses/{id}/reversal");
     let ledger = state.ledger.clone();

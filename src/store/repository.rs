@@ -20,7 +20,7 @@ use sqlite_es::SqliteEventRepository;
 use sqlx::Row;
 use tokio::sync::Notify;
 
-use super::chain::{canonical_json, chain_hash, format_recorded_at, parse_hash, ChainedEvent, GENESIS};
+use super::chain::{canonical_json, chain_hash, parse_hash, ChainedEvent, GENESIS};
 use super::{Db, WritePool};
 use crate::domain;
 use crate::on_db;
@@ -429,9 +429,4 @@ pub async fn head(db: &Db) -> sqlx::Result<(i64, String)> {
             None => (0, hex::encode(GENESIS)),
         })
     })
-}
-
-/// For logs and errors: a short human form of a recorded time.
-pub fn describe_time(at: &DateTime<Utc>) -> String {
-    format_recorded_at(at)
 }
