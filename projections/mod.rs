@@ -21,11 +21,24 @@ use crate::store::{Db, WritePool};
 
 use apply::{statements_for, Param};
 
-/// The checkpoint row of the read models. Its name carries the version of
-/// the projection code: when `apply` changes what it writes, bump it, and
-/// the first projector step finds no row by that name, wipes the read
-/// models and rebuilds them from position zero.
+/// The version of what `apply` writes. Bump it whenever a change to the
+/// projection code changes the read models: the first projector step of the
+/// new version finds no checkpoint of its own, wipes the read models and
+/// rebuilds them from position zero, and an instance of an older version
+/// sharing the database stops projecting instead of fighting over them.
+pub const PROJECTION_VERSION: u32 = 4;
+
+/// The checkpoint row of the read models, named after the projection version.
 pub const CHECKPOINT: &str = "read_models@4";
+
+fn checkpoint_version(name: &str) -> Option<u32> {
+    // The row migration 0002 wrote, before versions, counts as version 0.
+    if name == "read_models" {
+        return Some(0);
+    }
+    name.strip_prefix("read_models@")?.parse().ok()
+}
+
 /// Events applied per transaction: large enough to amortise the commit,
 /// small enough to keep the lock short.
 const BATCH: i64 = 500;
@@ -54,18 +67,27 @@ impl Projector {
         let (applied, checkpoint) = on_db!(&self.db, pool => {
             let mut tx = pool.begin_write().await?;
             let lock = if matches!(self.db, Db::Postgres(_)) { " FOR UPDATE" } else { "" };
-            let stored: Option<i64> = sqlx::query_scalar(&format!(
-                "SELECT position FROM projector_checkpoints WHERE name = $1{lock}"
-            ))
-            .bind(CHECKPOINT)
-            .fetch_optional(&mut *tx)
-            .await?;
+            // Lock every checkpoint row: the projection versions present
+            // decide whether this instance projects, waits for an upgrade, or
+            // rebuilds.
+            let rows: Vec<(String, i64)> = sqlx::query_as(&format!("SELECT name, position FROM projector_checkpoints{lock}"))
+                .fetch_all(&mut *tx)
+                .await?;
+            let newest = rows.iter().filter_map(|(name, _)| checkpoint_version(name)).max();
+            if newest.is_some_and(|v| v > PROJECTION_VERSION) {
+                anyhow::bail!(
+                    "the read models are kept by a newer version of wijkbudget (projection {}, this is {PROJECTION_VERSION}); \
+                     upgrade this instance",
+                    newest.unwrap_or_default()
+                );
+            }
+            let stored = rows.iter().find(|(name, _)| name == CHECKPOINT).map(|(_, position)| *position);
             let checkpoint = match stored {
                 Some(position) => position,
                 None => {
                     // Whoever inserts the new checkpoint row wipes the read
-                    // models; a concurrent instance waits on that insert and
-                    // then simply reads the row.
+                    // models; a concurrent instance of the same version waits
+                    // on that insert and then simply reads the row.
                     let created = sqlx::query(
                         "INSERT INTO projector_checkpoints (name, position) VALUES ($1, 0) ON CONFLICT (name) DO NOTHING",
                     )
@@ -191,4 +213,14 @@ pub async fn reset(db: &Db) -> sqlx::Result<()> {
             .await?;
         tx.commit().await
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_checkpoint_is_named_after_the_projection_version() {
+        assert_eq!(super::checkpoint_version(super::CHECKPOINT), Some(super::PROJECTION_VERSION));
+        assert_eq!(super::checkpoint_version("read_models"), Some(0));
+        assert_eq!(super::checkpoint_version("other"), None);
+    }
 }

@@ -225,6 +225,12 @@ impl Ledger {
         meta: &CommandMeta,
     ) -> Result<Vec<ClosedFund>, LedgerError> {
         let next_year = Year::new(year.value() + 1).map_err(|_| FundError::CarryOverYear(year))?;
+        // A misspelt wijk would silently lapse instead of carrying over: refuse it.
+        for wijk_id in carry_over {
+            if !self.fund_services.wijken.is_registered(wijk_id).await.map_err(FundError::DirectoryUnavailable)? {
+                return Err(FundError::UnknownWijk(wijk_id.clone()).into());
+            }
+        }
         let funds: Vec<String> = on_db!(self.db(), pool => {
             sqlx::query_scalar("SELECT aggregate_id FROM events WHERE aggregate_type = 'fund' AND sequence = 1 ORDER BY position")
                 .fetch_all(pool)
@@ -240,17 +246,18 @@ impl Ledger {
             let first_position = if fund.is_closed() {
                 None
             } else {
-                // Only wijken with money to carry; a close that carries
-                // nothing names no carry-over fund.
-                let carried: Vec<WijkId> = fund
-                    .lines()
-                    .filter(|(w, line)| carry_over.contains(w) && line.amount_available > rust_decimal::Decimal::ZERO)
-                    .map(|(w, _)| w.clone())
-                    .collect();
+                // The carry-over fund's id must be free (or already this
+                // fund's carry-over), or the money would have nowhere to go.
+                let target = self.load_fund(&carry_over_fund).await?;
+                if target.terms().is_some() && target.carried_over_from() != Some(&fund_id) {
+                    return Err(FundError::AlreadyEstablished(carry_over_fund).into());
+                }
+                // Of the named wijken, those with money in this fund; the
+                // domain names no carry-over fund if nothing is carried.
                 let closing = Closing {
                     decision_reference: decision.reference.clone(),
-                    carry_over_fund: (!carried.is_empty()).then(|| carry_over_fund.clone()),
-                    carry_over: carried,
+                    carry_over: fund.lines().filter(|(w, _)| carry_over.contains(w)).map(|(w, _)| w.clone()).collect(),
+                    carry_over_fund: Some(carry_over_fund.clone()),
                 };
                 match self.fund(&fund_id, FundCommand::Close(closing), meta).await? {
                     Outcome::Recorded { first_position, .. } => Some(first_position),
