@@ -62,14 +62,16 @@ const VERIFY_EVERY: std::time::Duration = std::time::Duration::from_secs(6 * 360
 /// Re-walks the chain at start and then every [`VERIFY_EVERY`], keeping the
 /// outcome for `GET /api/v1/integrity`.
 async fn verify_periodically(db: Db, cell: crate::verify::LastVerificationCell) {
+    // Each run must extend the last head that verified: a chain rewritten (or
+    // cut short) in between would otherwise verify anew. A failed run does
+    // not forget it.
+    let mut last_good: Option<crate::verify::Head> = None;
     loop {
-        // Each run must extend the head the previous run verified: a chain
-        // rewritten (or cut short) in between would otherwise verify anew.
-        let previous_head = cell.read().await.as_ref().and_then(|v| v.head.as_deref()?.parse().ok());
-        match crate::verify::verify_database(&db, previous_head.as_ref(), false).await {
+        match crate::verify::verify_database(&db, last_good.as_ref(), false).await {
             Ok(outcome) => {
-                if let Err(failure) = &outcome {
-                    tracing::error!(%failure, "the event log fails verification");
+                match &outcome {
+                    Ok(report) => last_good = Some(report.head.clone()),
+                    Err(failure) => tracing::error!(%failure, "the event log fails verification"),
                 }
                 *cell.write().await = Some(crate::verify::LastVerification::from(&outcome));
             }

@@ -37,7 +37,7 @@ use tokio::io::AsyncWriteExt;
 use crate::domain;
 use crate::domain::fund::FundEvent;
 use crate::domain::ids::FundId;
-use crate::domain::postings::postings;
+use crate::domain::postings::{postings, AccountKind};
 use crate::domain::wijk::WijkEvent;
 use crate::on_db;
 use crate::store::chain::{chain_hash, parse_hash, ChainedEvent, GENESIS};
@@ -145,6 +145,11 @@ struct Verifier<'h> {
     /// aggregate type -> aggregate id -> last sequence. Nested so that a
     /// lookup borrows the event's strings instead of cloning them.
     streams: HashMap<String, HashMap<String, i64>>,
+    /// The balance of every account, from the postings so far. A valid hash
+    /// chain only proves the log was not changed after it was written; the
+    /// balances prove that what was written obeys the money rules, so a log
+    /// forged before hashing (or by a service with a forged snapshot) fails.
+    balances: HashMap<String, Decimal>,
     events: u64,
 }
 
@@ -156,6 +161,7 @@ impl<'h> Verifier<'h> {
             previous: GENESIS,
             last_position: 0,
             streams: HashMap::new(),
+            balances: HashMap::new(),
             events: 0,
         }
     }
@@ -249,7 +255,7 @@ impl<'h> Verifier<'h> {
     }
 
     /// Reads the payload as the domain does and checks that money balances.
-    fn check_payload(&self, event: &ChainedEvent) -> Result<(), String> {
+    fn check_payload(&mut self, event: &ChainedEvent) -> Result<(), String> {
         let payload = self.upcast(event);
         let cannot_read = |err: serde_json::Error| {
             format!(
@@ -272,9 +278,21 @@ impl<'h> Verifier<'h> {
                         return Err(format!("the payload establishes fund {} in the stream of another fund", terms.fund_id));
                     }
                 }
-                let sum: Decimal = postings(&fund_id, &fund_event).iter().map(|p| p.amount).sum();
+                let postings = postings(&fund_id, &fund_event);
+                let sum: Decimal = postings.iter().map(|p| p.amount).sum();
                 if !sum.is_zero() {
                     return Err(format!("the postings of this event sum to {sum}, not zero"));
+                }
+                for posting in postings {
+                    let name = posting.account.name();
+                    let balance = self.balances.entry(name.clone()).or_default();
+                    *balance += posting.amount;
+                    let may_go_negative = matches!(posting.account.kind, AccountKind::Appropriation | AccountKind::CarriedIn);
+                    if *balance < Decimal::ZERO && !may_go_negative {
+                        return Err(format!(
+                            "account {name} goes to {balance}: more money left it than it ever held, which the ledger refuses"
+                        ));
+                    }
                 }
                 Ok(())
             }

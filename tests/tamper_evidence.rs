@@ -55,6 +55,7 @@ on_both_stores!(
     concurrent_writers_produce_one_unbroken_chain,
     an_export_verifies_offline_and_fails_after_one_changed_byte,
     a_true_earlier_head_is_accepted_and_a_rewritten_history_is_rejected,
+    a_forged_overspend_with_a_consistent_chain_is_found_by_the_balances,
 );
 
 // ---------------------------------------------------------------------------
@@ -499,5 +500,58 @@ async fn a_row_that_no_longer_decodes_is_found_at_its_position_on_sqlite() {
     assert_eq!(failure.position, target, "{failure}");
     assert_eq!(failure.aggregate, "fund/A21-182");
     assert!(failure.problem.contains("cannot be read"), "{failure}");
+    store.cleanup().await;
+}
+
+/// An intruder (or a service misled by a forged snapshot) appends an expense
+/// the wijk cannot afford, with a correctly computed hash. The chain is
+/// consistent; the account balances are not.
+async fn a_forged_overspend_with_a_consistent_chain_is_found_by_the_balances(backend: Backend) {
+    let store = TestStore::new(backend).await;
+    let writer = Writer::new(&store.db);
+    seed(&writer, 2).await;
+    let log = read_log(&store.db, 0, 10_000).await.unwrap();
+    let last = log.last().unwrap().clone();
+    let sequence = log.iter().filter(|e| e.aggregate_id == "A21-182").map(|e| e.sequence).max().unwrap() + 1;
+    let payload = serde_json::json!({"ExpenseRecorded": {
+        "expense_id": "vals", "wijk_id": "oost-1223", "amount": "999999.00", "initiative": "Niets",
+        "theme": "spelen", "booked_on": "2022-06-01", "reference": "geen"
+    }});
+    let mut forged = wijkbudget::store::chain::ChainedEvent {
+        position: last.position + 1,
+        event_id: uuid::Uuid::new_v4().to_string(),
+        recorded_at: last.recorded_at,
+        aggregate_type: "fund".into(),
+        aggregate_id: "A21-182".into(),
+        sequence,
+        event_type: "ExpenseRecorded".into(),
+        event_version: "1.0.0".into(),
+        payload: payload.clone(),
+        metadata: serde_json::json!({}),
+        hash: String::new(),
+    };
+    forged.hash = hex::encode(chain_hash(&parse_hash(&last.hash).unwrap(), &forged));
+    let sql = "INSERT INTO events (position, event_id, recorded_at, aggregate_type, aggregate_id, sequence, \
+               event_type, event_version, payload, metadata, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+    wijkbudget::on_db!(&store.db, pool => {
+        sqlx::query(sql)
+            .bind(forged.position)
+            .bind(&forged.event_id)
+            .bind(forged.recorded_at)
+            .bind(&forged.aggregate_type)
+            .bind(&forged.aggregate_id)
+            .bind(forged.sequence)
+            .bind(&forged.event_type)
+            .bind(&forged.event_version)
+            .bind(sqlx::types::Json(&forged.payload))
+            .bind(sqlx::types::Json(&forged.metadata))
+            .bind(&forged.hash)
+            .execute(pool)
+            .await
+            .unwrap();
+    });
+    let failure = failed(&store.db, None).await;
+    assert_eq!(failure.position, forged.position, "{failure}");
+    assert!(failure.problem.contains("wijk_budget:oost-1223:A21-182"), "{failure}");
     store.cleanup().await;
 }
