@@ -33,6 +33,10 @@ pub enum Command {
     Serve {
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
+        /// Do not apply migrations, only check they were applied (for a
+        /// service role with INSERT and SELECT on the log; see README).
+        #[arg(long)]
+        no_migrate: bool,
     },
     /// Apply the schema migrations and exit.
     Migrate,
@@ -131,9 +135,9 @@ fn progress_bar(total: u64, what: &str) -> ProgressBar {
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve { listen } => {
+        Command::Serve { listen, no_migrate } => {
             let url = database_url(&cli.database);
-            let service = Service::open(&url).await?;
+            let service = Service::open_with(&url, !no_migrate).await?;
             service
                 .serve(listen, |addr| {
                     tracing::info!(store = %redact(&url), "serving on http://{addr}/api/v1");

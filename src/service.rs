@@ -22,8 +22,18 @@ pub struct Service {
 impl Service {
     /// Connects and migrates; the projector is created but not yet running.
     pub async fn open(database_url: &str) -> anyhow::Result<Self> {
+        Self::open_with(database_url, true).await
+    }
+
+    /// Like [`Service::open`]; with `migrate` false it only checks that the
+    /// schema is up to date, for a least-privilege service role.
+    pub async fn open_with(database_url: &str, migrate: bool) -> anyhow::Result<Self> {
         let db = Db::connect(database_url).await?;
-        db.migrate().await?;
+        if migrate {
+            db.migrate().await?;
+        } else {
+            db.check_migrated().await?;
+        }
         let repo = LedgerRepository::new(db.clone());
         let projector = Projector::new(db.clone(), repo.appended());
         let ledger = Ledger::new(repo, projector.subscribe());

@@ -110,7 +110,7 @@ async fn serve_stops_cleanly_on_sigterm() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     drop(listener);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wijkbudget"))
+    let child = Command::new(env!("CARGO_BIN_EXE_wijkbudget"))
         .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--database", &store.url])
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
@@ -132,4 +132,65 @@ async fn serve_stops_cleanly_on_sigterm() {
     assert!(output.status.success(), "exit status {:?}", output.status);
     assert!(String::from_utf8_lossy(&output.stderr).contains("stopped cleanly"));
     store.cleanup().await;
+}
+
+/// The README's least-privilege setup: the owner migrates, the service role
+/// gets only INSERT and SELECT on the log, and the service still works.
+#[tokio::test]
+async fn the_service_runs_with_only_insert_and_select_on_the_log() {
+    let store = TestStore::new(Backend::Postgres).await;
+    let role = format!("wb_service_{}", uuid::Uuid::new_v4().simple());
+    let grants = include_str!("../README.md")
+        .lines()
+        .skip_while(|l| !l.starts_with("CREATE ROLE wijkbudget_service"))
+        .take_while(|l| !l.starts_with("```"))
+        .collect::<Vec<_>>()
+        .join("\n")
+        .replace("wijkbudget_service", &role);
+    assert!(grants.contains("GRANT SELECT, INSERT ON events"), "the README's grants: {grants}");
+    let wijkbudget::store::Db::Postgres(pool) = &store.db else { unreachable!() };
+    for statement in grants.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+        sqlx::query(statement).execute(pool).await.unwrap_or_else(|e| panic!("{statement}: {e}"));
+    }
+    let token = wijkbudget::auth::create_token(&store.db, wijkbudget::auth::Role::Finance, &[], "finance").await.unwrap();
+    let service_url = store.url.replacen("postgres@", &format!("{role}@"), 1);
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wijkbudget"))
+        .args(["serve", "--no-migrate", "--listen", &format!("127.0.0.1:{port}"), "--database", &service_url])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let body = r#"{"wijk_id":"oost-1223","name":"Oost 1223"}"#;
+    let request = format!(
+        "POST /api/v1/wijken HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let mut answer = String::new();
+    for _ in 0..100 {
+        if let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            stream.write_all(request.as_bytes()).await.unwrap();
+            stream.read_to_string(&mut answer).await.unwrap();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = child.wait();
+    assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+
+    // The service role cannot change the log, even without the triggers' help.
+    let as_service = sqlx::PgPool::connect(&service_url).await.unwrap();
+    let refused = sqlx::query("UPDATE events SET hash = hash").execute(&as_service).await.unwrap_err();
+    assert!(refused.to_string().contains("permission denied"), "{refused}");
+    as_service.close().await;
+    sqlx::query(&format!("DROP OWNED BY {role}")).execute(pool).await.unwrap();
+    store.cleanup().await;
+    let admin = sqlx::PgPool::connect(&format!("{}/postgres", common::postgres_admin_url())).await.unwrap();
+    sqlx::query(&format!("DROP ROLE IF EXISTS {role}")).execute(&admin).await.unwrap();
 }

@@ -79,6 +79,31 @@ impl Db {
         .context("applying migrations")
     }
 
+    /// Checks, without changing anything, that every migration has been
+    /// applied: for a service role that may not create tables.
+    pub async fn check_migrated(&self) -> anyhow::Result<()> {
+        let (migrator, applied) = match self {
+            Self::Postgres(pool) => (
+                sqlx::migrate!("./migrations/postgres"),
+                sqlx::query_scalar::<_, i64>("SELECT version FROM _sqlx_migrations WHERE success").fetch_all(pool).await,
+            ),
+            Self::Sqlite(pool) => (
+                sqlx::migrate!("./migrations/sqlite"),
+                sqlx::query_scalar::<_, i64>("SELECT version FROM _sqlx_migrations WHERE success").fetch_all(pool).await,
+            ),
+        };
+        let applied = applied.context("reading the applied migrations; run `wijkbudget migrate` as the schema owner first")?;
+        let missing: Vec<String> = migrator
+            .iter()
+            .filter(|m| !applied.contains(&m.version))
+            .map(|m| format!("{} {}", m.version, m.description))
+            .collect();
+        if !missing.is_empty() {
+            anyhow::bail!("the schema lacks migrations {}; run `wijkbudget migrate` as the schema owner", missing.join(", "));
+        }
+        Ok(())
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Postgres(_) => "postgres",
