@@ -37,7 +37,7 @@ pub struct WijkThemes {
     pub amount_committed: Euro,
     pub amount_spent: Euro,
     /// What the wijk can still promise or spend.
-    pub amount_available: Euro,
+    pub amount_remaining: Euro,
     pub themes: Vec<ThemeLine>,
 }
 
@@ -75,7 +75,7 @@ pub async fn themes(db: &Db, year: Option<i64>) -> sqlx::Result<Vec<WijkThemes>>
             amount_allocated: w.totals.amount_allocated,
             amount_committed: w.totals.amount_committed,
             amount_spent: w.totals.amount_spent,
-            amount_available: w.totals.amount_remaining,
+            amount_remaining: w.totals.amount_remaining,
             wijk_id: w.wijk_id,
             name: w.name,
         })

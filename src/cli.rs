@@ -322,9 +322,9 @@ pub async fn report(db: &Db, period: Period) -> anyhow::Result<String> {
 pub async fn theme_report(db: &Db, year: Option<i64>) -> anyhow::Result<String> {
     use std::fmt::Write;
     let mut out = String::new();
-    writeln!(out, "{:<28} {:>12} {:>12} {:>12} {:>12} {:>12} {:>12}", "wijk / theme", "allocated", "committed", "paid", "settled", "recovered", "available")?;
+    writeln!(out, "{:<28} {:>12} {:>12} {:>12} {:>12} {:>12} {:>12}", "wijk / theme", "allocated", "committed", "paid", "settled", "recovered", "remaining")?;
     for w in projections::reports::themes(db, year).await? {
-        writeln!(out, "{:<28} {:>12} {:>12} {:>12} {:>12} {:>12} {:>12}", w.name, w.amount_allocated, w.amount_committed, w.amount_spent, "", "", w.amount_available)?;
+        writeln!(out, "{:<28} {:>12} {:>12} {:>12} {:>12} {:>12} {:>12}", w.name, w.amount_allocated, w.amount_committed, w.amount_spent, "", "", w.amount_remaining)?;
         for t in w.themes {
             writeln!(out, "  {:<26} {:>12} {:>12} {:>12} {:>12} {:>12}", t.theme, "", t.amount_committed, t.amount_paid, t.amount_settled, t.amount_recovered)?;
         }

@@ -874,7 +874,7 @@ async fn every_lifecycle_endpoint_answers_over_http_and_refusals_store_nothing()
         assert_eq!(groen["amount_recovered"], "500.00", "{label}: {groen}");
         assert_eq!(groen["amount_repaid"], "500.00", "{label}: {groen}");
         let csv = api.call(Who::Finance, Method::GET, "/reports/themes?year=2022", None, Some("text/csv")).await;
-        assert_csv(&csv, "wijk_id,theme,allocated,committed,paid,settled,recovered,repaid,available", "\"groen\"");
+        assert_csv(&csv, "wijk_id,theme,allocated,committed,paid,settled,recovered,repaid,remaining", "\"groen\"");
 
         // The stale commitments, JSON and CSV.
         let stale = api.get("/reports/stale-commitments?as_of=2022-12-31").await.expect(200);

@@ -356,14 +356,14 @@ pub async fn theme_report(
     let rows = report.into_iter().flat_map(|w| {
         let total = vec![
             w.wijk_id.clone(), "(wijk)".into(), w.amount_allocated.to_string(), w.amount_committed.to_string(),
-            w.amount_spent.to_string(), String::new(), String::new(), String::new(), w.amount_available.to_string(),
+            w.amount_spent.to_string(), String::new(), String::new(), String::new(), w.amount_remaining.to_string(),
         ];
         std::iter::once(total).chain(w.themes.into_iter().map(move |t| vec![
             w.wijk_id.clone(), t.theme, String::new(), t.amount_committed.to_string(), t.amount_paid.to_string(),
             t.amount_settled.to_string(), t.amount_recovered.to_string(), t.amount_repaid.to_string(), String::new(),
         ]))
     });
-    Ok(csv("wijk_id,theme,allocated,committed,paid,settled,recovered,repaid,available", rows))
+    Ok(csv("wijk_id,theme,allocated,committed,paid,settled,recovered,repaid,remaining", rows))
 }
 
 #[derive(Debug, Clone, Deserialize, IntoParams)]
