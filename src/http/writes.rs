@@ -23,6 +23,7 @@ use crate::domain::fund::{Decision, ExpenseDetails, FundCommand, FundError, Fund
 use crate::domain::ids::{ExpenseId, FundId, Text, WijkId, Year};
 use crate::domain::wijk::WijkCommand;
 use crate::ledger::{Actor, CommandMeta, Idempotency, LedgerError, Outcome};
+use crate::store::repository::AppendRefused;
 
 /// How long a write waits for the projector before answering anyway.
 const READ_YOUR_WRITES_WAIT: Duration = Duration::from_secs(5);
@@ -197,16 +198,17 @@ where
 {
     let key = idempotency_key(headers)?;
     let fingerprint = fingerprint(route, canonical_body);
-    let replay = |record: Option<(String, i64, i64)>| -> Option<Result<Positions, ApiError>> {
+    // A stored key answers as the first request did, or refuses a different one.
+    let replay = |key: &str, record: Option<(String, i64, i64)>| -> Option<Result<Positions, ApiError>> {
         let (stored, first, last) = record?;
         Some(if stored == fingerprint {
             Ok(Positions { first, last })
         } else {
-            Err(LedgerError::Refused(crate::store::repository::AppendRefused::IdempotencyKeyUsed(String::new())).into())
+            Err(LedgerError::Refused(AppendRefused::IdempotencyKeyUsed(key.to_string())).into())
         })
     };
     if let Some(key) = &key {
-        if let Some(result) = replay(state.ledger.idempotency_record(key).await?) {
+        if let Some(result) = replay(key, state.ledger.idempotency_record(key).await?) {
             return Ok(written(StatusCode::CREATED, resource, Some(result?)));
         }
     }
@@ -219,7 +221,7 @@ where
     let outcome = run(meta).await;
     if let (Some(key), false) = (&key, matches!(outcome, Ok(Outcome::Recorded { .. }))) {
         // A concurrent duplicate may have won the race; answer as it did.
-        if let Some(result) = replay(state.ledger.idempotency_record(key).await?) {
+        if let Some(result) = replay(key, state.ledger.idempotency_record(key).await?) {
             return Ok(written(StatusCode::CREATED, resource, Some(result?)));
         }
     }
