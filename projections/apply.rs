@@ -6,11 +6,11 @@ use cqrs_es::persist::SerializedEvent;
 use serde_json::Value;
 
 use crate::domain::fund::FundEvent;
+use crate::domain::ids::FundId;
 use crate::domain::money::cents;
 use crate::domain::postings::postings;
 use crate::domain::upcasters;
 use crate::domain::wijk::WijkEvent;
-use crate::domain::ids::FundId;
 use crate::store::chain::{format_recorded_at, ChainedEvent};
 use crate::store::repository::meta;
 
@@ -49,7 +49,9 @@ pub fn upcast(event: &ChainedEvent) -> SerializedEvent {
         event.payload.clone(),
         event.metadata.clone(),
     );
-    upcasters().iter().fold(serialized, |e, u| if u.can_upcast(&e.event_type, &e.event_version) { u.upcast(e) } else { e })
+    upcasters()
+        .iter()
+        .fold(serialized, |e, u| if u.can_upcast(&e.event_type, &e.event_version) { u.upcast(e) } else { e })
 }
 
 pub fn fund_event(event: &ChainedEvent) -> anyhow::Result<FundEvent> {
@@ -124,7 +126,13 @@ fn balance(wijk_id: &crate::domain::ids::WijkId, fund_id: &FundId, kind: &str, c
     Statement { sql: ADD_TO_BALANCE, params: vec![text(wijk_id), text(fund_id), text(kind), Param::Int(cents)] }
 }
 
-fn insert_fund(fund_id: &FundId, terms: &crate::domain::fund::FundTerms, booked_on: &chrono::NaiveDate, from: Option<&FundId>, position: i64) -> Statement {
+fn insert_fund(
+    fund_id: &FundId,
+    terms: &crate::domain::fund::FundTerms,
+    booked_on: &chrono::NaiveDate,
+    from: Option<&FundId>,
+    position: i64,
+) -> Statement {
     Statement {
         sql: "INSERT INTO rm_funds (fund_id, year, kind, name, amount_cents, decision_reference, \
               adopted_on, purpose, booked_on, position, carried_over_from) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
@@ -198,8 +206,13 @@ fn fund_statements(event: &ChainedEvent, fund_event: &FundEvent) -> anyhow::Resu
                 params: vec![position.clone(), text(reason), text(expense_id)],
             });
             d.reason = Some(reason.to_string());
-            let marker = if matches!(fund_event, FundEvent::ExpenseReversedAfterClose { .. }) { "post-closing correction: " } else { "" };
-            d.reference = Some(format!("{marker}reverses {}/{} event {}", event.aggregate_type, fund_id, reverses_sequence));
+            let marker = if matches!(fund_event, FundEvent::ExpenseReversedAfterClose { .. }) {
+                "post-closing correction: "
+            } else {
+                ""
+            };
+            d.reference =
+                Some(format!("{marker}reverses {}/{} event {}", event.aggregate_type, fund_id, reverses_sequence));
             d.expense_id = Some(expense_id.to_string());
         }
         FundEvent::CommitmentMade(c) => {
@@ -255,11 +268,17 @@ fn fund_statements(event: &ChainedEvent, fund_event: &FundEvent) -> anyhow::Resu
             d.expense_id = Some(expense_id.to_string());
             d.commitment_id = Some(commitment_id.to_string());
         }
-        FundEvent::CommitmentSettled { commitment_id, settled_amount, recovery_claimed, decision_reference, .. } => {
+        FundEvent::CommitmentSettled {
+            commitment_id, settled_amount, recovery_claimed, decision_reference, ..
+        } => {
             out.push(Statement {
                 sql: "UPDATE rm_commitments SET status = 'settled', settled_cents = $1, owed_cents = owed_cents + $2 \
                       WHERE commitment_id = $3",
-                params: vec![Param::Int(cents(*settled_amount)), Param::Int(cents(*recovery_claimed)), text(commitment_id)],
+                params: vec![
+                    Param::Int(cents(*settled_amount)),
+                    Param::Int(cents(*recovery_claimed)),
+                    text(commitment_id),
+                ],
             });
             d.reason = Some(format!("settled at {}", crate::domain::money::format_euro(*settled_amount)));
             d.reference = Some(decision_reference.to_string());

@@ -94,7 +94,6 @@ pub struct Period {
     pub as_of: Option<NaiveDate>,
 }
 
-
 // Current totals come from the balances; as-of totals are summed from the
 // postings booked up to that date. Both have the same shape.
 const PIVOT_BALANCES: &str = "\

@@ -161,7 +161,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let text = match kind {
                 ReportKind::Budget => report(&service.db, Period { year, as_of }).await?,
                 ReportKind::Themes => theme_report(&service.db, year).await?,
-                ReportKind::Stale => stale_report(&service.db, as_of.unwrap_or_else(|| chrono::Utc::now().date_naive())).await?,
+                ReportKind::Stale => {
+                    stale_report(&service.db, as_of.unwrap_or_else(|| chrono::Utc::now().date_naive())).await?
+                }
                 ReportKind::Close => {
                     let year = year.context("a close statement needs --year")?;
                     close_report(&service.db, year).await?
@@ -208,7 +210,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     for t in auth::list_tokens(&db).await? {
                         println!(
                             "{:<14} {:<20} {:<14} {:<20} {:<27} {}",
-                            t.id, t.name, t.role, t.wijken, t.created_at, t.revoked_at.unwrap_or_default()
+                            t.id,
+                            t.name,
+                            t.role,
+                            t.wijken,
+                            t.created_at,
+                            t.revoked_at.unwrap_or_default()
                         );
                     }
                 }
@@ -242,7 +249,8 @@ async fn demo_command(database: Option<String>, listen: SocketAddr) -> anyhow::R
             for suffix in ["", "-wal", "-shm"] {
                 let path = PathBuf::from(format!("{DEMO_DATABASE}{suffix}"));
                 if path.exists() {
-                    std::fs::remove_file(&path).with_context(|| format!("removing the previous demo store {}", path.display()))?;
+                    std::fs::remove_file(&path)
+                        .with_context(|| format!("removing the previous demo store {}", path.display()))?;
                 }
             }
             format!("sqlite://{DEMO_DATABASE}")
@@ -275,7 +283,9 @@ async fn demo_command(database: Option<String>, listen: SocketAddr) -> anyhow::R
     println!("\nTry:");
     println!("  curl -s -H 'Authorization: Bearer {regisseur}' {base}/wijken/oost-1223/budget?year=2022");
     println!("  curl -s -H 'Authorization: Bearer {finance}' {base}/funds/A21-182");
-    println!("  curl -s -H 'Authorization: Bearer {finance}' -H 'Accept: text/csv' {base}/wijken/oost-1223/audit-trail");
+    println!(
+        "  curl -s -H 'Authorization: Bearer {finance}' -H 'Accept: text/csv' {base}/wijken/oost-1223/audit-trail"
+    );
     println!("  wijkbudget report --year 2022 --database {url}");
     println!("\nThe amounts per wijk are illustrative: the source report gives only the totals.\n");
     service.serve(listen, |addr| println!("serving on http://{addr}/api/v1 (Ctrl-C stops)")).await
@@ -304,7 +314,9 @@ pub async fn report(db: &Db, period: Period) -> anyhow::Result<String> {
     for wijk in queries::wijk_summaries(db, period).await? {
         row(&mut out, &wijk.name, &wijk.totals)?;
         let t = &wijk.totals;
-        for (sum, value) in total.iter_mut().zip([t.amount_allocated, t.amount_committed, t.amount_spent, t.amount_remaining]) {
+        for (sum, value) in
+            total.iter_mut().zip([t.amount_allocated, t.amount_committed, t.amount_spent, t.amount_remaining])
+        {
             *sum += value.0;
         }
         if let Some(budget) = queries::wijk_budget(db, &wijk.wijk_id, period).await? {
@@ -314,7 +326,16 @@ pub async fn report(db: &Db, period: Period) -> anyhow::Result<String> {
         }
     }
     let [allocated, committed, spent, remaining] = total.map(queries::Euro);
-    row(&mut out, "total", &queries::Totals { amount_allocated: allocated, amount_committed: committed, amount_spent: spent, amount_remaining: remaining })?;
+    row(
+        &mut out,
+        "total",
+        &queries::Totals {
+            amount_allocated: allocated,
+            amount_committed: committed,
+            amount_spent: spent,
+            amount_remaining: remaining,
+        },
+    )?;
     Ok(out)
 }
 
@@ -322,11 +343,23 @@ pub async fn report(db: &Db, period: Period) -> anyhow::Result<String> {
 pub async fn theme_report(db: &Db, year: Option<i64>) -> anyhow::Result<String> {
     use std::fmt::Write;
     let mut out = String::new();
-    writeln!(out, "{:<28} {:>12} {:>12} {:>12} {:>12} {:>12} {:>12}", "wijk / theme", "allocated", "committed", "paid", "settled", "recovered", "remaining")?;
+    writeln!(
+        out,
+        "{:<28} {:>12} {:>12} {:>12} {:>12} {:>12} {:>12}",
+        "wijk / theme", "allocated", "committed", "paid", "settled", "recovered", "remaining"
+    )?;
     for w in projections::reports::themes(db, year).await? {
-        writeln!(out, "{:<28} {:>12} {:>12} {:>12} {:>12} {:>12} {:>12}", w.name, w.amount_allocated, w.amount_committed, w.amount_spent, "", "", w.amount_remaining)?;
+        writeln!(
+            out,
+            "{:<28} {:>12} {:>12} {:>12} {:>12} {:>12} {:>12}",
+            w.name, w.amount_allocated, w.amount_committed, w.amount_spent, "", "", w.amount_remaining
+        )?;
         for t in w.themes {
-            writeln!(out, "  {:<26} {:>12} {:>12} {:>12} {:>12} {:>12}", t.theme, "", t.amount_committed, t.amount_paid, t.amount_settled, t.amount_recovered)?;
+            writeln!(
+                out,
+                "  {:<26} {:>12} {:>12} {:>12} {:>12} {:>12}",
+                t.theme, "", t.amount_committed, t.amount_paid, t.amount_settled, t.amount_recovered
+            )?;
         }
     }
     Ok(out)
@@ -343,7 +376,11 @@ pub async fn stale_report(db: &Db, as_of: NaiveDate) -> anyhow::Result<String> {
     );
     for c in stale {
         let applicant = c.applicant.unwrap_or_default();
-        writeln!(out, "{:<20} {:<12} {:<18} {:>12}  {} ({applicant})", c.commitment_id, c.decided_on, c.wijk_id, c.amount, c.initiative)?;
+        writeln!(
+            out,
+            "{:<20} {:<12} {:<18} {:>12}  {} ({applicant})",
+            c.commitment_id, c.decided_on, c.wijk_id, c.amount, c.initiative
+        )?;
     }
     Ok(out)
 }
@@ -357,10 +394,29 @@ pub async fn close_report(db: &Db, year: i64) -> anyhow::Result<String> {
     }
     let mut out = String::new();
     for s in statements {
-        writeln!(out, "Close statement {} ({}), closed {} by {}", s.fund_id, s.year, s.closed_on, s.decision_reference)?;
-        writeln!(out, "{:<20} {:>11} {:>11} {:>11} {:>11} {:>11} {:>11} {:>11}", "wijk", "allocated", "transfer", "spent", "committed", "owed", "lapsed", "carried")?;
+        writeln!(
+            out,
+            "Close statement {} ({}), closed {} by {}",
+            s.fund_id, s.year, s.closed_on, s.decision_reference
+        )?;
+        writeln!(
+            out,
+            "{:<20} {:>11} {:>11} {:>11} {:>11} {:>11} {:>11} {:>11}",
+            "wijk", "allocated", "transfer", "spent", "committed", "owed", "lapsed", "carried"
+        )?;
         for l in &s.lines {
-            writeln!(out, "{:<20} {:>11} {:>11} {:>11} {:>11} {:>11} {:>11} {:>11}", l.wijk_id, l.amount_allocated, l.amount_transferred, l.amount_spent, l.amount_committed, l.amount_receivable, l.amount_lapsed, l.amount_carried_over)?;
+            writeln!(
+                out,
+                "{:<20} {:>11} {:>11} {:>11} {:>11} {:>11} {:>11} {:>11}",
+                l.wijk_id,
+                l.amount_allocated,
+                l.amount_transferred,
+                l.amount_spent,
+                l.amount_committed,
+                l.amount_receivable,
+                l.amount_lapsed,
+                l.amount_carried_over
+            )?;
         }
         writeln!(out, "opening {} - spent {} - committed {} - owed {} - lapsed {} (of which unallocated {}) - carried over {} = {}",
             s.opening, s.amount_spent, s.amount_committed, s.amount_receivable, s.amount_lapsed, s.unallocated_lapsed, s.amount_carried_over, s.difference)?;

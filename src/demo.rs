@@ -75,7 +75,9 @@ pub fn steps() -> Vec<Step> {
     debug_assert_eq!(SHARES.iter().sum::<i64>(), 450_000);
     let mut steps: Vec<Step> = WIJKEN
         .iter()
-        .map(|(id, name)| Step::Wijk(WijkCommand::Register { wijk_id: WijkId::parse(id).expect("valid"), name: t(name) }))
+        .map(|(id, name)| {
+            Step::Wijk(WijkCommand::Register { wijk_id: WijkId::parse(id).expect("valid"), name: t(name) })
+        })
         .collect();
     for (year, adopted) in [(2021, day(2020, 11, 12)), (2022, day(2021, 11, 11))] {
         let fund = fund_id(&format!("begroting-{year}"));
@@ -204,7 +206,15 @@ fn wijk(id: &str) -> WijkId {
     WijkId::parse(id).expect("demo wijk ids are valid")
 }
 
-fn commitment(id: &str, wijk_id: &str, cents: i64, initiative: &str, applicant: &str, theme: &str, decided: NaiveDate) -> FundCommand {
+fn commitment(
+    id: &str,
+    wijk_id: &str,
+    cents: i64,
+    initiative: &str,
+    applicant: &str,
+    theme: &str,
+    decided: NaiveDate,
+) -> FundCommand {
     FundCommand::Commit(CommitmentDetails {
         commitment_id: CommitmentId::parse(id).expect("valid"),
         wijk_id: wijk(wijk_id),
@@ -236,7 +246,15 @@ fn lifecycle(year: i32, fund: &FundId) -> Vec<Step> {
     if year == 2021 {
         vec![
             // Granted 2,500, paid in full, settled at 2,100: 400 claimed back and repaid.
-            f(commitment("SUB-2021-014", "noordoost", 2_500_00, "Buurtmoestuin Wirixstraat", "Tuingroep Wirixstraat", "groen", day(2021, 4, 12))),
+            f(commitment(
+                "SUB-2021-014",
+                "noordoost",
+                2_500_00,
+                "Buurtmoestuin Wirixstraat",
+                "Tuingroep Wirixstraat",
+                "groen",
+                day(2021, 4, 12),
+            )),
             f(pay("SUB-2021-014", 1, 2_500_00, day(2021, 5, 3))),
             f(FundCommand::Settle {
                 commitment_id: cid("SUB-2021-014"),
@@ -244,9 +262,22 @@ fn lifecycle(year: i32, fund: &FundId) -> Vec<Step> {
                 decision_reference: t("Vaststelling SUB-2021-014"),
                 booked_on: day(2021, 11, 20),
             }),
-            f(FundCommand::Repay { commitment_id: cid("SUB-2021-014"), amount: eur(400_00), booked_on: day(2021, 12, 10), reference: t("terugbetaling SUB-2021-014") }),
+            f(FundCommand::Repay {
+                commitment_id: cid("SUB-2021-014"),
+                amount: eur(400_00),
+                booked_on: day(2021, 12, 10),
+                reference: t("terugbetaling SUB-2021-014"),
+            }),
             // Still open at the close, carried along and paid in 2022.
-            f(commitment("SUB-2021-031", "hilversumse-meent", 1_800_00, "Ontmoetingsdag Meentwerf", "Stichting Hilversumse Meent", "sociale cohesie", day(2021, 11, 1))),
+            f(commitment(
+                "SUB-2021-031",
+                "hilversumse-meent",
+                1_800_00,
+                "Ontmoetingsdag Meentwerf",
+                "Stichting Hilversumse Meent",
+                "sociale cohesie",
+                day(2021, 11, 1),
+            )),
             f(pay("SUB-2021-031", 1, 800_00, day(2021, 12, 1))),
             f(FundCommand::Transfer {
                 from_wijk: wijk("zuid"),
@@ -265,11 +296,35 @@ fn lifecycle(year: i32, fund: &FundId) -> Vec<Step> {
         ]
     } else {
         vec![
-            f(commitment("SUB-2022-007", "oost-1221", 2_500_00, "Zomerfeest Larenseweg", "Bewonerscommissie Larenseweg", "sociale cohesie", day(2022, 4, 4))),
+            f(commitment(
+                "SUB-2022-007",
+                "oost-1221",
+                2_500_00,
+                "Zomerfeest Larenseweg",
+                "Bewonerscommissie Larenseweg",
+                "sociale cohesie",
+                day(2022, 4, 4),
+            )),
             f(pay("SUB-2022-007", 1, 1_000_00, day(2022, 6, 20))),
             // Decided in March and still waiting: the stale-commitments report shows it.
-            f(commitment("SUB-2022-019", "centrum", 1_500_00, "Watertappunt Jan Korteplein", "Buurtgroep Jan Korteplein", "spelen", day(2022, 3, 1))),
-            f(commitment("SUB-2022-023", "zuidwest", 1_500_00, "Opening pumptrack", "Jongerenwerk Zuidwest", "spelen", day(2022, 5, 2))),
+            f(commitment(
+                "SUB-2022-019",
+                "centrum",
+                1_500_00,
+                "Watertappunt Jan Korteplein",
+                "Buurtgroep Jan Korteplein",
+                "spelen",
+                day(2022, 3, 1),
+            )),
+            f(commitment(
+                "SUB-2022-023",
+                "zuidwest",
+                1_500_00,
+                "Opening pumptrack",
+                "Jongerenwerk Zuidwest",
+                "spelen",
+                day(2022, 5, 2),
+            )),
             f(FundCommand::Withdraw {
                 commitment_id: cid("SUB-2022-023"),
                 reason: t("Initiatief gaat niet door"),

@@ -12,11 +12,13 @@ use cqrs_es::{Aggregate, AggregateContext, AggregateError, EventStore};
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::domain::fund::{Closing, Decision, Fund, FundCommand, FundError, FundKind, FundServices, FundTerms, WijkDirectory, YearRegister};
+use crate::domain::fund::{
+    Closing, Decision, Fund, FundCommand, FundError, FundKind, FundServices, FundTerms, WijkDirectory, YearRegister,
+};
 use crate::domain::ids::{CommitmentId, ExpenseId, FundId, Text, WijkId, Year};
 use crate::domain::money::Amount;
-use crate::domain::wijk::{Wijk, WijkCommand, WijkError};
 use crate::domain::upcasters;
+use crate::domain::wijk::{Wijk, WijkCommand, WijkError};
 use crate::on_db;
 use crate::store::repository::{meta, AppendRefused, LedgerRepository};
 use crate::store::Db;
@@ -119,7 +121,6 @@ impl WijkDirectory for StoredWijken {
         let mut context = store.load_aggregate(wijk_id.as_str()).await.map_err(|e| e.to_string())?;
         Ok(context.aggregate().is_registered())
     }
-
 }
 
 /// Answers "is this year closed?" from the read model (see ARCHITECTURE.md).
@@ -181,7 +182,12 @@ impl Ledger {
         execute(&self.wijk_store(), &self.repo, &id, command, &(), meta).await
     }
 
-    pub async fn fund(&self, fund_id: &FundId, command: FundCommand, meta: &CommandMeta) -> Result<Outcome, LedgerError> {
+    pub async fn fund(
+        &self,
+        fund_id: &FundId,
+        command: FundCommand,
+        meta: &CommandMeta,
+    ) -> Result<Outcome, LedgerError> {
         execute(&self.fund_store(), &self.repo, fund_id.as_str(), command, &self.fund_services, meta).await
     }
 
@@ -282,7 +288,8 @@ impl Ledger {
                     decision: decision.clone(),
                     purpose: terms.purpose.clone(),
                 };
-                let command = FundCommand::EstablishCarryOver { terms: carried_terms, from_fund: fund_id.clone(), allocations };
+                let command =
+                    FundCommand::EstablishCarryOver { terms: carried_terms, from_fund: fund_id.clone(), allocations };
                 self.fund(&carry_over_fund, command, meta).await?;
                 carried_into = Some(carry_over_fund);
             }

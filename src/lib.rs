@@ -7,8 +7,8 @@ pub mod demo;
 pub mod domain;
 pub mod http;
 pub mod ledger;
-pub mod store;
-pub mod verify;
 #[path = "../projections/mod.rs"]
 pub mod projections;
 pub mod service;
+pub mod store;
+pub mod verify;

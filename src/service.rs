@@ -47,9 +47,9 @@ impl Service {
         projector.catch_up(|_| {}).await.context("bringing the read models up to date")?;
         let (stop, stopped) = watch::channel(false);
         let projector_task = tokio::spawn(projector.run(stopped));
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("listening on {listen}; is another process using it? pick another with --listen"))?;
+        let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| {
+            format!("listening on {listen}; is another process using it? pick another with --listen")
+        })?;
         ready(listener.local_addr()?);
         let state = AppState::new(ledger);
         let verifier = tokio::spawn(verify_periodically(db.clone(), state.last_verification.clone()));

@@ -36,7 +36,11 @@ async fn the_report_for_2022_shows_every_wijk_and_a21_182_allocated_and_spent_in
     }
     let a21 = report.lines().find(|l| l.trim_start().starts_with("A21-182")).expect("an A21-182 line");
     let figures: Vec<&str> = a21.split_whitespace().collect();
-    assert_eq!(&figures[2..], ["50000.00", "0.00", "50000.00", "0.00"], "allocated, committed, spent, remaining: {a21}");
+    assert_eq!(
+        &figures[2..],
+        ["50000.00", "0.00", "50000.00", "0.00"],
+        "allocated, committed, spent, remaining: {a21}"
+    );
     let oost = report.lines().position(|l| l.starts_with("Oost 1223")).unwrap();
     let a21_line = report.lines().position(|l| l.trim_start().starts_with("A21-182")).unwrap();
     assert!(a21_line > oost, "the A21-182 line belongs to Oost 1223:\n{report}");
@@ -49,7 +53,18 @@ async fn the_report_for_2022_shows_every_wijk_and_a21_182_allocated_and_spent_in
 #[tokio::test]
 async fn a_token_is_printed_alone_listed_without_its_secret_and_can_be_revoked() {
     let store = TestStore::new(Backend::Sqlite).await;
-    let created = wijkbudget(&["token", "create", "--role", "wijkregisseur", "--wijk", "oost-1223", "--name", "Anna", "--database", &store.url]);
+    let created = wijkbudget(&[
+        "token",
+        "create",
+        "--role",
+        "wijkregisseur",
+        "--wijk",
+        "oost-1223",
+        "--name",
+        "Anna",
+        "--database",
+        &store.url,
+    ]);
     assert!(created.status.success(), "{created:?}");
     let token = stdout(&created);
     assert_eq!(token.lines().count(), 1, "only the token: {token:?}");
@@ -65,7 +80,10 @@ async fn a_token_is_printed_alone_listed_without_its_secret_and_can_be_revoked()
     assert!(String::from_utf8_lossy(&refused.stderr).contains("--wijk"));
 
     assert!(wijkbudget(&["token", "revoke", "Anna", "--database", &store.url]).status.success());
-    assert!(wijkbudget::auth::authenticate(&store.db, token).await.unwrap().is_none(), "a revoked token no longer works");
+    assert!(
+        wijkbudget::auth::authenticate(&store.db, token).await.unwrap().is_none(),
+        "a revoked token no longer works"
+    );
     store.cleanup().await;
 }
 
@@ -152,7 +170,8 @@ async fn the_service_runs_with_only_insert_and_select_on_the_log() {
     for statement in grants.split(';').map(str::trim).filter(|s| !s.is_empty()) {
         sqlx::query(statement).execute(pool).await.unwrap_or_else(|e| panic!("{statement}: {e}"));
     }
-    let token = wijkbudget::auth::create_token(&store.db, wijkbudget::auth::Role::Finance, &[], "finance").await.unwrap();
+    let token =
+        wijkbudget::auth::create_token(&store.db, wijkbudget::auth::Role::Finance, &[], "finance").await.unwrap();
     let service_url = store.url.replacen("postgres@", &format!("{role}@"), 1);
 
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

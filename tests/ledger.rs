@@ -45,7 +45,12 @@ fn terms(id: &str, amount: &str) -> FundTerms {
 }
 
 fn allocate(wijk_id: &str, amount: &str) -> FundCommand {
-    FundCommand::Allocate { wijk_id: wijk(wijk_id), amount: eur(amount), reason: text("raadsbesluit"), booked_on: date("2022-02-01") }
+    FundCommand::Allocate {
+        wijk_id: wijk(wijk_id),
+        amount: eur(amount),
+        reason: text("raadsbesluit"),
+        booked_on: date("2022-02-01"),
+    }
 }
 
 fn expense(id: &str, wijk_id: &str, amount: &str) -> FundCommand {
@@ -509,7 +514,11 @@ async fn a_reversed_expense_gives_the_money_back_and_leaves_a_trail_to_the_origi
         });
         let trail = queries::audit_trail(db, "oost-1223", &Default::default(), 0, 10).await.unwrap();
         let last = trail.rows.last().unwrap();
-        assert_eq!(trail.rows.len(), 7, "{backend:?}: allocation, two expenses and one reversal, two postings each but the allocation");
+        assert_eq!(
+            trail.rows.len(),
+            7,
+            "{backend:?}: allocation, two expenses and one reversal, two postings each but the allocation"
+        );
         assert_eq!(last.position, reversal_position);
         assert_eq!(last.event_type, "ExpenseReversed");
         assert_eq!(last.expense_id.as_deref(), Some("dubbel"));

@@ -363,7 +363,9 @@ pub enum FundError {
     UnknownWijk(WijkId),
     #[error("fund {fund_id} has {unallocated} unallocated, so {requested} cannot be allocated")]
     FundExhausted { fund_id: FundId, requested: String, unallocated: String },
-    #[error("wijk {wijk_id} has {remaining} left from fund {fund_id}, so an expense of {requested} would overspend it")]
+    #[error(
+        "wijk {wijk_id} has {remaining} left from fund {fund_id}, so an expense of {requested} would overspend it"
+    )]
     Overspend { wijk_id: WijkId, fund_id: FundId, requested: String, remaining: String },
     #[error("wijk {wijk_id} has {available} available in fund {fund_id}, so {requested} cannot be {what}")]
     NotAvailable { wijk_id: WijkId, fund_id: FundId, requested: String, available: String, what: &'static str },
@@ -672,7 +674,12 @@ impl Fund {
             .ok_or_else(|| FundError::UnknownCommitment { fund_id: terms.fund_id.clone(), commitment_id: id.clone() })
     }
 
-    fn open_commitment(&self, terms: &FundTerms, id: &CommitmentId, what: &'static str) -> Result<&CommitmentState, FundError> {
+    fn open_commitment(
+        &self,
+        terms: &FundTerms,
+        id: &CommitmentId,
+        what: &'static str,
+    ) -> Result<&CommitmentState, FundError> {
         let c = self.commitment(terms, id)?;
         if c.status != CommitmentStatus::Open {
             return Err(FundError::CommitmentNotOpen { commitment_id: id.clone(), status: c.status.as_str(), what });
@@ -697,12 +704,17 @@ impl Fund {
             }
             FundCommand::EstablishCarryOver { terms, from_fund, allocations } => {
                 return match &self.terms {
-                    Some(existing) if *existing == terms && self.carried_over_from.as_ref() == Some(&from_fund) => Ok(vec![]),
+                    Some(existing) if *existing == terms && self.carried_over_from.as_ref() == Some(&from_fund) => {
+                        Ok(vec![])
+                    }
                     Some(existing) => Err(FundError::AlreadyEstablished(existing.fund_id.clone())),
                     None => {
                         let allocated: Decimal = allocations.iter().map(|(_, a)| a.as_decimal()).sum();
                         if allocated != terms.amount.as_decimal() {
-                            return Err(FundError::CarryOverMismatch { allocated: euro(allocated), amount: terms.amount.to_string() });
+                            return Err(FundError::CarryOverMismatch {
+                                allocated: euro(allocated),
+                                amount: terms.amount.to_string(),
+                            });
                         }
                         for (wijk_id, _) in &allocations {
                             self.check_registered(services, wijk_id).await?;
@@ -771,10 +783,22 @@ impl Fund {
                         return Err(FundError::MarkPostClosing { fund_id });
                     }
                     return Ok(vec![FundEvent::ExpenseReversedAfterClose {
-                        expense_id, wijk_id, amount, reason, booked_on, reverses_sequence,
+                        expense_id,
+                        wijk_id,
+                        amount,
+                        reason,
+                        booked_on,
+                        reverses_sequence,
                     }]);
                 }
-                Ok(vec![FundEvent::ExpenseReversed { expense_id, wijk_id, amount, reason, booked_on, reverses_sequence }])
+                Ok(vec![FundEvent::ExpenseReversed {
+                    expense_id,
+                    wijk_id,
+                    amount,
+                    reason,
+                    booked_on,
+                    reverses_sequence,
+                }])
             }
             FundCommand::Commit(details) => {
                 if let Some(existing) = self.commitments.get(&details.commitment_id) {
@@ -799,13 +823,21 @@ impl Fund {
                     return if same { Ok(vec![]) } else { Err(FundError::ExpenseIdTaken(expense_id)) };
                 }
                 if !matches!(c.status, CommitmentStatus::Open | CommitmentStatus::Settled) {
-                    return Err(FundError::CommitmentNotOpen { commitment_id, status: c.status.as_str(), what: "paid" });
+                    return Err(FundError::CommitmentNotOpen {
+                        commitment_id,
+                        status: c.status.as_str(),
+                        what: "paid",
+                    });
                 }
                 self.check_commitment_booking(terms, booked_on)?;
                 Self::check_not_before(booked_on, "the commitment's last booking", c.last_booked_on)?;
                 let left = c.open_amount();
                 if amount.as_decimal() > left {
-                    return Err(FundError::OverPayment { commitment_id, requested: amount.to_string(), left: euro(left) });
+                    return Err(FundError::OverPayment {
+                        commitment_id,
+                        requested: amount.to_string(),
+                        left: euro(left),
+                    });
                 }
                 let wijk_id = c.details.wijk_id.clone();
                 Ok(vec![FundEvent::CommitmentPaid { commitment_id, expense_id, wijk_id, amount, booked_on, reference }])
@@ -838,7 +870,11 @@ impl Fund {
             FundCommand::Repay { commitment_id, amount, booked_on, reference } => {
                 let c = self.commitment(terms, &commitment_id)?;
                 if amount.as_decimal() > c.owed {
-                    return Err(FundError::OverRepayment { commitment_id, requested: amount.to_string(), owed: euro(c.owed) });
+                    return Err(FundError::OverRepayment {
+                        commitment_id,
+                        requested: amount.to_string(),
+                        owed: euro(c.owed),
+                    });
                 }
                 self.check_commitment_booking(terms, booked_on)?;
                 Self::check_not_before(booked_on, "the commitment's last booking", c.last_booked_on)?;
@@ -886,7 +922,14 @@ impl Fund {
                 }
                 self.check_registered(services, &to_wijk).await?;
                 self.check_available(terms, &from_wijk, amount, booked_on, "transferred")?;
-                Ok(vec![FundEvent::BudgetTransferred { from_wijk, to_wijk, amount, decision_reference, reason, booked_on }])
+                Ok(vec![FundEvent::BudgetTransferred {
+                    from_wijk,
+                    to_wijk,
+                    amount,
+                    decision_reference,
+                    reason,
+                    booked_on,
+                }])
             }
             FundCommand::Close(closing) => {
                 if self.closed {
@@ -935,7 +978,12 @@ impl Aggregate for Fund {
     type Error = FundError;
     type Services = FundServices;
 
-    async fn handle(&mut self, command: FundCommand, services: &FundServices, sink: &EventSink<Self>) -> Result<(), FundError> {
+    async fn handle(
+        &mut self,
+        command: FundCommand,
+        services: &FundServices,
+        sink: &EventSink<Self>,
+    ) -> Result<(), FundError> {
         let events = self.handle_command(command, services).await?;
         for event in events {
             sink.write(event, self).await;
@@ -948,7 +996,9 @@ impl Aggregate for Fund {
         let sequence = self.sequence;
         let booked_on = event.booked_on();
         let fund_id = match &event {
-            FundEvent::FundEstablished { terms, .. } | FundEvent::FundCarriedOver { terms, .. } => Some(terms.fund_id.clone()),
+            FundEvent::FundEstablished { terms, .. } | FundEvent::FundCarriedOver { terms, .. } => {
+                Some(terms.fund_id.clone())
+            }
             _ => self.terms.as_ref().map(|t| t.fund_id.clone()),
         };
         // The wijk_budget postings are exactly the changes of available money.
@@ -1041,10 +1091,21 @@ impl Aggregate for Fund {
                         booked_on,
                         reference,
                     };
-                    self.expenses.insert(expense_id, RecordedExpense { details, sequence, reversed: false, commitment: Some(commitment_id) });
+                    self.expenses.insert(
+                        expense_id,
+                        RecordedExpense { details, sequence, reversed: false, commitment: Some(commitment_id) },
+                    );
                 }
             }
-            FundEvent::CommitmentSettled { commitment_id, wijk_id, settled_amount, released, recovery_claimed, after_close, .. } => {
+            FundEvent::CommitmentSettled {
+                commitment_id,
+                wijk_id,
+                settled_amount,
+                released,
+                recovery_claimed,
+                after_close,
+                ..
+            } => {
                 let line = self.lines.entry(wijk_id).or_default();
                 line.amount_committed -= released;
                 if after_close {

@@ -1,14 +1,12 @@
 //! Given/when/then tests of every fund rule, including each refusal.
 
-
 use cqrs_es::DomainEvent;
 use rust_decimal::Decimal;
 
 use super::fund::*;
-use super::test_support::{date, eur, fund, text, wijk};
 use super::ids::*;
 use super::postings::postings;
-
+use super::test_support::{date, eur, fund, text, wijk};
 
 fn a21_182() -> FundTerms {
     FundTerms {
@@ -58,10 +56,7 @@ fn wegaplein(expense_id: &str, amount: &str) -> ExpenseDetails {
 
 #[test]
 fn a_fund_is_established_and_booked_on_the_first_day_of_its_year() {
-    fund()
-        .given_no_previous_events()
-        .when(FundCommand::Establish(a21_182()))
-        .then_expect_events(vec![established()]);
+    fund().given_no_previous_events().when(FundCommand::Establish(a21_182())).then_expect_events(vec![established()]);
 }
 
 #[test]
@@ -198,8 +193,8 @@ fn an_expense_booked_outside_the_fund_year_is_rejected() {
         .given(vec![established(), allocated("oost-1223", "50000")])
         .when(FundCommand::RecordExpense(expense))
         .then_expect_error_message(
-            "booking date 2021-12-31 is outside fund A21-182's year 2022; book it within 2022 or use a fund of that year",
-        );
+        "booking date 2021-12-31 is outside fund A21-182's year 2022; book it within 2022 or use a fund of that year",
+    );
 }
 
 #[test]
@@ -383,12 +378,21 @@ fn a_fund_established_event_of_version_1_is_upcast_to_version_2() {
     use cqrs_es::persist::SerializedEvent;
     let v1 = serde_json::json!({ "FundEstablished": serde_json::to_value(a21_182()).unwrap() });
     let stored = SerializedEvent::new(
-        "A21-182".into(), 1, "fund".into(), "FundEstablished".into(), "1.0".into(), v1,
+        "A21-182".into(),
+        1,
+        "fund".into(),
+        "FundEstablished".into(),
+        "1.0".into(),
+        v1,
         serde_json::json!({}),
     );
-    let upcast = super::upcasters()
-        .into_iter()
-        .fold(stored, |e, u| if u.can_upcast(&e.event_type, &e.event_version) { u.upcast(e) } else { e });
+    let upcast = super::upcasters().into_iter().fold(stored, |e, u| {
+        if u.can_upcast(&e.event_type, &e.event_version) {
+            u.upcast(e)
+        } else {
+            e
+        }
+    });
     assert_eq!(upcast.event_version, "2.0.0");
     let event: FundEvent = serde_json::from_value(upcast.payload).unwrap();
     assert_eq!(event, established());

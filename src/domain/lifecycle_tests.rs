@@ -9,9 +9,9 @@ use cqrs_es::{Aggregate, DomainEvent};
 use rust_decimal::Decimal;
 
 use super::fund::*;
-use super::test_support::{date, eur, fund, text, wijk};
 use super::ids::*;
 use super::postings::{postings, AccountKind};
+use super::test_support::{date, eur, fund, text, wijk};
 
 // ---------------------------------------------------------------------------
 // Helpers (copied from fund_tests.rs where they overlap, so each file stands
@@ -38,19 +38,13 @@ fn a21_182() -> FundTerms {
         kind: FundKind::Amendement,
         name: text("Amendement A21-182: meer geld voor de buurt"),
         amount: eur("50000"),
-        decision: Decision {
-            reference: text("A21-182"),
-            adopted_on: date("2021-11-11"),
-        },
+        decision: Decision { reference: text("A21-182"), adopted_on: date("2021-11-11") },
         purpose: text("Versterken van sociale cohesie en verbinding in de wijken"),
     }
 }
 
 fn established() -> FundEvent {
-    FundEvent::FundEstablished {
-        terms: a21_182(),
-        booked_on: date("2022-01-01"),
-    }
+    FundEvent::FundEstablished { terms: a21_182(), booked_on: date("2022-01-01") }
 }
 
 fn allocate(wijk_id: &str, amount: &str) -> FundCommand {
@@ -93,20 +87,14 @@ fn grant(commitment_id: &str, amount: &str) -> CommitmentDetails {
         initiative: text("Buurtfeest Oost"),
         applicant: text("Bewonersgroep Oost"),
         theme: text("sociale cohesie"),
-        decision: Decision {
-            reference: text("SV-2022-017"),
-            adopted_on: date("2022-03-01"),
-        },
+        decision: Decision { reference: text("SV-2022-017"), adopted_on: date("2022-03-01") },
         grant_rule: text("Subsidieregeling wijkbudgetten"),
         booked_on: date("2022-03-01"),
     }
 }
 
 fn grant_in(wijk_id: &str, commitment_id: &str, amount: &str) -> CommitmentDetails {
-    CommitmentDetails {
-        wijk_id: wijk(wijk_id),
-        ..grant(commitment_id, amount)
-    }
+    CommitmentDetails { wijk_id: wijk(wijk_id), ..grant(commitment_id, amount) }
 }
 
 fn committed(commitment_id: &str, amount: &str) -> FundEvent {
@@ -192,13 +180,7 @@ fn withdraw(commitment_id: &str, cancelled: bool, booked_on: &str) -> FundComman
     }
 }
 
-fn withdrawn(
-    commitment_id: &str,
-    released: &str,
-    cancelled: bool,
-    booked_on: &str,
-    after_close: bool,
-) -> FundEvent {
+fn withdrawn(commitment_id: &str, released: &str, cancelled: bool, booked_on: &str, after_close: bool) -> FundEvent {
     FundEvent::CommitmentWithdrawn {
         commitment_id: cid(commitment_id),
         wijk_id: wijk("oost-1223"),
@@ -249,11 +231,7 @@ fn close_line(wijk_id: &str, lapsed: &str, carried_over: &str, committed_open: &
     }
 }
 
-fn closed(
-    lines: Vec<CloseLine>,
-    unallocated_lapsed: &str,
-    carry_over_fund: Option<&str>,
-) -> FundEvent {
+fn closed(lines: Vec<CloseLine>, unallocated_lapsed: &str, carry_over_fund: Option<&str>) -> FundEvent {
     FundEvent::FundClosed {
         decision_reference: text("Raad 2023-07 jaarrekening"),
         booked_on: date("2022-12-31"),
@@ -280,10 +258,7 @@ fn carry_over_terms() -> FundTerms {
         kind: FundKind::Begrotingswijziging,
         name: text("Overheveling A21-182 naar 2023"),
         amount: eur("6500"),
-        decision: Decision {
-            reference: text("Raad 2023-07 jaarrekening"),
-            adopted_on: date("2023-03-30"),
-        },
+        decision: Decision { reference: text("Raad 2023-07 jaarrekening"), adopted_on: date("2023-03-30") },
         purpose: text("Versterken van sociale cohesie en verbinding in de wijken"),
     }
 }
@@ -336,11 +311,7 @@ fn with_partial_payment() -> Vec<FundEvent> {
 /// sv-1 of 3000, 1000 paid, and the year closed with everything lapsing.
 fn closed_with_open_commitment() -> Vec<FundEvent> {
     let mut events = with_partial_payment();
-    events.push(closed(
-        vec![close_line("oost-1223", "7000", "0", "2000")],
-        "40000",
-        None,
-    ));
+    events.push(closed(vec![close_line("oost-1223", "7000", "0", "2000")], "40000", None));
     events
 }
 
@@ -368,12 +339,9 @@ fn a_commitment_of_all_the_available_money_is_allowed() {
 fn a_commitment_larger_than_the_available_money_is_refused() {
     let mut given = with_commitment();
     given.push(FundEvent::ExpenseRecorded(wegaplein("wegaplein", "1500")));
-    fund()
-        .given(given)
-        .when(FundCommand::Commit(grant("sv-2", "5500.01")))
-        .then_expect_error_message(
-            "wijk oost-1223 has 5500.00 available in fund A21-182, so 5500.01 cannot be committed",
-        );
+    fund().given(given).when(FundCommand::Commit(grant("sv-2", "5500.01"))).then_expect_error_message(
+        "wijk oost-1223 has 5500.00 available in fund A21-182, so 5500.01 cannot be committed",
+    );
 }
 
 #[test]
@@ -381,9 +349,7 @@ fn a_commitment_for_a_registered_wijk_without_money_in_the_fund_is_refused() {
     fund()
         .given(oost_has_10000())
         .when(FundCommand::Commit(grant_in("centrum", "sv-1", "1")))
-        .then_expect_error_message(
-            "wijk centrum has 0.00 available in fund A21-182, so 1.00 cannot be committed",
-        );
+        .then_expect_error_message("wijk centrum has 0.00 available in fund A21-182, so 1.00 cannot be committed");
 }
 
 #[test]
@@ -391,33 +357,25 @@ fn a_commitment_for_an_unregistered_wijk_is_refused() {
     fund()
         .given(oost_has_10000())
         .when(FundCommand::Commit(grant_in("atlantis", "sv-1", "1")))
-        .then_expect_error_message(
-            "wijk atlantis is not registered; register it first with POST /api/v1/wijken",
-        );
+        .then_expect_error_message("wijk atlantis is not registered; register it first with POST /api/v1/wijken");
 }
 
 #[test]
 fn a_commitment_booked_after_the_fund_year_is_refused() {
     let mut details = grant("sv-1", "100");
     details.booked_on = date("2023-01-02");
-    fund()
-        .given(oost_has_10000())
-        .when(FundCommand::Commit(details))
-        .then_expect_error_message(
-            "booking date 2023-01-02 is outside fund A21-182's year 2022; book it within 2022 or use a fund of that year",
-        );
+    fund().given(oost_has_10000()).when(FundCommand::Commit(details)).then_expect_error_message(
+        "booking date 2023-01-02 is outside fund A21-182's year 2022; book it within 2022 or use a fund of that year",
+    );
 }
 
 #[test]
 fn a_commitment_booked_before_the_fund_year_is_refused() {
     let mut details = grant("sv-1", "100");
     details.booked_on = date("2021-12-31");
-    fund()
-        .given(oost_has_10000())
-        .when(FundCommand::Commit(details))
-        .then_expect_error_message(
-            "booking date 2021-12-31 is outside fund A21-182's year 2022; book it within 2022 or use a fund of that year",
-        );
+    fund().given(oost_has_10000()).when(FundCommand::Commit(details)).then_expect_error_message(
+        "booking date 2021-12-31 is outside fund A21-182's year 2022; book it within 2022 or use a fund of that year",
+    );
 }
 
 #[test]
@@ -425,17 +383,12 @@ fn a_commitment_in_a_fund_that_does_not_exist_is_refused() {
     fund()
         .given_no_previous_events()
         .when(FundCommand::Commit(grant("sv-1", "100")))
-        .then_expect_error_message(
-            "this fund does not exist; establish it first with POST /api/v1/funds",
-        );
+        .then_expect_error_message("this fund does not exist; establish it first with POST /api/v1/funds");
 }
 
 #[test]
 fn making_the_same_commitment_again_records_nothing() {
-    fund()
-        .given(with_commitment())
-        .when(FundCommand::Commit(grant("sv-1", "3000")))
-        .then_expect_events(vec![]);
+    fund().given(with_commitment()).when(FundCommand::Commit(grant("sv-1", "3000"))).then_expect_events(vec![]);
 }
 
 #[test]
@@ -443,9 +396,7 @@ fn a_commitment_id_reused_with_other_details_is_refused() {
     fund()
         .given(with_commitment())
         .when(FundCommand::Commit(grant("sv-1", "3001")))
-        .then_expect_error_message(
-            "commitment sv-1 already exists with other details; choose another commitment_id",
-        );
+        .then_expect_error_message("commitment sv-1 already exists with other details; choose another commitment_id");
 }
 
 #[test]
@@ -457,10 +408,7 @@ fn after_a_commitment_the_available_money_is_allocated_minus_committed_minus_spe
     assert_eq!(line.amount_committed, dec("3000"));
     assert_eq!(line.amount_spent, dec("1500"));
     assert_eq!(line.amount_available, dec("5500"));
-    assert_eq!(
-        line.amount_available,
-        line.amount_allocated - line.amount_committed - line.amount_spent
-    );
+    assert_eq!(line.amount_available, line.amount_allocated - line.amount_committed - line.amount_spent);
     assert_eq!(line.amount_remaining(), dec("5500"));
 
     // A payment moves money from committed to spent; available stays put.
@@ -469,10 +417,7 @@ fn after_a_commitment_the_available_money_is_allocated_minus_committed_minus_spe
     assert_eq!(line.amount_committed, dec("2000"));
     assert_eq!(line.amount_spent, dec("2500"));
     assert_eq!(line.amount_available, dec("5500"));
-    assert_eq!(
-        line.amount_available,
-        line.amount_allocated - line.amount_committed - line.amount_spent
-    );
+    assert_eq!(line.amount_available, line.amount_allocated - line.amount_committed - line.amount_spent);
 }
 
 // ---------------------------------------------------------------------------
@@ -481,10 +426,12 @@ fn after_a_commitment_the_available_money_is_allocated_minus_committed_minus_spe
 
 #[test]
 fn a_commitment_is_paid_in_parts() {
-    fund()
-        .given(with_partial_payment())
-        .when(pay("sv-1", "f-2", "2000", "2022-09-01"))
-        .then_expect_events(vec![paid("sv-1", "f-2", "2000", "2022-09-01")]);
+    fund().given(with_partial_payment()).when(pay("sv-1", "f-2", "2000", "2022-09-01")).then_expect_events(vec![paid(
+        "sv-1",
+        "f-2",
+        "2000",
+        "2022-09-01",
+    )]);
     let mut events = with_partial_payment();
     events.push(paid("sv-1", "f-2", "2000", "2022-09-01"));
     let line = fold(&events).line(&wijk("oost-1223"));
@@ -498,9 +445,7 @@ fn a_payment_above_what_is_left_of_the_commitment_is_refused() {
     fund()
         .given(with_partial_payment())
         .when(pay("sv-1", "f-2", "2000.01", "2022-09-01"))
-        .then_expect_error_message(
-            "commitment sv-1 has 2000.00 left to pay, so a payment of 2000.01 is too much",
-        );
+        .then_expect_error_message("commitment sv-1 has 2000.00 left to pay, so a payment of 2000.01 is too much");
 }
 
 #[test]
@@ -510,9 +455,7 @@ fn a_payment_on_a_fully_paid_commitment_is_refused() {
     fund()
         .given(given)
         .when(pay("sv-1", "f-2", "0.01", "2022-09-01"))
-        .then_expect_error_message(
-            "commitment sv-1 has 0.00 left to pay, so a payment of 0.01 is too much",
-        );
+        .then_expect_error_message("commitment sv-1 has 0.00 left to pay, so a payment of 0.01 is too much");
 }
 
 #[test]
@@ -545,10 +488,7 @@ fn paying_a_cancelled_commitment_is_refused() {
 
 #[test]
 fn paying_again_with_the_same_expense_id_and_details_records_nothing() {
-    fund()
-        .given(with_partial_payment())
-        .when(pay("sv-1", "f-1", "1000", "2022-04-01"))
-        .then_expect_events(vec![]);
+    fund().given(with_partial_payment()).when(pay("sv-1", "f-1", "1000", "2022-04-01")).then_expect_events(vec![]);
 }
 
 #[test]
@@ -556,9 +496,7 @@ fn a_payment_reusing_an_expense_id_with_another_amount_is_refused() {
     fund()
         .given(with_partial_payment())
         .when(pay("sv-1", "f-1", "1500", "2022-04-01"))
-        .then_expect_error_message(
-            "expense f-1 already exists with other details; choose another expense_id",
-        );
+        .then_expect_error_message("expense f-1 already exists with other details; choose another expense_id");
 }
 
 #[test]
@@ -568,9 +506,7 @@ fn a_payment_reusing_an_expense_id_on_another_commitment_is_refused() {
     fund()
         .given(given)
         .when(pay("sv-2", "f-1", "1000", "2022-04-01"))
-        .then_expect_error_message(
-            "expense f-1 already exists with other details; choose another expense_id",
-        );
+        .then_expect_error_message("expense f-1 already exists with other details; choose another expense_id");
 }
 
 #[test]
@@ -580,9 +516,7 @@ fn a_payment_reusing_the_id_of_a_direct_expense_is_refused() {
     fund()
         .given(given)
         .when(pay("sv-1", "f-1", "1000", "2022-06-01"))
-        .then_expect_error_message(
-            "expense f-1 already exists with other details; choose another expense_id",
-        );
+        .then_expect_error_message("expense f-1 already exists with other details; choose another expense_id");
 }
 
 #[test]
@@ -590,17 +524,17 @@ fn a_direct_expense_reusing_the_id_of_a_payment_is_refused() {
     fund()
         .given(with_partial_payment())
         .when(FundCommand::RecordExpense(wegaplein("f-1", "1000")))
-        .then_expect_error_message(
-            "expense f-1 already exists with other details; choose another expense_id",
-        );
+        .then_expect_error_message("expense f-1 already exists with other details; choose another expense_id");
 }
 
 #[test]
 fn a_payment_after_the_fund_year_on_a_carried_along_commitment_is_allowed() {
-    fund()
-        .given(with_partial_payment())
-        .when(pay("sv-1", "f-2", "500", "2023-01-15"))
-        .then_expect_events(vec![paid("sv-1", "f-2", "500", "2023-01-15")]);
+    fund().given(with_partial_payment()).when(pay("sv-1", "f-2", "500", "2023-01-15")).then_expect_events(vec![paid(
+        "sv-1",
+        "f-2",
+        "500",
+        "2023-01-15",
+    )]);
 }
 
 #[test]
@@ -623,22 +557,16 @@ fn a_payment_dated_inside_a_closed_year_is_refused() {
 
 #[test]
 fn a_payment_dated_before_the_fund_year_is_refused() {
-    fund()
-        .given(with_commitment())
-        .when(pay("sv-1", "f-1", "500", "2021-12-31"))
-        .then_expect_error_message(
-            "booking date 2021-12-31 is outside fund A21-182's year 2022; book it within 2022 or use a fund of that year",
-        );
+    fund().given(with_commitment()).when(pay("sv-1", "f-1", "500", "2021-12-31")).then_expect_error_message(
+        "booking date 2021-12-31 is outside fund A21-182's year 2022; book it within 2022 or use a fund of that year",
+    );
 }
 
 #[test]
 fn a_payment_on_a_commitment_cannot_be_reversed() {
-    fund()
-        .given(with_partial_payment())
-        .when(reverse("f-1", "2022-07-01", false))
-        .then_expect_error_message(
-            "expense f-1 is a payment on a commitment; correct it through the commitment's settlement",
-        );
+    fund().given(with_partial_payment()).when(reverse("f-1", "2022-07-01", false)).then_expect_error_message(
+        "expense f-1 is a payment on a commitment; correct it through the commitment's settlement",
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -650,10 +578,7 @@ fn a_direct_expense_without_a_commitment_is_still_recorded() {
     fund()
         .given(with_commitment())
         .when(FundCommand::RecordExpense(wegaplein("wegaplein", "7000")))
-        .then_expect_events(vec![FundEvent::ExpenseRecorded(wegaplein(
-            "wegaplein",
-            "7000",
-        ))]);
+        .then_expect_events(vec![FundEvent::ExpenseRecorded(wegaplein("wegaplein", "7000"))]);
 }
 
 #[test]
@@ -674,33 +599,38 @@ fn a_direct_expense_cannot_spend_committed_money() {
 fn a_commitment_settled_at_its_amount_releases_nothing() {
     let mut given = with_commitment();
     given.push(paid("sv-1", "f-1", "3000", "2022-04-01"));
-    fund()
-        .given(given)
-        .when(settle("sv-1", "3000", "2022-10-01"))
-        .then_expect_events(vec![settled("sv-1", "3000", "0", "0", "2022-10-01", false)]);
+    fund().given(given).when(settle("sv-1", "3000", "2022-10-01")).then_expect_events(vec![settled(
+        "sv-1",
+        "3000",
+        "0",
+        "0",
+        "2022-10-01",
+        false,
+    )]);
 }
 
 #[test]
 fn a_commitment_settled_at_its_amount_before_any_payment_keeps_all_of_it_committed() {
-    fund()
-        .given(with_commitment())
-        .when(settle("sv-1", "3000", "2022-10-01"))
-        .then_expect_events(vec![settled("sv-1", "3000", "0", "0", "2022-10-01", false)]);
+    fund().given(with_commitment()).when(settle("sv-1", "3000", "2022-10-01")).then_expect_events(vec![settled(
+        "sv-1",
+        "3000",
+        "0",
+        "0",
+        "2022-10-01",
+        false,
+    )]);
 }
 
 #[test]
 fn a_commitment_settled_below_its_amount_with_nothing_paid_releases_the_difference() {
-    fund()
-        .given(with_commitment())
-        .when(settle("sv-1", "2500", "2022-10-01"))
-        .then_expect_events(vec![settled(
-            "sv-1",
-            "2500",
-            "500",
-            "0",
-            "2022-10-01",
-            false,
-        )]);
+    fund().given(with_commitment()).when(settle("sv-1", "2500", "2022-10-01")).then_expect_events(vec![settled(
+        "sv-1",
+        "2500",
+        "500",
+        "0",
+        "2022-10-01",
+        false,
+    )]);
     let mut events = with_commitment();
     events.push(settled("sv-1", "2500", "500", "0", "2022-10-01", false));
     let line = fold(&events).line(&wijk("oost-1223"));
@@ -710,42 +640,40 @@ fn a_commitment_settled_below_its_amount_with_nothing_paid_releases_the_differen
 
 #[test]
 fn a_commitment_settled_at_zero_releases_all_of_it() {
-    fund()
-        .given(with_commitment())
-        .when(settle("sv-1", "0", "2022-10-01"))
-        .then_expect_events(vec![settled("sv-1", "0", "3000", "0", "2022-10-01", false)]);
+    fund().given(with_commitment()).when(settle("sv-1", "0", "2022-10-01")).then_expect_events(vec![settled(
+        "sv-1",
+        "0",
+        "3000",
+        "0",
+        "2022-10-01",
+        false,
+    )]);
 }
 
 #[test]
 fn a_commitment_settled_between_what_was_paid_and_its_amount_releases_the_rest() {
-    fund()
-        .given(with_partial_payment())
-        .when(settle("sv-1", "2500", "2022-10-01"))
-        .then_expect_events(vec![settled(
-            "sv-1",
-            "2500",
-            "500",
-            "0",
-            "2022-10-01",
-            false,
-        )]);
+    fund().given(with_partial_payment()).when(settle("sv-1", "2500", "2022-10-01")).then_expect_events(vec![settled(
+        "sv-1",
+        "2500",
+        "500",
+        "0",
+        "2022-10-01",
+        false,
+    )]);
 }
 
 #[test]
 fn a_commitment_settled_below_what_was_paid_claims_the_difference_back() {
     let mut given = with_commitment();
     given.push(paid("sv-1", "f-1", "2800", "2022-04-01"));
-    fund()
-        .given(given.clone())
-        .when(settle("sv-1", "2500", "2022-10-01"))
-        .then_expect_events(vec![settled(
-            "sv-1",
-            "2500",
-            "200",
-            "300",
-            "2022-10-01",
-            false,
-        )]);
+    fund().given(given.clone()).when(settle("sv-1", "2500", "2022-10-01")).then_expect_events(vec![settled(
+        "sv-1",
+        "2500",
+        "200",
+        "300",
+        "2022-10-01",
+        false,
+    )]);
     given.push(settled("sv-1", "2500", "200", "300", "2022-10-01", false));
     let line = fold(&given).line(&wijk("oost-1223"));
     assert_eq!(line.amount_committed, dec("0"));
@@ -756,47 +684,35 @@ fn a_commitment_settled_below_what_was_paid_claims_the_difference_back() {
 
 #[test]
 fn a_settled_amount_written_with_trailing_zeros_is_accepted() {
-    fund()
-        .given(with_commitment())
-        .when(settle("sv-1", "2500.500", "2022-10-01"))
-        .then_expect_events(vec![settled(
-            "sv-1",
-            "2500.50",
-            "499.50",
-            "0",
-            "2022-10-01",
-            false,
-        )]);
+    fund().given(with_commitment()).when(settle("sv-1", "2500.500", "2022-10-01")).then_expect_events(vec![settled(
+        "sv-1",
+        "2500.50",
+        "499.50",
+        "0",
+        "2022-10-01",
+        false,
+    )]);
 }
 
 #[test]
 fn a_negative_settled_amount_is_refused() {
-    fund()
-        .given(with_commitment())
-        .when(settle("sv-1", "-0.01", "2022-10-01"))
-        .then_expect_error_message(
-            "the settled amount -0.01 must be between 0.00 and the committed 3000.00, in whole cents",
-        );
+    fund().given(with_commitment()).when(settle("sv-1", "-0.01", "2022-10-01")).then_expect_error_message(
+        "the settled amount -0.01 must be between 0.00 and the committed 3000.00, in whole cents",
+    );
 }
 
 #[test]
 fn a_settled_amount_above_the_commitment_is_refused() {
-    fund()
-        .given(with_commitment())
-        .when(settle("sv-1", "3000.01", "2022-10-01"))
-        .then_expect_error_message(
-            "the settled amount 3000.01 must be between 0.00 and the committed 3000.00, in whole cents",
-        );
+    fund().given(with_commitment()).when(settle("sv-1", "3000.01", "2022-10-01")).then_expect_error_message(
+        "the settled amount 3000.01 must be between 0.00 and the committed 3000.00, in whole cents",
+    );
 }
 
 #[test]
 fn a_settled_amount_with_three_decimals_is_refused() {
-    fund()
-        .given(with_commitment())
-        .when(settle("sv-1", "2500.005", "2022-10-01"))
-        .then_expect_error_message(
-            "the settled amount 2500.005 must be between 0.00 and the committed 3000.00, in whole cents",
-        );
+    fund().given(with_commitment()).when(settle("sv-1", "2500.005", "2022-10-01")).then_expect_error_message(
+        "the settled amount 2500.005 must be between 0.00 and the committed 3000.00, in whole cents",
+    );
 }
 
 #[test]
@@ -841,10 +757,12 @@ fn a_settlement_dated_inside_a_closed_year_is_refused() {
 fn after_settlement_payments_up_to_the_settled_amount_are_allowed() {
     let mut given = with_partial_payment();
     given.push(settled("sv-1", "2500", "500", "0", "2022-10-01", false));
-    fund()
-        .given(given)
-        .when(pay("sv-1", "f-2", "1500", "2022-11-01"))
-        .then_expect_events(vec![paid("sv-1", "f-2", "1500", "2022-11-01")]);
+    fund().given(given).when(pay("sv-1", "f-2", "1500", "2022-11-01")).then_expect_events(vec![paid(
+        "sv-1",
+        "f-2",
+        "1500",
+        "2022-11-01",
+    )]);
 }
 
 #[test]
@@ -854,9 +772,7 @@ fn after_settlement_a_payment_beyond_the_settled_amount_is_refused() {
     fund()
         .given(given)
         .when(pay("sv-1", "f-2", "1500.01", "2022-11-01"))
-        .then_expect_error_message(
-            "commitment sv-1 has 1500.00 left to pay, so a payment of 1500.01 is too much",
-        );
+        .then_expect_error_message("commitment sv-1 has 1500.00 left to pay, so a payment of 1500.01 is too much");
 }
 
 #[test]
@@ -867,9 +783,7 @@ fn after_settlement_below_what_was_paid_nothing_more_can_be_paid() {
     fund()
         .given(given)
         .when(pay("sv-1", "f-2", "0.01", "2022-11-01"))
-        .then_expect_error_message(
-            "commitment sv-1 has 0.00 left to pay, so a payment of 0.01 is too much",
-        );
+        .then_expect_error_message("commitment sv-1 has 0.00 left to pay, so a payment of 0.01 is too much");
 }
 
 // ---------------------------------------------------------------------------
@@ -885,10 +799,12 @@ fn with_recovery_claimed() -> Vec<FundEvent> {
 
 #[test]
 fn a_repayment_returns_the_money_owed_to_the_wijk() {
-    fund()
-        .given(with_recovery_claimed())
-        .when(repay("sv-1", "300", "2022-11-15"))
-        .then_expect_events(vec![repaid("sv-1", "300", "2022-11-15", false)]);
+    fund().given(with_recovery_claimed()).when(repay("sv-1", "300", "2022-11-15")).then_expect_events(vec![repaid(
+        "sv-1",
+        "300",
+        "2022-11-15",
+        false,
+    )]);
     let mut events = with_recovery_claimed();
     events.push(repaid("sv-1", "300", "2022-11-15", false));
     let line = fold(&events).line(&wijk("oost-1223"));
@@ -900,10 +816,12 @@ fn a_repayment_returns_the_money_owed_to_the_wijk() {
 fn a_repayment_may_come_in_parts() {
     let mut given = with_recovery_claimed();
     given.push(repaid("sv-1", "100", "2022-11-15", false));
-    fund()
-        .given(given)
-        .when(repay("sv-1", "200", "2022-11-20"))
-        .then_expect_events(vec![repaid("sv-1", "200", "2022-11-20", false)]);
+    fund().given(given).when(repay("sv-1", "200", "2022-11-20")).then_expect_events(vec![repaid(
+        "sv-1",
+        "200",
+        "2022-11-20",
+        false,
+    )]);
 }
 
 #[test]
@@ -911,9 +829,7 @@ fn a_repayment_of_more_than_is_owed_is_refused() {
     fund()
         .given(with_recovery_claimed())
         .when(repay("sv-1", "300.01", "2022-11-15"))
-        .then_expect_error_message(
-            "commitment sv-1 has 300.00 owed back, so a repayment of 300.01 is too much",
-        );
+        .then_expect_error_message("commitment sv-1 has 300.00 owed back, so a repayment of 300.01 is too much");
 }
 
 #[test]
@@ -923,9 +839,7 @@ fn a_repayment_of_more_than_is_still_owed_after_a_partial_repayment_is_refused()
     fund()
         .given(given)
         .when(repay("sv-1", "200.01", "2022-11-20"))
-        .then_expect_error_message(
-            "commitment sv-1 has 200.00 owed back, so a repayment of 200.01 is too much",
-        );
+        .then_expect_error_message("commitment sv-1 has 200.00 owed back, so a repayment of 200.01 is too much");
 }
 
 #[test]
@@ -933,9 +847,7 @@ fn a_repayment_when_nothing_is_owed_is_refused() {
     fund()
         .given(with_partial_payment())
         .when(repay("sv-1", "1", "2022-11-15"))
-        .then_expect_error_message(
-            "commitment sv-1 has 0.00 owed back, so a repayment of 1.00 is too much",
-        );
+        .then_expect_error_message("commitment sv-1 has 0.00 owed back, so a repayment of 1.00 is too much");
 }
 
 #[test]
@@ -966,10 +878,13 @@ fn a_withdrawal_releases_the_whole_unpaid_commitment() {
 
 #[test]
 fn a_cancellation_releases_the_whole_unpaid_commitment() {
-    fund()
-        .given(with_commitment())
-        .when(withdraw("sv-1", true, "2022-08-01"))
-        .then_expect_events(vec![withdrawn("sv-1", "3000", true, "2022-08-01", false)]);
+    fund().given(with_commitment()).when(withdraw("sv-1", true, "2022-08-01")).then_expect_events(vec![withdrawn(
+        "sv-1",
+        "3000",
+        true,
+        "2022-08-01",
+        false,
+    )]);
 }
 
 #[test]
@@ -995,32 +910,23 @@ fn released_money_can_be_committed_again() {
 fn released_money_cannot_be_committed_on_a_day_before_it_was_released() {
     let mut given = with_commitment();
     given.push(withdrawn("sv-1", "3000", false, "2022-08-01", false));
-    fund()
-        .given(given)
-        .when(FundCommand::Commit(grant("sv-2", "10000")))
-        .then_expect_error_message(
-            "wijk oost-1223 has 7000.00 available in fund A21-182, so 10000.00 cannot be committed",
-        );
+    fund().given(given).when(FundCommand::Commit(grant("sv-2", "10000"))).then_expect_error_message(
+        "wijk oost-1223 has 7000.00 available in fund A21-182, so 10000.00 cannot be committed",
+    );
 }
 
 #[test]
 fn a_payment_dated_before_its_commitment_is_refused() {
-    fund()
-        .given(with_commitment())
-        .when(pay("sv-1", "f-early", "100", "2022-02-01"))
-        .then_expect_error_message(
-            "booking date 2022-02-01 is before the commitment's last booking on 2022-03-01; book it on or after that day",
-        );
+    fund().given(with_commitment()).when(pay("sv-1", "f-early", "100", "2022-02-01")).then_expect_error_message(
+        "booking date 2022-02-01 is before the commitment's last booking on 2022-03-01; book it on or after that day",
+    );
 }
 
 #[test]
 fn a_settlement_dated_before_the_last_payment_is_refused() {
-    fund()
-        .given(with_partial_payment())
-        .when(settle("sv-1", "500", "2022-03-15"))
-        .then_expect_error_message(
-            "booking date 2022-03-15 is before the commitment's last booking on 2022-04-01; book it on or after that day",
-        );
+    fund().given(with_partial_payment()).when(settle("sv-1", "500", "2022-03-15")).then_expect_error_message(
+        "booking date 2022-03-15 is before the commitment's last booking on 2022-04-01; book it on or after that day",
+    );
 }
 
 #[test]
@@ -1030,9 +936,7 @@ fn a_commitment_cannot_be_withdrawn_twice() {
     fund()
         .given(given)
         .when(withdraw("sv-1", false, "2022-08-02"))
-        .then_expect_error_message(
-            "commitment sv-1 is withdrawn, so it can no longer be withdrawn",
-        );
+        .then_expect_error_message("commitment sv-1 is withdrawn, so it can no longer be withdrawn");
 }
 
 #[test]
@@ -1042,9 +946,7 @@ fn a_commitment_cannot_be_cancelled_twice() {
     fund()
         .given(given)
         .when(withdraw("sv-1", true, "2022-08-02"))
-        .then_expect_error_message(
-            "commitment sv-1 is cancelled, so it can no longer be cancelled",
-        );
+        .then_expect_error_message("commitment sv-1 is cancelled, so it can no longer be cancelled");
 }
 
 #[test]
@@ -1054,19 +956,20 @@ fn a_withdrawn_commitment_cannot_be_cancelled_as_well() {
     fund()
         .given(given)
         .when(withdraw("sv-1", true, "2022-08-02"))
-        .then_expect_error_message(
-            "commitment sv-1 is withdrawn, so it can no longer be cancelled",
-        );
+        .then_expect_error_message("commitment sv-1 is withdrawn, so it can no longer be cancelled");
 }
 
 #[test]
 fn the_unpaid_rest_of_a_settled_commitment_can_be_withdrawn() {
     let mut given = with_commitment();
     given.push(settled("sv-1", "2500", "500", "0", "2022-10-01", false));
-    fund()
-        .given(given)
-        .when(withdraw("sv-1", false, "2022-11-01"))
-        .then_expect_events(vec![withdrawn("sv-1", "2500", false, "2022-11-01", false)]);
+    fund().given(given).when(withdraw("sv-1", false, "2022-11-01")).then_expect_events(vec![withdrawn(
+        "sv-1",
+        "2500",
+        false,
+        "2022-11-01",
+        false,
+    )]);
 }
 
 #[test]
@@ -1096,12 +999,7 @@ fn money_is_transferred_between_wijken() {
     fund()
         .given(with_commitment())
         .when(transfer("oost-1223", "centrum", "4000", "2022-05-01"))
-        .then_expect_events(vec![transferred(
-            "oost-1223",
-            "centrum",
-            "4000",
-            "2022-05-01",
-        )]);
+        .then_expect_events(vec![transferred("oost-1223", "centrum", "4000", "2022-05-01")]);
     let mut events = with_commitment();
     events.push(transferred("oost-1223", "centrum", "4000", "2022-05-01"));
     let f = fold(&events);
@@ -1156,19 +1054,14 @@ fn a_transfer_to_an_unregistered_wijk_is_refused() {
     fund()
         .given(oost_has_10000())
         .when(transfer("oost-1223", "atlantis", "1", "2022-05-01"))
-        .then_expect_error_message(
-            "wijk atlantis is not registered; register it first with POST /api/v1/wijken",
-        );
+        .then_expect_error_message("wijk atlantis is not registered; register it first with POST /api/v1/wijken");
 }
 
 #[test]
 fn a_transfer_booked_outside_the_fund_year_is_refused() {
-    fund()
-        .given(oost_has_10000())
-        .when(transfer("oost-1223", "centrum", "1", "2023-01-05"))
-        .then_expect_error_message(
-            "booking date 2023-01-05 is outside fund A21-182's year 2022; book it within 2022 or use a fund of that year",
-        );
+    fund().given(oost_has_10000()).when(transfer("oost-1223", "centrum", "1", "2023-01-05")).then_expect_error_message(
+        "booking date 2023-01-05 is outside fund A21-182's year 2022; book it within 2022 or use a fund of that year",
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -1189,42 +1082,29 @@ fn before_closing() -> Vec<FundEvent> {
 
 #[test]
 fn closing_carries_over_the_chosen_wijken_and_lapses_the_rest() {
-    fund()
-        .given(before_closing())
-        .when(close(&["oost-1223"], Some("A21-182-overheveling")))
-        .then_expect_events(vec![closed(
-            vec![
-                close_line("centrum", "4000", "0", "0"),
-                close_line("oost-1223", "0", "6500", "2000"),
-            ],
+    fund().given(before_closing()).when(close(&["oost-1223"], Some("A21-182-overheveling"))).then_expect_events(vec![
+        closed(
+            vec![close_line("centrum", "4000", "0", "0"), close_line("oost-1223", "0", "6500", "2000")],
             "35000",
             Some("A21-182-overheveling"),
-        )]);
+        ),
+    ]);
 }
 
 #[test]
 fn closing_without_carry_over_lapses_all_available_money() {
-    fund()
-        .given(before_closing())
-        .when(close(&[], None))
-        .then_expect_events(vec![closed(
-            vec![
-                close_line("centrum", "4000", "0", "0"),
-                close_line("oost-1223", "6500", "0", "2000"),
-            ],
-            "35000",
-            None,
-        )]);
+    fund().given(before_closing()).when(close(&[], None)).then_expect_events(vec![closed(
+        vec![close_line("centrum", "4000", "0", "0"), close_line("oost-1223", "6500", "0", "2000")],
+        "35000",
+        None,
+    )]);
 }
 
 #[test]
 fn after_closing_available_money_is_gone_and_open_commitments_stay() {
     let mut events = before_closing();
     events.push(closed(
-        vec![
-            close_line("centrum", "4000", "0", "0"),
-            close_line("oost-1223", "0", "6500", "2000"),
-        ],
+        vec![close_line("centrum", "4000", "0", "0"), close_line("oost-1223", "0", "6500", "2000")],
         "35000",
         Some("A21-182-overheveling"),
     ));
@@ -1262,9 +1142,7 @@ fn closing_a_fund_that_does_not_exist_is_refused() {
     fund()
         .given_no_previous_events()
         .when(close(&[], None))
-        .then_expect_error_message(
-            "this fund does not exist; establish it first with POST /api/v1/funds",
-        );
+        .then_expect_error_message("this fund does not exist; establish it first with POST /api/v1/funds");
 }
 
 #[test]
@@ -1311,28 +1189,18 @@ fn after_closing_a_transfer_in_the_year_is_refused() {
 fn after_closing_a_reversal_not_marked_post_closing_is_refused() {
     let mut given = oost_has_10000();
     given.push(FundEvent::ExpenseRecorded(wegaplein("dubbel", "100")));
-    given.push(closed(
-        vec![close_line("oost-1223", "9900", "0", "0")],
-        "40000",
-        None,
-    ));
+    given.push(closed(vec![close_line("oost-1223", "9900", "0", "0")], "40000", None));
     fund()
         .given(given)
         .when(reverse("dubbel", "2023-03-01", false))
-        .then_expect_error_message(
-            "fund A21-182 is closed, so this reversal must be marked post_closing",
-        );
+        .then_expect_error_message("fund A21-182 is closed, so this reversal must be marked post_closing");
 }
 
 #[test]
 fn after_closing_a_reversal_marked_post_closing_lapses_the_money() {
     let mut given = oost_has_10000();
     given.push(FundEvent::ExpenseRecorded(wegaplein("dubbel", "100")));
-    given.push(closed(
-        vec![close_line("oost-1223", "9900", "0", "0")],
-        "40000",
-        None,
-    ));
+    given.push(closed(vec![close_line("oost-1223", "9900", "0", "0")], "40000", None));
     let reversed = FundEvent::ExpenseReversedAfterClose {
         expense_id: eid("dubbel"),
         wijk_id: wijk("oost-1223"),
@@ -1341,10 +1209,7 @@ fn after_closing_a_reversal_marked_post_closing_lapses_the_money() {
         booked_on: date("2022-12-31"),
         reverses_sequence: 3,
     };
-    fund()
-        .given(given.clone())
-        .when(reverse("dubbel", "2023-03-01", true))
-        .then_expect_events(vec![reversed.clone()]);
+    fund().given(given.clone()).when(reverse("dubbel", "2023-03-01", true)).then_expect_events(vec![reversed.clone()]);
     given.push(reversed);
     let line = fold(&given).line(&wijk("oost-1223"));
     assert_eq!(line.amount_spent, dec("0"));
@@ -1354,12 +1219,9 @@ fn after_closing_a_reversal_marked_post_closing_lapses_the_money() {
 
 #[test]
 fn after_closing_a_payment_still_cannot_be_reversed() {
-    fund()
-        .given(closed_with_open_commitment())
-        .when(reverse("f-1", "2023-03-01", true))
-        .then_expect_error_message(
-            "expense f-1 is a payment on a commitment; correct it through the commitment's settlement",
-        );
+    fund().given(closed_with_open_commitment()).when(reverse("f-1", "2023-03-01", true)).then_expect_error_message(
+        "expense f-1 is a payment on a commitment; correct it through the commitment's settlement",
+    );
 }
 
 #[test]
@@ -1367,14 +1229,7 @@ fn a_settlement_after_closing_lapses_the_released_money() {
     fund()
         .given(closed_with_open_commitment())
         .when(settle("sv-1", "2500", "2023-02-01"))
-        .then_expect_events(vec![settled(
-            "sv-1",
-            "2500",
-            "500",
-            "0",
-            "2023-02-01",
-            true,
-        )]);
+        .then_expect_events(vec![settled("sv-1", "2500", "500", "0", "2023-02-01", true)]);
     let mut events = closed_with_open_commitment();
     events.push(settled("sv-1", "2500", "500", "0", "2023-02-01", true));
     let line = fold(&events).line(&wijk("oost-1223"));
@@ -1418,15 +1273,13 @@ fn a_withdrawal_dated_inside_a_closed_year_is_refused() {
 #[test]
 fn a_repayment_after_closing_lapses_the_money() {
     let mut given = with_recovery_claimed();
-    given.push(closed(
-        vec![close_line("oost-1223", "7200", "0", "0")],
-        "40000",
-        None,
-    ));
-    fund()
-        .given(given.clone())
-        .when(repay("sv-1", "300", "2023-02-01"))
-        .then_expect_events(vec![repaid("sv-1", "300", "2023-02-01", true)]);
+    given.push(closed(vec![close_line("oost-1223", "7200", "0", "0")], "40000", None));
+    fund().given(given.clone()).when(repay("sv-1", "300", "2023-02-01")).then_expect_events(vec![repaid(
+        "sv-1",
+        "300",
+        "2023-02-01",
+        true,
+    )]);
     given.push(repaid("sv-1", "300", "2023-02-01", true));
     let line = fold(&given).line(&wijk("oost-1223"));
     assert_eq!(line.amount_receivable, dec("0"));
@@ -1437,11 +1290,7 @@ fn a_repayment_after_closing_lapses_the_money() {
 #[test]
 fn a_repayment_dated_inside_a_closed_year_is_refused() {
     let mut given = with_recovery_claimed();
-    given.push(closed(
-        vec![close_line("oost-1223", "7200", "0", "0")],
-        "40000",
-        None,
-    ));
+    given.push(closed(vec![close_line("oost-1223", "7200", "0", "0")], "40000", None));
     fund()
         .given(given)
         .when(repay("sv-1", "300", "2022-12-30"))
@@ -1456,10 +1305,7 @@ fn a_repayment_dated_inside_a_closed_year_is_refused() {
 
 #[test]
 fn a_carry_over_fund_is_established_with_the_money_already_allocated() {
-    fund()
-        .given_no_previous_events()
-        .when(establish_carry_over())
-        .then_expect_events(vec![carried_over()]);
+    fund().given_no_previous_events().when(establish_carry_over()).then_expect_events(vec![carried_over()]);
     let f = fold(&[carried_over()]);
     assert_eq!(f.carried_over_from(), Some(&fid("A21-182")));
     assert_eq!(f.amount_unallocated(), dec("0"));
@@ -1470,10 +1316,7 @@ fn a_carry_over_fund_is_established_with_the_money_already_allocated() {
 
 #[test]
 fn establishing_the_carry_over_fund_again_records_nothing() {
-    fund()
-        .given(vec![carried_over()])
-        .when(establish_carry_over())
-        .then_expect_events(vec![]);
+    fund().given(vec![carried_over()]).when(establish_carry_over()).then_expect_events(vec![]);
 }
 
 #[test]
@@ -1481,9 +1324,7 @@ fn a_carry_over_fund_cannot_be_established_again_as_an_ordinary_fund() {
     fund()
         .given(vec![carried_over()])
         .when(FundCommand::Establish(carry_over_terms()))
-        .then_expect_error_message(
-            "fund A21-182-overheveling already exists with other terms; choose another fund_id",
-        );
+        .then_expect_error_message("fund A21-182-overheveling already exists with other terms; choose another fund_id");
 }
 
 #[test]
@@ -1510,12 +1351,9 @@ fn a_wijk_can_commit_its_carried_over_money() {
 fn a_wijk_cannot_spend_more_than_was_carried_over() {
     let mut expense = wegaplein("wegaplein-2023", "6500.01");
     expense.booked_on = date("2023-04-01");
-    fund()
-        .given(vec![carried_over()])
-        .when(FundCommand::RecordExpense(expense))
-        .then_expect_error_message(
-            "wijk oost-1223 has 6500.00 left from fund A21-182-overheveling, so an expense of 6500.01 would overspend it",
-        );
+    fund().given(vec![carried_over()]).when(FundCommand::RecordExpense(expense)).then_expect_error_message(
+        "wijk oost-1223 has 6500.00 left from fund A21-182-overheveling, so an expense of 6500.01 would overspend it",
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -1542,10 +1380,7 @@ fn run(commands: Vec<FundCommand>) -> Vec<FundEvent> {
 type Balances = BTreeMap<(AccountKind, Option<WijkId>), Decimal>;
 
 fn balance(balances: &Balances, kind: AccountKind, wijk_id: Option<&WijkId>) -> Decimal {
-    balances
-        .get(&(kind, wijk_id.cloned()))
-        .copied()
-        .unwrap_or_default()
+    balances.get(&(kind, wijk_id.cloned())).copied().unwrap_or_default()
 }
 
 /// Checks, after every single event, that its postings balance, that the
@@ -1559,18 +1394,10 @@ fn assert_ledger_matches_fund(fund_id: &FundId, events: &[FundEvent]) -> (Fund, 
         let what = format!("after event {} ({})", i + 1, event.event_type());
         let ps = postings(fund_id, event);
         let sum: Decimal = ps.iter().map(|p| p.amount).sum();
-        assert_eq!(
-            sum,
-            Decimal::ZERO,
-            "postings of event {} ({}) do not balance",
-            i + 1,
-            event.event_type()
-        );
+        assert_eq!(sum, Decimal::ZERO, "postings of event {} ({}) do not balance", i + 1, event.event_type());
         for p in ps {
             assert_eq!(&p.account.fund_id, fund_id, "{what}");
-            *balances
-                .entry((p.account.kind, p.account.wijk_id))
-                .or_default() += p.amount;
+            *balances.entry((p.account.kind, p.account.wijk_id)).or_default() += p.amount;
         }
         fund.apply(event.clone());
 
@@ -1578,67 +1405,28 @@ fn assert_ledger_matches_fund(fund_id: &FundId, events: &[FundEvent]) -> (Fund, 
         assert_eq!(total, Decimal::ZERO, "trial balance {what}");
         for ((kind, wijk_id), amount) in &balances {
             if !matches!(kind, K::Appropriation | K::CarriedIn) {
-                assert!(
-                    *amount >= Decimal::ZERO,
-                    "{} of {wijk_id:?} is {amount} {what}",
-                    kind.as_str()
-                );
+                assert!(*amount >= Decimal::ZERO, "{} of {wijk_id:?} is {amount} {what}", kind.as_str());
             }
             if let Some(w) = wijk_id {
-                assert!(
-                    fund.lines().any(|(l, _)| l == w),
-                    "{what}: posting to {w} which has no budget line"
-                );
+                assert!(fund.lines().any(|(l, _)| l == w), "{what}: posting to {w} which has no budget line");
             }
         }
-        assert_eq!(
-            balance(&balances, K::Fund, None),
-            fund.amount_unallocated(),
-            "fund account {what}"
-        );
+        assert_eq!(balance(&balances, K::Fund, None), fund.amount_unallocated(), "fund account {what}");
         for (w, line) in fund.lines() {
             let w = Some(w);
-            assert_eq!(
-                balance(&balances, K::WijkBudget, w),
-                line.amount_available,
-                "wijk_budget of {w:?} {what}"
-            );
-            assert_eq!(
-                balance(&balances, K::Committed, w),
-                line.amount_committed,
-                "committed of {w:?} {what}"
-            );
-            assert_eq!(
-                balance(&balances, K::Spent, w),
-                line.amount_spent,
-                "spent of {w:?} {what}"
-            );
-            assert_eq!(
-                balance(&balances, K::Receivable, w),
-                line.amount_receivable,
-                "receivable of {w:?} {what}"
-            );
-            assert_eq!(
-                balance(&balances, K::Lapsed, w),
-                line.amount_lapsed,
-                "lapsed of {w:?} {what}"
-            );
-            assert_eq!(
-                balance(&balances, K::CarriedOver, w),
-                line.amount_carried_over,
-                "carried_over of {w:?} {what}"
-            );
+            assert_eq!(balance(&balances, K::WijkBudget, w), line.amount_available, "wijk_budget of {w:?} {what}");
+            assert_eq!(balance(&balances, K::Committed, w), line.amount_committed, "committed of {w:?} {what}");
+            assert_eq!(balance(&balances, K::Spent, w), line.amount_spent, "spent of {w:?} {what}");
+            assert_eq!(balance(&balances, K::Receivable, w), line.amount_receivable, "receivable of {w:?} {what}");
+            assert_eq!(balance(&balances, K::Lapsed, w), line.amount_lapsed, "lapsed of {w:?} {what}");
+            assert_eq!(balance(&balances, K::CarriedOver, w), line.amount_carried_over, "carried_over of {w:?} {what}");
         }
     }
     (fund, balances)
 }
 
 fn kruisdam(expense_id: &str, amount: &str) -> ExpenseDetails {
-    ExpenseDetails {
-        wijk_id: wijk("centrum"),
-        initiative: text("Kruisdam groen"),
-        ..wegaplein(expense_id, amount)
-    }
+    ExpenseDetails { wijk_id: wijk("centrum"), initiative: text("Kruisdam groen"), ..wegaplein(expense_id, amount) }
 }
 
 #[test]
@@ -1686,10 +1474,7 @@ fn every_event_of_a_whole_year_balances_and_the_budget_lines_equal_the_ledger() 
     let (f, balances) = assert_ledger_matches_fund(&fund_id, &events);
 
     // The whole appropriation is accounted for.
-    assert_eq!(
-        balance(&balances, AccountKind::Appropriation, None),
-        dec("-50000")
-    );
+    assert_eq!(balance(&balances, AccountKind::Appropriation, None), dec("-50000"));
     assert_eq!(balance(&balances, AccountKind::Lapsed, None), dec("20000"));
     assert_eq!(balance(&balances, AccountKind::Fund, None), dec("0"));
 
@@ -1733,10 +1518,7 @@ fn every_event_of_a_carry_over_fund_balances_and_the_budget_lines_equal_the_ledg
     ]);
     let fund_id = fid("A21-182-overheveling");
     let (f, balances) = assert_ledger_matches_fund(&fund_id, &events);
-    assert_eq!(
-        balance(&balances, AccountKind::CarriedIn, None),
-        dec("-6500")
-    );
+    assert_eq!(balance(&balances, AccountKind::CarriedIn, None), dec("-6500"));
     let oost = f.line(&wijk("oost-1223"));
     assert_eq!(oost.amount_spent, dec("4000"));
     assert_eq!(oost.amount_lapsed, dec("1000"));
@@ -1749,10 +1531,9 @@ fn a_carry_over_fund_whose_allocations_do_not_add_up_to_its_amount_is_refused() 
     if let FundCommand::EstablishCarryOver { allocations, .. } = &mut command {
         allocations.push((wijk("centrum"), eur("100")));
     }
-    fund()
-        .given_no_previous_events()
-        .when(command)
-        .then_expect_error_message("the carry-over allocations sum to 6600.00, but the fund's amount is 6500.00; they must be equal");
+    fund().given_no_previous_events().when(command).then_expect_error_message(
+        "the carry-over allocations sum to 6600.00, but the fund's amount is 6500.00; they must be equal",
+    );
 }
 
 #[test]

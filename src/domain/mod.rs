@@ -10,9 +10,9 @@ pub mod wijk;
 #[cfg(test)]
 mod fund_tests;
 #[cfg(test)]
-mod test_support;
-#[cfg(test)]
 mod lifecycle_tests;
+#[cfg(test)]
+mod test_support;
 
 use cqrs_es::persist::{EventUpcaster, SemanticVersionEventUpcaster};
 use serde_json::Value;
@@ -36,9 +36,7 @@ fn fund_established_1_to_2(payload: Value) -> Value {
     let Some(terms) = payload.get("FundEstablished").cloned() else {
         return payload;
     };
-    let booked_on = serde_json::from_value::<fund::FundTerms>(terms.clone())
-        .map(|t| t.booking_date().to_string())
-        .ok();
+    let booked_on = serde_json::from_value::<fund::FundTerms>(terms.clone()).map(|t| t.booking_date().to_string()).ok();
     serde_json::json!({ "FundEstablished": { "terms": terms, "booked_on": booked_on } })
 }
 
@@ -47,14 +45,12 @@ fn fund_established_1_to_2(payload: Value) -> Value {
 /// transaction as the event.
 pub fn client_id_claim(event_type: &str, payload: &Value) -> Option<(&'static str, String)> {
     match event_type {
-        "ExpenseRecorded" => payload
-            .pointer("/ExpenseRecorded/expense_id")
-            .and_then(Value::as_str)
-            .map(|id| ("expense", id.to_string())),
-        "CommitmentPaid" => payload
-            .pointer("/CommitmentPaid/expense_id")
-            .and_then(Value::as_str)
-            .map(|id| ("expense", id.to_string())),
+        "ExpenseRecorded" => {
+            payload.pointer("/ExpenseRecorded/expense_id").and_then(Value::as_str).map(|id| ("expense", id.to_string()))
+        }
+        "CommitmentPaid" => {
+            payload.pointer("/CommitmentPaid/expense_id").and_then(Value::as_str).map(|id| ("expense", id.to_string()))
+        }
         "CommitmentMade" => payload
             .pointer("/CommitmentMade/commitment_id")
             .and_then(Value::as_str)

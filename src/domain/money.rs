@@ -97,7 +97,10 @@ impl<'de> Deserialize<'de> for Amount {
 pub fn parse_decimal(text: &str) -> Result<Decimal, AmountError> {
     let trimmed = text.trim();
     let plain = !trimmed.is_empty()
-        && trimmed.chars().enumerate().all(|(i, c)| c.is_ascii_digit() || c == '.' || (i == 0 && (c == '-' || c == '+')));
+        && trimmed
+            .chars()
+            .enumerate()
+            .all(|(i, c)| c.is_ascii_digit() || c == '.' || (i == 0 && (c == '-' || c == '+')));
     if !plain {
         return Err(AmountError::NotANumber(text.chars().take(40).collect()));
     }
@@ -139,7 +142,10 @@ mod tests {
         check("NaN", Err(AmountError::NotANumber("NaN".into())));
         check("", Err(AmountError::NotANumber("".into())));
         check("12,50", Err(AmountError::NotANumber("12,50".into())));
-        check("99999999999999999999999999999999", Err(AmountError::NotANumber("99999999999999999999999999999999".into())));
+        check(
+            "99999999999999999999999999999999",
+            Err(AmountError::NotANumber("99999999999999999999999999999999".into())),
+        );
     }
 
     #[test]

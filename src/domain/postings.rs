@@ -106,7 +106,9 @@ pub fn postings(fund_id: &FundId, event: &FundEvent) -> Vec<Posting> {
         }
     };
     match event {
-        FundEvent::FundEstablished { terms, .. } => move_money(fund(Appropriation), fund(Fund), terms.amount.as_decimal()),
+        FundEvent::FundEstablished { terms, .. } => {
+            move_money(fund(Appropriation), fund(Fund), terms.amount.as_decimal())
+        }
         FundEvent::FundCarriedOver { terms, allocations, .. } => {
             move_money(fund(CarriedIn), fund(Fund), terms.amount.as_decimal());
             for (w, amount) in allocations {
@@ -116,14 +118,18 @@ pub fn postings(fund_id: &FundId, event: &FundEvent) -> Vec<Posting> {
         FundEvent::BudgetAllocated { wijk_id, amount, .. } => {
             move_money(fund(Fund), wijk(WijkBudget, wijk_id), amount.as_decimal())
         }
-        FundEvent::ExpenseRecorded(d) => move_money(wijk(WijkBudget, &d.wijk_id), wijk(Spent, &d.wijk_id), d.amount.as_decimal()),
+        FundEvent::ExpenseRecorded(d) => {
+            move_money(wijk(WijkBudget, &d.wijk_id), wijk(Spent, &d.wijk_id), d.amount.as_decimal())
+        }
         FundEvent::ExpenseReversed { wijk_id, amount, .. } => {
             move_money(wijk(Spent, wijk_id), wijk(WijkBudget, wijk_id), amount.as_decimal())
         }
         FundEvent::ExpenseReversedAfterClose { wijk_id, amount, .. } => {
             move_money(wijk(Spent, wijk_id), wijk(Lapsed, wijk_id), amount.as_decimal())
         }
-        FundEvent::CommitmentMade(d) => move_money(wijk(WijkBudget, &d.wijk_id), wijk(Committed, &d.wijk_id), d.amount.as_decimal()),
+        FundEvent::CommitmentMade(d) => {
+            move_money(wijk(WijkBudget, &d.wijk_id), wijk(Committed, &d.wijk_id), d.amount.as_decimal())
+        }
         FundEvent::CommitmentPaid { wijk_id, amount, .. } => {
             move_money(wijk(Committed, wijk_id), wijk(Spent, wijk_id), amount.as_decimal())
         }

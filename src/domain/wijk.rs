@@ -54,19 +54,11 @@ impl Aggregate for Wijk {
     type Error = WijkError;
     type Services = ();
 
-    async fn handle(
-        &mut self,
-        command: WijkCommand,
-        _services: &(),
-        sink: &EventSink<Self>,
-    ) -> Result<(), WijkError> {
+    async fn handle(&mut self, command: WijkCommand, _services: &(), sink: &EventSink<Self>) -> Result<(), WijkError> {
         match command {
             WijkCommand::Register { wijk_id, name } => match &self.registered {
                 Some((_, existing)) if *existing == name => Ok(()),
-                Some((_, existing)) => Err(WijkError::AlreadyRegistered {
-                    wijk_id,
-                    existing: existing.clone(),
-                }),
+                Some((_, existing)) => Err(WijkError::AlreadyRegistered { wijk_id, existing: existing.clone() }),
                 None => {
                     sink.write(WijkEvent::WijkRegistered { wijk_id, name }, self).await;
                     Ok(())
@@ -115,8 +107,6 @@ mod tests {
         TestFramework::<Wijk>::with(())
             .given(vec![WijkEvent::WijkRegistered { wijk_id: wijk_id.clone(), name }])
             .when(WijkCommand::Register { wijk_id, name: Text::parse("Oost").unwrap() })
-            .then_expect_error_message(
-                "wijk oost-1223 is already registered as \"Oost 1223\"; pick another wijk_id",
-            );
+            .then_expect_error_message("wijk oost-1223 is already registered as \"Oost 1223\"; pick another wijk_id");
     }
 }

@@ -123,24 +123,36 @@ impl From<LedgerError> for ApiError {
         match err {
             LedgerError::Fund(e) => match e {
                 FundError::UnknownFund => Self::new(S::NOT_FOUND, "unknown_fund", detail),
-                FundError::UnknownWijk(_) => Self::new(S::UNPROCESSABLE_ENTITY, "unknown_wijk", detail).field("wijk_id"),
+                FundError::UnknownWijk(_) => {
+                    Self::new(S::UNPROCESSABLE_ENTITY, "unknown_wijk", detail).field("wijk_id")
+                }
                 FundError::AlreadyEstablished(_) => Self::new(S::CONFLICT, "fund_exists", detail).field("fund_id"),
-                FundError::FundExhausted { .. } => Self::new(S::UNPROCESSABLE_ENTITY, "fund_exhausted", detail).field("amount"),
+                FundError::FundExhausted { .. } => {
+                    Self::new(S::UNPROCESSABLE_ENTITY, "fund_exhausted", detail).field("amount")
+                }
                 FundError::Overspend { .. } => Self::new(S::UNPROCESSABLE_ENTITY, "overspend", detail).field("amount"),
-                FundError::NotAvailable { .. } => Self::new(S::UNPROCESSABLE_ENTITY, "not_available", detail).field("amount"),
+                FundError::NotAvailable { .. } => {
+                    Self::new(S::UNPROCESSABLE_ENTITY, "not_available", detail).field("amount")
+                }
                 FundError::OutsideFundYear { .. } => {
                     Self::new(S::UNPROCESSABLE_ENTITY, "outside_fund_year", detail).field("booked_on")
                 }
-                FundError::YearClosed { .. } => Self::new(S::UNPROCESSABLE_ENTITY, "year_closed", detail).field("booked_on"),
+                FundError::YearClosed { .. } => {
+                    Self::new(S::UNPROCESSABLE_ENTITY, "year_closed", detail).field("booked_on")
+                }
                 FundError::AlreadyClosed(_) => Self::new(S::CONFLICT, "already_closed", detail),
                 FundError::BookedTooEarly { .. } => {
                     Self::new(S::UNPROCESSABLE_ENTITY, "booked_too_early", detail).field("booked_on")
                 }
-                FundError::YearClosedForNewFunds(_) => Self::new(S::UNPROCESSABLE_ENTITY, "year_closed", detail).field("year"),
+                FundError::YearClosedForNewFunds(_) => {
+                    Self::new(S::UNPROCESSABLE_ENTITY, "year_closed", detail).field("year")
+                }
                 FundError::ExpenseIdTaken(_) => Self::new(S::CONFLICT, "expense_exists", detail).field("expense_id"),
                 FundError::UnknownExpense { .. } => Self::new(S::NOT_FOUND, "unknown_expense", detail),
                 FundError::AlreadyReversed(_) => Self::new(S::UNPROCESSABLE_ENTITY, "already_reversed", detail),
-                FundError::PaymentNotReversible(_) => Self::new(S::UNPROCESSABLE_ENTITY, "payment_not_reversible", detail),
+                FundError::PaymentNotReversible(_) => {
+                    Self::new(S::UNPROCESSABLE_ENTITY, "payment_not_reversible", detail)
+                }
                 FundError::MarkPostClosing { .. } => {
                     Self::new(S::UNPROCESSABLE_ENTITY, "mark_post_closing", detail).field("post_closing")
                 }
@@ -148,13 +160,21 @@ impl From<LedgerError> for ApiError {
                     Self::new(S::CONFLICT, "commitment_exists", detail).field("commitment_id")
                 }
                 FundError::UnknownCommitment { .. } => Self::new(S::NOT_FOUND, "unknown_commitment", detail),
-                FundError::CommitmentNotOpen { .. } => Self::new(S::UNPROCESSABLE_ENTITY, "commitment_not_open", detail),
-                FundError::OverPayment { .. } => Self::new(S::UNPROCESSABLE_ENTITY, "over_payment", detail).field("amount"),
+                FundError::CommitmentNotOpen { .. } => {
+                    Self::new(S::UNPROCESSABLE_ENTITY, "commitment_not_open", detail)
+                }
+                FundError::OverPayment { .. } => {
+                    Self::new(S::UNPROCESSABLE_ENTITY, "over_payment", detail).field("amount")
+                }
                 FundError::BadSettlement { .. } => {
                     Self::new(S::UNPROCESSABLE_ENTITY, "bad_settlement", detail).field("settled_amount")
                 }
-                FundError::OverRepayment { .. } => Self::new(S::UNPROCESSABLE_ENTITY, "over_repayment", detail).field("amount"),
-                FundError::TransferToSelf => Self::new(S::UNPROCESSABLE_ENTITY, "transfer_to_self", detail).field("to_wijk"),
+                FundError::OverRepayment { .. } => {
+                    Self::new(S::UNPROCESSABLE_ENTITY, "over_repayment", detail).field("amount")
+                }
+                FundError::TransferToSelf => {
+                    Self::new(S::UNPROCESSABLE_ENTITY, "transfer_to_self", detail).field("to_wijk")
+                }
                 FundError::NotInFund(_) => Self::new(S::UNPROCESSABLE_ENTITY, "wijk_not_in_fund", detail),
                 FundError::CarryOverYear(_) => Self::new(S::UNPROCESSABLE_ENTITY, "carry_over_year", detail),
                 FundError::CarryOverMismatch { .. } | FundError::CarryOverNeedsFund => {

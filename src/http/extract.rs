@@ -76,7 +76,11 @@ impl<T: DeserializeOwned> FromRequest<AppState> for StrictJson<T> {
             let field = if path == "." { field_named_in(&inner) } else { Some(path) };
             match field {
                 Some(field) => ApiError::invalid(&field, format!("{field}: {inner}")),
-                None => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", format!("the body must be a JSON object: {inner}")),
+                None => ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_body",
+                    format!("the body must be a JSON object: {inner}"),
+                ),
             }
         })?;
         Ok(Self { value, canonical })
@@ -101,7 +105,11 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for StrictQuery<T>
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         Query::<T>::from_request_parts(parts, state).await.map(|Query(q)| Self(q)).map_err(|e| {
-            ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", format!("{}; check the query parameters", e.body_text()))
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+                format!("{}; check the query parameters", e.body_text()),
+            )
         })
     }
 }

@@ -81,7 +81,9 @@ impl<'de> Deserialize<'de> for SettledAmount {
         let text = match serde_json::Value::deserialize(d)? {
             serde_json::Value::String(s) => s,
             serde_json::Value::Number(n) => n.to_string(),
-            other => return Err(serde::de::Error::custom(format!("expected a decimal such as \"3800.00\", got {other}"))),
+            other => {
+                return Err(serde::de::Error::custom(format!("expected a decimal such as \"3800.00\", got {other}")))
+            }
         };
         // Only the syntax is checked here; the range (0.00 up to the
         // commitment, whole cents) is the domain's rule, with its own code.
@@ -151,7 +153,8 @@ pub struct YearClosed {
 }
 
 async fn commitment_fund(state: &AppState, id: &str) -> Result<(CommitmentId, FundId), ApiError> {
-    let not_found = || ApiError::new(StatusCode::NOT_FOUND, "unknown_commitment", format!("no commitment has id `{id}`"));
+    let not_found =
+        || ApiError::new(StatusCode::NOT_FOUND, "unknown_commitment", format!("no commitment has id `{id}`"));
     let commitment_id = CommitmentId::parse(id).map_err(|_| not_found())?;
     let fund_id = state.ledger.fund_of_commitment(&commitment_id).await?.ok_or_else(not_found)?;
     Ok((commitment_id, fund_id))
@@ -271,7 +274,10 @@ pub async fn transfer(
     };
     let route = format!("POST /funds/{fund_id}/transfers");
     let ledger = state.ledger.clone();
-    write(&state, &caller, &headers, &route, &body.canonical, r, |meta| async move { ledger.fund(&fund_id, command, &meta).await }).await
+    write(&state, &caller, &headers, &route, &body.canonical, r, |meta| async move {
+        ledger.fund(&fund_id, command, &meta).await
+    })
+    .await
 }
 
 /// Closes a year: every fund of that year stops taking postings dated in it,
@@ -293,7 +299,8 @@ pub async fn close_year(
     let year = Year::new(year).map_err(|e| ApiError::invalid("year", format!("year {e}")))?;
     let r = body.value;
     let decision = Decision { reference: r.decision.reference, adopted_on: r.decision.adopted_on };
-    let mut meta = crate::ledger::CommandMeta::new(crate::ledger::Actor { name: caller.name, role: caller.role.as_str().into() });
+    let mut meta =
+        crate::ledger::CommandMeta::new(crate::ledger::Actor { name: caller.name, role: caller.role.as_str().into() });
     meta.correlation_id = super::correlation_id(&headers);
     let funds = state.ledger.close_year(year, decision, &r.carry_over, &meta).await?;
     // Read-your-writes, and the closed-year guard on new funds reads the projection.
@@ -313,9 +320,9 @@ pub async fn commitment(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<CommitmentView>, ApiError> {
-    let mut view = reports::commitment(state.ledger.db(), &id)
-        .await?
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_commitment", format!("no commitment has id `{id}`")))?;
+    let mut view = reports::commitment(state.ledger.db(), &id).await?.ok_or_else(|| {
+        ApiError::new(StatusCode::NOT_FOUND, "unknown_commitment", format!("no commitment has id `{id}`"))
+    })?;
     check_wijk(&caller, &view.wijk_id)?;
     withhold_personal_details(&caller, std::slice::from_mut(&mut view));
     Ok(Json(view))
@@ -355,13 +362,29 @@ pub async fn theme_report(
     }
     let rows = report.into_iter().flat_map(|w| {
         let total = vec![
-            w.wijk_id.clone(), "(wijk)".into(), w.amount_allocated.to_string(), w.amount_committed.to_string(),
-            w.amount_spent.to_string(), String::new(), String::new(), String::new(), w.amount_remaining.to_string(),
+            w.wijk_id.clone(),
+            "(wijk)".into(),
+            w.amount_allocated.to_string(),
+            w.amount_committed.to_string(),
+            w.amount_spent.to_string(),
+            String::new(),
+            String::new(),
+            String::new(),
+            w.amount_remaining.to_string(),
         ];
-        std::iter::once(total).chain(w.themes.into_iter().map(move |t| vec![
-            w.wijk_id.clone(), t.theme, String::new(), t.amount_committed.to_string(), t.amount_paid.to_string(),
-            t.amount_settled.to_string(), t.amount_recovered.to_string(), t.amount_repaid.to_string(), String::new(),
-        ]))
+        std::iter::once(total).chain(w.themes.into_iter().map(move |t| {
+            vec![
+                w.wijk_id.clone(),
+                t.theme,
+                String::new(),
+                t.amount_committed.to_string(),
+                t.amount_paid.to_string(),
+                t.amount_settled.to_string(),
+                t.amount_recovered.to_string(),
+                t.amount_repaid.to_string(),
+                String::new(),
+            ]
+        }))
     });
     Ok(csv("wijk_id,theme,allocated,committed,paid,settled,recovered,repaid,remaining", rows))
 }
@@ -394,7 +417,16 @@ pub async fn stale_commitments(
     Ok(csv(
         "commitment_id,fund_id,wijk_id,initiative,applicant,theme,decided_on,amount",
         list.into_iter().map(|c| {
-            vec![c.commitment_id, c.fund_id, c.wijk_id, c.initiative, c.applicant.unwrap_or_default(), c.theme, c.decided_on, c.amount.to_string()]
+            vec![
+                c.commitment_id,
+                c.fund_id,
+                c.wijk_id,
+                c.initiative,
+                c.applicant.unwrap_or_default(),
+                c.theme,
+                c.decided_on,
+                c.amount.to_string(),
+            ]
         }),
     ))
 }
@@ -413,17 +445,28 @@ pub async fn close_statement(
     require(&caller, &READERS, "read reports")?;
     let statements = reports::close_statements(state.ledger.db(), year).await?;
     if statements.is_empty() {
-        return Err(ApiError::not_found(format!("no fund of {year} is closed; close it with POST /api/v1/years/{year}/close")));
+        return Err(ApiError::not_found(format!(
+            "no fund of {year} is closed; close it with POST /api/v1/years/{year}/close"
+        )));
     }
     if !wants_csv(&headers) {
         return Ok(Json(statements).into_response());
     }
     let rows = statements.into_iter().flat_map(|s| {
         let fund = s.fund_id.clone();
-        s.lines.into_iter().map(move |l| vec![
-            fund.clone(), l.wijk_id, l.amount_allocated.to_string(), l.amount_transferred.to_string(), l.amount_spent.to_string(),
-            l.amount_committed.to_string(), l.amount_receivable.to_string(), l.amount_lapsed.to_string(), l.amount_carried_over.to_string(),
-        ])
+        s.lines.into_iter().map(move |l| {
+            vec![
+                fund.clone(),
+                l.wijk_id,
+                l.amount_allocated.to_string(),
+                l.amount_transferred.to_string(),
+                l.amount_spent.to_string(),
+                l.amount_committed.to_string(),
+                l.amount_receivable.to_string(),
+                l.amount_lapsed.to_string(),
+                l.amount_carried_over.to_string(),
+            ]
+        })
     });
     Ok(csv("fund_id,wijk_id,allocated,transferred,spent,committed,receivable,lapsed,carried_over", rows))
 }

@@ -146,7 +146,8 @@ async fn problem_for_bare_errors(response: Response) -> Response {
             problem
         }
         StatusCode::REQUEST_TIMEOUT if bare => {
-            ApiError::new(StatusCode::REQUEST_TIMEOUT, "timeout", "the request took too long; try again").into_response()
+            ApiError::new(StatusCode::REQUEST_TIMEOUT, "timeout", "the request took too long; try again")
+                .into_response()
         }
         _ => response,
     }

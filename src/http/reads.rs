@@ -13,7 +13,9 @@ use super::error::{ApiError, Problem};
 use super::extract::StrictQuery;
 use super::AppState;
 use crate::auth::{Caller, Role};
-use crate::projections::queries::{self, AuditFilter, AuditPage, FundDetail, FundSummary, Period, WijkBudget, WijkSummary};
+use crate::projections::queries::{
+    self, AuditFilter, AuditPage, FundDetail, FundSummary, Period, WijkBudget, WijkSummary,
+};
 use crate::store::chain::ChainedEvent;
 use crate::store::repository::read_log;
 
@@ -62,7 +64,11 @@ pub async fn list_wijken(
     caller: Caller,
     StrictQuery(q): StrictQuery<PeriodQuery>,
 ) -> Result<Json<Vec<WijkSummary>>, ApiError> {
-    require(&caller, &[Role::Finance, Role::Auditor, Role::Council], "list every wijk; read your own wijk's budget instead")?;
+    require(
+        &caller,
+        &[Role::Finance, Role::Auditor, Role::Council],
+        "list every wijk; read your own wijk's budget instead",
+    )?;
     Ok(Json(queries::wijk_summaries(state.ledger.db(), q.into()).await?))
 }
 
@@ -132,7 +138,8 @@ pub async fn audit_trail(
         page.rows.iter_mut().for_each(|row| row.actor = None);
     }
     if wants_csv(&headers) {
-        let mut response = (StatusCode::OK, [(header::CONTENT_TYPE, "text/csv; charset=utf-8")], audit_csv(&page)).into_response();
+        let mut response =
+            (StatusCode::OK, [(header::CONTENT_TYPE, "text/csv; charset=utf-8")], audit_csv(&page)).into_response();
         if let Some(next) = page.next_after {
             response.headers_mut().insert("x-next-after", next.into());
         }
@@ -293,7 +300,11 @@ pub async fn ready(State(state): State<AppState>) -> Result<Json<Readiness>, Api
     let db = state.ledger.db();
     let (checkpoint, head) = crate::projections::status(db).await.map_err(|err| {
         tracing::error!(error = %err, "store unreachable");
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", "the store does not answer; check the database")
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            "the store does not answer; check the database",
+        )
     })?;
     Ok(Json(Readiness {
         status: "ready",

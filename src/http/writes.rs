@@ -322,9 +322,19 @@ pub async fn allocate(
             Utc::now().date_naive().clamp(terms.year.first_day(), terms.year.last_day())
         }
     };
-    let command = FundCommand::Allocate { wijk_id: req.wijk_id.clone(), amount: req.amount.0, reason: req.reason.clone(), booked_on };
-    let resource =
-        Allocation { fund_id: fund_id.to_string(), wijk_id: req.wijk_id.to_string(), amount: req.amount, reason: req.reason.to_string(), booked_on };
+    let command = FundCommand::Allocate {
+        wijk_id: req.wijk_id.clone(),
+        amount: req.amount.0,
+        reason: req.reason.clone(),
+        booked_on,
+    };
+    let resource = Allocation {
+        fund_id: fund_id.to_string(),
+        wijk_id: req.wijk_id.to_string(),
+        amount: req.amount,
+        reason: req.reason.to_string(),
+        booked_on,
+    };
     let route = format!("POST /funds/{fund_id}/allocations");
     let ledger = state.ledger.clone();
     write(&state, &caller, &headers, &route, &body.canonical, resource, |meta| async move {
@@ -387,12 +397,19 @@ pub async fn reverse_expense(
     headers: HeaderMap,
     body: StrictJson<Reverse>,
 ) -> Result<Response, ApiError> {
-    let not_found = || ApiError::new(StatusCode::NOT_FOUND, "unknown_expense", format!("no expense has id `{expense_id}`"));
+    let not_found =
+        || ApiError::new(StatusCode::NOT_FOUND, "unknown_expense", format!("no expense has id `{expense_id}`"));
     let id = ExpenseId::parse(&expense_id).map_err(|_| not_found())?;
     let fund_id = state.ledger.fund_of_expense(&id).await?.ok_or_else(not_found)?;
     let req = body.value.clone();
-    let command = FundCommand::ReverseExpense { expense_id: id.clone(), reason: req.reason.clone(), requested_on: Utc::now().date_naive(), post_closing: req.post_closing };
-    let resource = Reversal { expense_id: id.to_string(), fund_id: fund_id.to_string(), reason: req.reason.to_string() };
+    let command = FundCommand::ReverseExpense {
+        expense_id: id.clone(),
+        reason: req.reason.clone(),
+        requested_on: Utc::now().date_naive(),
+        post_closing: req.post_closing,
+    };
+    let resource =
+        Reversal { expense_id: id.to_string(), fund_id: fund_id.to_string(), reason: req.reason.to_string() };
     let route = format!("POST /expenses/{id}/reversal");
     let ledger = state.ledger.clone();
     write(&state, &caller, &headers, &route, &body.canonical, resource, |meta| async move {

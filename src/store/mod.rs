@@ -63,10 +63,7 @@ impl Db {
                 .with_context(|| format!("opening the SQLite store at {path}"))?;
             Ok(Self::Sqlite(pool))
         } else {
-            anyhow::bail!(
-                "unsupported database URL `{}`: use postgres://USER@HOST/DB or sqlite://PATH",
-                redact(url)
-            )
+            anyhow::bail!("unsupported database URL `{}`: use postgres://USER@HOST/DB or sqlite://PATH", redact(url))
         }
     }
 
@@ -85,21 +82,29 @@ impl Db {
         let (migrator, applied) = match self {
             Self::Postgres(pool) => (
                 sqlx::migrate!("./migrations/postgres"),
-                sqlx::query_scalar::<_, i64>("SELECT version FROM _sqlx_migrations WHERE success").fetch_all(pool).await,
+                sqlx::query_scalar::<_, i64>("SELECT version FROM _sqlx_migrations WHERE success")
+                    .fetch_all(pool)
+                    .await,
             ),
             Self::Sqlite(pool) => (
                 sqlx::migrate!("./migrations/sqlite"),
-                sqlx::query_scalar::<_, i64>("SELECT version FROM _sqlx_migrations WHERE success").fetch_all(pool).await,
+                sqlx::query_scalar::<_, i64>("SELECT version FROM _sqlx_migrations WHERE success")
+                    .fetch_all(pool)
+                    .await,
             ),
         };
-        let applied = applied.context("reading the applied migrations; run `wijkbudget migrate` as the schema owner first")?;
+        let applied =
+            applied.context("reading the applied migrations; run `wijkbudget migrate` as the schema owner first")?;
         let missing: Vec<String> = migrator
             .iter()
             .filter(|m| !applied.contains(&m.version))
             .map(|m| format!("{} {}", m.version, m.description))
             .collect();
         if !missing.is_empty() {
-            anyhow::bail!("the schema lacks migrations {}; run `wijkbudget migrate` as the schema owner", missing.join(", "));
+            anyhow::bail!(
+                "the schema lacks migrations {}; run `wijkbudget migrate` as the schema owner",
+                missing.join(", ")
+            );
         }
         Ok(())
     }
@@ -135,7 +140,9 @@ pub trait WritePool {
     type Database: sqlx::Database;
     /// SQLite starts with `BEGIN IMMEDIATE` so a transaction that reads
     /// before it writes cannot fail halfway on a lock upgrade.
-    fn begin_write(&self) -> impl std::future::Future<Output = sqlx::Result<Transaction<'static, Self::Database>>> + Send;
+    fn begin_write(
+        &self,
+    ) -> impl std::future::Future<Output = sqlx::Result<Transaction<'static, Self::Database>>> + Send;
 }
 
 impl WritePool for PgPool {

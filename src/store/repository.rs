@@ -10,9 +10,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, SubsecRound, Utc};
-use cqrs_es::persist::{
-    PersistedEventRepository, PersistenceError, ReplayStream, SerializedEvent, SerializedSnapshot,
-};
+use cqrs_es::persist::{PersistedEventRepository, PersistenceError, ReplayStream, SerializedEvent, SerializedSnapshot};
 use cqrs_es::Aggregate;
 use postgres_es::PostgresEventRepository;
 use serde_json::Value;
@@ -320,7 +318,10 @@ impl PersistedEventRepository for LedgerRepository {
         }
     }
 
-    async fn get_snapshot<A: Aggregate>(&self, aggregate_id: &str) -> Result<Option<SerializedSnapshot>, PersistenceError> {
+    async fn get_snapshot<A: Aggregate>(
+        &self,
+        aggregate_id: &str,
+    ) -> Result<Option<SerializedSnapshot>, PersistenceError> {
         match &self.db {
             Db::Postgres(pool) => Self::reader_pg(pool).get_snapshot::<A>(aggregate_id).await,
             Db::Sqlite(pool) => Self::reader_sqlite(pool).get_snapshot::<A>(aggregate_id).await,
@@ -363,8 +364,13 @@ impl PersistedEventRepository for LedgerRepository {
                 after = last.position;
                 for e in page.into_iter().filter(|e| e.aggregate_type == A::TYPE) {
                     let serialized = SerializedEvent::new(
-                        e.aggregate_id, e.sequence as usize, e.aggregate_type, e.event_type,
-                        e.event_version, e.payload, e.metadata,
+                        e.aggregate_id,
+                        e.sequence as usize,
+                        e.aggregate_type,
+                        e.event_type,
+                        e.event_version,
+                        e.payload,
+                        e.metadata,
                     );
                     if feed.push(Ok(serialized)).await.is_err() {
                         return;
