@@ -6,53 +6,7 @@ use rust_decimal::Decimal;
 use super::fund::*;
 use super::ids::*;
 use super::postings::postings;
-use super::test_support::{date, eur, fund, text, wijk};
-
-fn a21_182() -> FundTerms {
-    FundTerms {
-        fund_id: FundId::parse("A21-182").unwrap(),
-        year: Year::new(2022).unwrap(),
-        kind: FundKind::Amendement,
-        name: text("Amendement A21-182: meer geld voor de buurt"),
-        amount: eur("50000"),
-        decision: Decision { reference: text("A21-182"), adopted_on: date("2021-11-11") },
-        purpose: text("Versterken van sociale cohesie en verbinding in de wijken"),
-    }
-}
-
-fn established() -> FundEvent {
-    FundEvent::FundEstablished { terms: a21_182(), booked_on: date("2022-01-01") }
-}
-
-fn allocated(wijk_id: &str, amount: &str) -> FundEvent {
-    FundEvent::BudgetAllocated {
-        wijk_id: wijk(wijk_id),
-        amount: eur(amount),
-        reason: text("Raadsbesluit"),
-        booked_on: date("2022-01-10"),
-    }
-}
-
-fn allocate(wijk_id: &str, amount: &str) -> FundCommand {
-    FundCommand::Allocate {
-        wijk_id: wijk(wijk_id),
-        amount: eur(amount),
-        reason: text("Raadsbesluit"),
-        booked_on: date("2022-01-10"),
-    }
-}
-
-fn wegaplein(expense_id: &str, amount: &str) -> ExpenseDetails {
-    ExpenseDetails {
-        expense_id: ExpenseId::parse(expense_id).unwrap(),
-        wijk_id: wijk("oost-1223"),
-        amount: eur(amount),
-        initiative: text("Herinrichting Wegaplein"),
-        theme: text("spelen"),
-        booked_on: date("2022-06-01"),
-        reference: text("factuur 2022-0042"),
-    }
-}
+use super::test_support::{a21_182, allocate, allocated, date, established, eur, fund, text, wegaplein, wijk};
 
 #[test]
 fn a_fund_is_established_and_booked_on_the_first_day_of_its_year() {

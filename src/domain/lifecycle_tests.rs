@@ -11,7 +11,7 @@ use rust_decimal::Decimal;
 use super::fund::*;
 use super::ids::*;
 use super::postings::{postings, AccountKind};
-use super::test_support::{date, eur, fund, text, wijk};
+use super::test_support::{a21_182, allocate, allocated, date, established, eur, fund, text, wegaplein, wijk};
 
 // ---------------------------------------------------------------------------
 // Helpers (copied from fund_tests.rs where they overlap, so each file stands
@@ -29,53 +29,6 @@ fn eid(s: &str) -> ExpenseId {
 }
 fn fid(s: &str) -> FundId {
     FundId::parse(s).unwrap()
-}
-
-fn a21_182() -> FundTerms {
-    FundTerms {
-        fund_id: fid("A21-182"),
-        year: Year::new(2022).unwrap(),
-        kind: FundKind::Amendement,
-        name: text("Amendement A21-182: meer geld voor de buurt"),
-        amount: eur("50000"),
-        decision: Decision { reference: text("A21-182"), adopted_on: date("2021-11-11") },
-        purpose: text("Versterken van sociale cohesie en verbinding in de wijken"),
-    }
-}
-
-fn established() -> FundEvent {
-    FundEvent::FundEstablished { terms: a21_182(), booked_on: date("2022-01-01") }
-}
-
-fn allocate(wijk_id: &str, amount: &str) -> FundCommand {
-    FundCommand::Allocate {
-        wijk_id: wijk(wijk_id),
-        amount: eur(amount),
-        reason: text("Raadsbesluit"),
-        booked_on: date("2022-01-10"),
-    }
-}
-
-fn allocated(wijk_id: &str, amount: &str) -> FundEvent {
-    FundEvent::BudgetAllocated {
-        wijk_id: wijk(wijk_id),
-        amount: eur(amount),
-        reason: text("Raadsbesluit"),
-        booked_on: date("2022-01-10"),
-    }
-}
-
-/// A direct expense of oost-1223, without a commitment.
-fn wegaplein(expense_id: &str, amount: &str) -> ExpenseDetails {
-    ExpenseDetails {
-        expense_id: eid(expense_id),
-        wijk_id: wijk("oost-1223"),
-        amount: eur(amount),
-        initiative: text("Herinrichting Wegaplein"),
-        theme: text("spelen"),
-        booked_on: date("2022-06-01"),
-        reference: text("factuur 2022-0042"),
-    }
 }
 
 /// A grant decision for oost-1223.
