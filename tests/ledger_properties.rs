@@ -193,6 +193,9 @@ struct ModelFund {
     allocated: i64,
     /// wijk -> (allocated, spent)
     lines: BTreeMap<usize, (i64, i64)>,
+    /// wijk -> money given back by reversals booked after 2022-06-01, the day
+    /// every expense is booked: an expense on that day cannot use it yet.
+    returned_later: BTreeMap<usize, i64>,
     expenses: BTreeMap<usize, ModelExpense>,
 }
 
@@ -256,7 +259,8 @@ impl Model {
                     return "UnknownWijk";
                 }
                 let (allocated, spent) = f.lines.get(&wijk).copied().unwrap_or_default();
-                if cents > allocated - spent {
+                let returned_later = f.returned_later.get(&wijk).copied().unwrap_or_default();
+                if cents > allocated - spent - returned_later {
                     return "Overspend";
                 }
                 if self.claims.contains_key(&id) {
@@ -267,7 +271,7 @@ impl Model {
                 f.expenses.insert(id, ModelExpense { wijk, cents, in_year, reversed: false });
                 "Recorded"
             }
-            Op::Reverse { fund, id, .. } => {
+            Op::Reverse { fund, id, requested_on } => {
                 let Some(f) = self.funds[fund].as_mut() else { return "UnknownFund" };
                 let Some(expense) = f.expenses.get_mut(&id) else { return "UnknownExpense" };
                 if expense.reversed {
@@ -275,6 +279,11 @@ impl Model {
                 }
                 expense.reversed = true;
                 f.lines.entry(expense.wijk).or_default().1 -= expense.cents;
+                // A reversal is booked on the day asked, but never before the
+                // expense (2022-06-01) nor after the fund's year.
+                if requested_on > "2022-06-01" {
+                    *f.returned_later.entry(expense.wijk).or_default() += expense.cents;
+                }
                 "Recorded"
             }
         }
