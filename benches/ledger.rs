@@ -57,7 +57,7 @@ use wijkbudget::domain::fund::{Decision, ExpenseDetails, Fund, FundEvent, FundKi
 use wijkbudget::domain::ids::{ExpenseId, FundId, Text, WijkId, Year};
 use wijkbudget::domain::money::Amount;
 use wijkbudget::domain::wijk::WijkEvent;
-use wijkbudget::store::chain::{canonical_json, chain_hash, format_recorded_at, ChainedEvent, GENESIS};
+use wijkbudget::store::chain::{canonical_fields, chain_hash, ChainedEvent, GENESIS};
 use wijkbudget::store::Db;
 
 /// The release binary, built by cargo for this bench (same profile as `cargo build --release`).
@@ -1549,24 +1549,12 @@ impl Chain {
         };
         self.previous = chain_hash(&self.previous, &e);
         e.hash = hex::encode(self.previous);
-        let fields = [
-            e.position.to_string(),
-            e.event_id.clone(),
-            format_recorded_at(&e.recorded_at),
-            e.aggregate_type.clone(),
-            e.aggregate_id.clone(),
-            e.sequence.to_string(),
-            e.event_type.clone(),
-            e.event_version.clone(),
-            canonical_json(&e.payload),
-            canonical_json(&e.metadata),
-            e.hash.clone(),
-        ];
-        for (i, field) in fields.iter().enumerate() {
+        let hash = e.hash.clone();
+        for (i, field) in canonical_fields(&e).into_iter().chain([hash]).enumerate() {
             if i > 0 {
                 self.rows.push(b'\t');
             }
-            copy_escape(field, &mut self.rows);
+            copy_escape(&field, &mut self.rows);
         }
         self.rows.push(b'\n');
         if let Some((kind, id)) = wijkbudget::domain::client_id_claim(&e.event_type, &e.payload) {

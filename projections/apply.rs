@@ -2,14 +2,12 @@
 //! (event in, statements out) so the projector's transaction is the only IO.
 
 use anyhow::Context;
-use cqrs_es::persist::SerializedEvent;
 use serde_json::Value;
 
 use crate::domain::fund::FundEvent;
 use crate::domain::ids::FundId;
 use crate::domain::money::cents;
 use crate::domain::postings::postings;
-use crate::domain::upcasters;
 use crate::domain::wijk::WijkEvent;
 use crate::store::chain::{format_recorded_at, ChainedEvent};
 use crate::store::repository::meta;
@@ -38,25 +36,8 @@ fn opt(s: Option<impl ToString>) -> Param {
     Param::OptText(s.map(|s| s.to_string()))
 }
 
-/// Turns a stored event back into its domain event, upcasting old versions.
-pub fn upcast(event: &ChainedEvent) -> SerializedEvent {
-    let serialized = SerializedEvent::new(
-        event.aggregate_id.clone(),
-        event.sequence as usize,
-        event.aggregate_type.clone(),
-        event.event_type.clone(),
-        event.event_version.clone(),
-        event.payload.clone(),
-        event.metadata.clone(),
-    );
-    upcasters()
-        .iter()
-        .fold(serialized, |e, u| if u.can_upcast(&e.event_type, &e.event_version) { u.upcast(e) } else { e })
-}
-
 pub fn fund_event(event: &ChainedEvent) -> anyhow::Result<FundEvent> {
-    serde_json::from_value(upcast(event).payload)
-        .with_context(|| format!("event at position {} is not a readable fund event", event.position))
+    event.read_payload().with_context(|| format!("event at position {} is not a readable fund event", event.position))
 }
 
 /// A posting without its own initiative and theme (a payment, a reversal, a
@@ -110,7 +91,8 @@ struct Describe {
 pub fn statements_for(event: &ChainedEvent) -> anyhow::Result<Vec<Statement>> {
     match event.aggregate_type.as_str() {
         "wijk" => {
-            let WijkEvent::WijkRegistered { wijk_id, name } = serde_json::from_value(upcast(event).payload)
+            let WijkEvent::WijkRegistered { wijk_id, name } = event
+                .read_payload()
                 .with_context(|| format!("event at position {} is not a readable wijk event", event.position))?;
             Ok(vec![Statement {
                 sql: "INSERT INTO rm_wijken (wijk_id, name, position) VALUES ($1, $2, $3)",

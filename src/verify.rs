@@ -26,15 +26,12 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use cqrs_es::persist::{EventUpcaster, SerializedEvent};
 use cqrs_es::DomainEvent;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rust_decimal::Decimal;
 use serde::Serialize;
-use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 
-use crate::domain;
 use crate::domain::fund::FundEvent;
 use crate::domain::ids::FundId;
 use crate::domain::postings::{postings, AccountKind};
@@ -139,7 +136,6 @@ const UNKNOWN_AGGREGATE: &str = "unknown";
 /// running hash, the last position and the last sequence of each stream.
 struct Verifier<'h> {
     expect_head: Option<&'h Head>,
-    upcasters: Vec<Box<dyn EventUpcaster>>,
     previous: [u8; 32],
     last_position: i64,
     /// aggregate type -> aggregate id -> last sequence. Nested so that a
@@ -157,7 +153,6 @@ impl<'h> Verifier<'h> {
     fn new(expect_head: Option<&'h Head>) -> Self {
         Self {
             expect_head,
-            upcasters: domain::upcasters(),
             previous: GENESIS,
             last_position: 0,
             streams: HashMap::new(),
@@ -256,7 +251,6 @@ impl<'h> Verifier<'h> {
 
     /// Reads the payload as the domain does and checks that money balances.
     fn check_payload(&mut self, event: &ChainedEvent) -> Result<(), String> {
-        let payload = self.upcast(event);
         let cannot_read = |err: serde_json::Error| {
             format!(
                 "the payload does not read as a {} {} event version {} (after upcasting): {err}",
@@ -267,7 +261,7 @@ impl<'h> Verifier<'h> {
             |found: String| format!("the stored event type is {} but the payload is a {found} event", event.event_type);
         match event.aggregate_type.as_str() {
             "fund" => {
-                let fund_event = FundEvent::deserialize_value(payload).map_err(cannot_read)?;
+                let fund_event = event.read_payload::<FundEvent>().map_err(cannot_read)?;
                 if fund_event.event_type() != event.event_type {
                     return Err(type_mismatch(fund_event.event_type()));
                 }
@@ -298,7 +292,7 @@ impl<'h> Verifier<'h> {
             }
             "wijk" => {
                 // Wijk events move no money, but must still read as events.
-                let wijk_event = WijkEvent::deserialize_value(payload).map_err(cannot_read)?;
+                let wijk_event = event.read_payload::<WijkEvent>().map_err(cannot_read)?;
                 if wijk_event.event_type() != event.event_type {
                     return Err(type_mismatch(wijk_event.event_type()));
                 }
@@ -308,29 +302,6 @@ impl<'h> Verifier<'h> {
                 "aggregate type `{other}` is not one the ledger writes; if a new aggregate was added, teach `verify` to read it"
             )),
         }
-    }
-
-    /// The payload in its current shape. Only events of an older version are
-    /// copied into a `SerializedEvent`; current ones are read in place.
-    fn upcast<'e>(&self, event: &'e ChainedEvent) -> std::borrow::Cow<'e, Value> {
-        if !self.upcasters.iter().any(|u| u.can_upcast(&event.event_type, &event.event_version)) {
-            return std::borrow::Cow::Borrowed(&event.payload);
-        }
-        let mut serialized = SerializedEvent::new(
-            event.aggregate_id.clone(),
-            event.sequence as usize,
-            event.aggregate_type.clone(),
-            event.event_type.clone(),
-            event.event_version.clone(),
-            event.payload.clone(),
-            Value::Null,
-        );
-        for upcaster in &self.upcasters {
-            if upcaster.can_upcast(&serialized.event_type, &serialized.event_version) {
-                serialized = upcaster.upcast(serialized);
-            }
-        }
-        std::borrow::Cow::Owned(serialized.payload)
     }
 
     /// A failure at a position whose event could not be read, or does not exist.
@@ -357,20 +328,6 @@ impl<'h> Verifier<'h> {
             }
         }
         Ok(VerifyReport { head, events: self.events })
-    }
-}
-
-/// Reading a payload either borrowed from the event or upcast into a copy.
-trait DeserializeValue: Sized {
-    fn deserialize_value(value: std::borrow::Cow<'_, Value>) -> Result<Self, serde_json::Error>;
-}
-
-impl<T: serde::de::DeserializeOwned> DeserializeValue for T {
-    fn deserialize_value(value: std::borrow::Cow<'_, Value>) -> Result<Self, serde_json::Error> {
-        match value {
-            std::borrow::Cow::Borrowed(value) => T::deserialize(value),
-            std::borrow::Cow::Owned(value) => serde_json::from_value(value),
-        }
     }
 }
 
@@ -646,6 +603,7 @@ pub type LastVerificationCell = Arc<tokio::sync::RwLock<Option<LastVerification>
 mod tests {
     use super::*;
     use serde_json::json;
+    use serde_json::Value;
 
     fn event(
         position: i64,

@@ -28,16 +28,43 @@ pub struct ChainedEvent {
     pub hash: String,
 }
 
+impl ChainedEvent {
+    /// Reads the payload as the current shape of its event type: in place
+    /// when it is stored in the current version, through the domain's
+    /// upcasters into a copy when it is older.
+    pub fn read_payload<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        static UPCASTERS: std::sync::LazyLock<Vec<Box<dyn cqrs_es::persist::EventUpcaster>>> =
+            std::sync::LazyLock::new(crate::domain::upcasters);
+        if !UPCASTERS.iter().any(|u| u.can_upcast(&self.event_type, &self.event_version)) {
+            return T::deserialize(&self.payload);
+        }
+        let stored = cqrs_es::persist::SerializedEvent::new(
+            self.aggregate_id.clone(),
+            self.sequence as usize,
+            self.aggregate_type.clone(),
+            self.event_type.clone(),
+            self.event_version.clone(),
+            self.payload.clone(),
+            self.metadata.clone(),
+        );
+        let current =
+            UPCASTERS
+                .iter()
+                .fold(stored, |e, u| if u.can_upcast(&e.event_type, &e.event_version) { u.upcast(e) } else { e });
+        serde_json::from_value(current.payload)
+    }
+}
+
 /// Timestamps are hashed (and stored) at microsecond precision, which both
 /// PostgreSQL and the RFC 3339 text in SQLite keep exactly.
 pub fn format_recorded_at(at: &DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
-/// The canonical bytes of an event: each field as a 4-byte big-endian length
-/// followed by its UTF-8 bytes, in a fixed order.
-pub fn canonical_bytes(e: &ChainedEvent) -> Vec<u8> {
-    let fields = [
+/// The hashed fields of an event as text, in their fixed order. They are
+/// also exactly the text the stores keep in those columns.
+pub fn canonical_fields(e: &ChainedEvent) -> [String; 10] {
+    [
         e.position.to_string(),
         e.event_id.clone(),
         format_recorded_at(&e.recorded_at),
@@ -48,7 +75,13 @@ pub fn canonical_bytes(e: &ChainedEvent) -> Vec<u8> {
         e.event_version.clone(),
         canonical_json(&e.payload),
         canonical_json(&e.metadata),
-    ];
+    ]
+}
+
+/// The canonical bytes of an event: each field as a 4-byte big-endian length
+/// followed by its UTF-8 bytes, in a fixed order.
+pub fn canonical_bytes(e: &ChainedEvent) -> Vec<u8> {
+    let fields = canonical_fields(e);
     let mut bytes = Vec::with_capacity(fields.iter().map(|f| f.len() + 4).sum());
     for field in &fields {
         let len = u32::try_from(field.len()).expect("an event field is far below 4 GiB");
