@@ -156,6 +156,7 @@ impl Ledger {
         let fund_services = FundServices {
             wijken: Arc::new(StoredWijken(repo.clone())),
             years: Arc::new(ProjectedYears(repo.db().clone())),
+            expenses: Arc::new(repo.clone()),
         };
         Self { repo, fund_services, projected }
     }

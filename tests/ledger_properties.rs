@@ -246,6 +246,10 @@ impl Model {
             Op::Expense { fund, wijk, id, cents, in_year } => {
                 let third = self.third_registered;
                 let Some(f) = self.funds[fund].as_mut() else { return "UnknownFund" };
+                // Expense ids are unique across funds.
+                if self.claims.get(&id).is_some_and(|owner| *owner != fund) {
+                    return "ExpenseIdUsedElsewhere";
+                }
                 if let Some(existing) = f.expenses.get(&id) {
                     let same = existing.wijk == wijk && existing.cents == cents && existing.in_year == in_year;
                     return if same { "Unchanged" } else { "ExpenseIdTaken" };
@@ -262,9 +266,6 @@ impl Model {
                 let returned_later = f.returned_later.get(&wijk).copied().unwrap_or_default();
                 if cents > allocated - spent - returned_later {
                     return "Overspend";
-                }
-                if self.claims.contains_key(&id) {
-                    return "ClientIdTaken";
                 }
                 self.claims.insert(id, fund);
                 f.lines.entry(wijk).or_default().1 += cents;

@@ -84,8 +84,12 @@ impl Writer {
         let repo = LedgerRepository::new(db.clone());
         Arc::new(Self {
             funds: PersistedEventStore::new_event_store(repo.clone()).with_upcasters(domain::upcasters()),
-            wijken: PersistedEventStore::new_event_store(repo).with_upcasters(domain::upcasters()),
-            services: FundServices { wijken: Arc::new(EveryWijkExists), years: Arc::new(NoYearClosed) },
+            wijken: PersistedEventStore::new_event_store(repo.clone()).with_upcasters(domain::upcasters()),
+            services: FundServices {
+                wijken: Arc::new(EveryWijkExists),
+                years: Arc::new(NoYearClosed),
+                expenses: Arc::new(repo.clone()),
+            },
         })
     }
 

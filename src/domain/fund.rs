@@ -7,7 +7,7 @@
 //! fund, optimistic concurrency on the fund's stream is enough to keep them
 //! true under any number of concurrent commands (see ARCHITECTURE.md).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -381,6 +381,8 @@ pub enum FundError {
     YearClosedForNewFunds(Year),
     #[error("expense {0} already exists with other details; choose another expense_id")]
     ExpenseIdTaken(ExpenseId),
+    #[error("expense {expense_id} is already used in fund {fund_id}; choose another expense_id")]
+    ExpenseIdUsedElsewhere { expense_id: ExpenseId, fund_id: FundId },
     #[error("expense {expense_id} is not recorded in fund {fund_id}")]
     UnknownExpense { fund_id: FundId, expense_id: ExpenseId },
     #[error("expense {0} has already been reversed")]
@@ -438,11 +440,35 @@ impl YearRegister for NoYearClosed {
     }
 }
 
+/// The event that introduced an expense id: a direct expense or a payment
+/// on a commitment, with the fund it belongs to and its sequence there.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedExpense {
+    pub fund_id: FundId,
+    pub sequence: usize,
+    pub event: FundEvent,
+}
+
+/// Finds the expense an id was used for, in any fund. Expense ids are unique
+/// across funds; the store claims each one together with its event.
+///
+/// The fund keeps no expense of its own in its state, so its state (and its
+/// snapshot) stays as small at 100,000 expenses as at ten. A lookup may see
+/// an expense committed after the state it decides on was loaded; deciding
+/// on it is still safe, because such an expense took the fund's next
+/// sequence, so the append of anything decided on the older state conflicts
+/// and the command is decided again.
+#[async_trait]
+pub trait ExpenseRegister: Send + Sync {
+    async fn recorded(&self, expense_id: &ExpenseId) -> Result<Option<RecordedExpense>, String>;
+}
+
 /// The outside knowledge a fund needs.
 #[derive(Clone)]
 pub struct FundServices {
     pub wijken: Arc<dyn WijkDirectory>,
     pub years: Arc<dyn YearRegister>,
+    pub expenses: Arc<dyn ExpenseRegister>,
 }
 
 /// One wijk's money in one fund. Every field is the balance of one account
@@ -519,22 +545,18 @@ impl CommitmentState {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct RecordedExpense {
-    details: ExpenseDetails,
-    sequence: usize,
-    reversed: bool,
-    /// Payments on commitments are corrected through settlement, not reversal.
-    commitment: Option<CommitmentId>,
-}
-
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Fund {
     terms: Option<FundTerms>,
     /// Money not yet allocated to any wijk (the `fund` account).
     amount_unallocated: Decimal,
     lines: BTreeMap<WijkId, BudgetLine>,
-    expenses: BTreeMap<ExpenseId, RecordedExpense>,
+    /// The expenses reversed so far: the only per-expense fact a decision
+    /// needs that the expense's own event cannot tell (see [`ExpenseRegister`]).
+    /// Deliberately without a serde default: a snapshot from before this
+    /// field (which held every expense) no longer reads, and the store then
+    /// replays the stream instead.
+    reversed: BTreeSet<ExpenseId>,
     commitments: BTreeMap<CommitmentId, CommitmentState>,
     closed: bool,
     carried_over_from: Option<FundId>,
@@ -546,9 +568,6 @@ pub struct Fund {
     /// day and every day after it.
     #[serde(default)]
     available_by_date: BTreeMap<WijkId, BTreeMap<NaiveDate, Decimal>>,
-    /// The sequence number of the last applied event, so a reversal can
-    /// point at the exact event it corrects.
-    sequence: usize,
 }
 
 fn euro(d: Decimal) -> String {
@@ -607,6 +626,22 @@ impl Fund {
             return Err(FundError::YearClosed { fund_id: terms.fund_id.clone(), year: terms.year, booked_on });
         }
         Ok(())
+    }
+
+    /// The event of this fund that introduced `expense_id`, if any; an id
+    /// used in another fund is refused outright.
+    async fn recorded_expense(
+        &self,
+        services: &FundServices,
+        terms: &FundTerms,
+        expense_id: &ExpenseId,
+    ) -> Result<Option<RecordedExpense>, FundError> {
+        match services.expenses.recorded(expense_id).await.map_err(FundError::DirectoryUnavailable)? {
+            Some(r) if r.fund_id != terms.fund_id => {
+                Err(FundError::ExpenseIdUsedElsewhere { expense_id: expense_id.clone(), fund_id: r.fund_id })
+            }
+            found => Ok(found),
+        }
     }
 
     async fn check_registered(&self, services: &FundServices, wijk_id: &WijkId) -> Result<(), FundError> {
@@ -744,12 +779,9 @@ impl Fund {
                 Ok(vec![FundEvent::BudgetAllocated { wijk_id, amount, reason, booked_on }])
             }
             FundCommand::RecordExpense(details) => {
-                if let Some(existing) = self.expenses.get(&details.expense_id) {
-                    return if existing.details == details && existing.commitment.is_none() {
-                        Ok(vec![])
-                    } else {
-                        Err(FundError::ExpenseIdTaken(details.expense_id))
-                    };
+                if let Some(existing) = self.recorded_expense(services, terms, &details.expense_id).await? {
+                    let same = matches!(&existing.event, FundEvent::ExpenseRecorded(d) if *d == details);
+                    return if same { Ok(vec![]) } else { Err(FundError::ExpenseIdTaken(details.expense_id)) };
                 }
                 self.check_open_booking(terms, details.booked_on)?;
                 self.check_registered(services, &details.wijk_id).await?;
@@ -765,18 +797,22 @@ impl Fund {
                 Ok(vec![FundEvent::ExpenseRecorded(details)])
             }
             FundCommand::ReverseExpense { expense_id, reason, requested_on, post_closing } => {
-                let Some(original) = self.expenses.get(&expense_id) else {
-                    return Err(FundError::UnknownExpense { fund_id, expense_id });
+                let original = match self.recorded_expense(services, terms, &expense_id).await {
+                    Ok(Some(original)) => original,
+                    Ok(None) | Err(FundError::ExpenseIdUsedElsewhere { .. }) => {
+                        return Err(FundError::UnknownExpense { fund_id, expense_id })
+                    }
+                    Err(other) => return Err(other),
                 };
-                if original.reversed {
+                if self.reversed.contains(&expense_id) {
                     return Err(FundError::AlreadyReversed(expense_id));
                 }
-                if original.commitment.is_some() {
+                let FundEvent::ExpenseRecorded(details) = original.event else {
                     return Err(FundError::PaymentNotReversible(expense_id));
-                }
-                let booked_on = requested_on.clamp(original.details.booked_on, terms.year.last_day());
-                let wijk_id = original.details.wijk_id.clone();
-                let amount = original.details.amount;
+                };
+                let booked_on = requested_on.clamp(details.booked_on, terms.year.last_day());
+                let wijk_id = details.wijk_id;
+                let amount = details.amount;
                 let reverses_sequence = original.sequence;
                 if self.closed {
                     if !post_closing {
@@ -815,11 +851,10 @@ impl Fund {
             }
             FundCommand::Pay { commitment_id, expense_id, amount, booked_on, reference } => {
                 let c = self.commitment(terms, &commitment_id)?;
-                if let Some(existing) = self.expenses.get(&expense_id) {
-                    let same = existing.commitment.as_ref() == Some(&commitment_id)
-                        && existing.details.amount == amount
-                        && existing.details.booked_on == booked_on
-                        && existing.details.reference == reference;
+                if let Some(existing) = self.recorded_expense(services, terms, &expense_id).await? {
+                    let same = matches!(&existing.event,
+                        FundEvent::CommitmentPaid { commitment_id: c, amount: a, booked_on: b, reference: r, .. }
+                            if *c == commitment_id && *a == amount && *b == booked_on && *r == reference);
                     return if same { Ok(vec![]) } else { Err(FundError::ExpenseIdTaken(expense_id)) };
                 }
                 if !matches!(c.status, CommitmentStatus::Open | CommitmentStatus::Settled) {
@@ -992,8 +1027,6 @@ impl Aggregate for Fund {
     }
 
     fn apply(&mut self, event: FundEvent) {
-        self.sequence += 1;
-        let sequence = self.sequence;
         let booked_on = event.booked_on();
         let fund_id = match &event {
             FundEvent::FundEstablished { terms, .. } | FundEvent::FundCarriedOver { terms, .. } => {
@@ -1037,26 +1070,18 @@ impl Aggregate for Fund {
                 let line = self.lines.entry(details.wijk_id.clone()).or_default();
                 line.amount_spent += details.amount.as_decimal();
                 line.amount_available -= details.amount.as_decimal();
-                self.expenses.insert(
-                    details.expense_id.clone(),
-                    RecordedExpense { details, sequence, reversed: false, commitment: None },
-                );
             }
             FundEvent::ExpenseReversed { expense_id, wijk_id, amount, .. } => {
                 let line = self.lines.entry(wijk_id).or_default();
                 line.amount_spent -= amount.as_decimal();
                 line.amount_available += amount.as_decimal();
-                if let Some(expense) = self.expenses.get_mut(&expense_id) {
-                    expense.reversed = true;
-                }
+                self.reversed.insert(expense_id);
             }
             FundEvent::ExpenseReversedAfterClose { expense_id, wijk_id, amount, .. } => {
                 let line = self.lines.entry(wijk_id).or_default();
                 line.amount_spent -= amount.as_decimal();
                 line.amount_lapsed += amount.as_decimal();
-                if let Some(expense) = self.expenses.get_mut(&expense_id) {
-                    expense.reversed = true;
-                }
+                self.reversed.insert(expense_id);
             }
             FundEvent::CommitmentMade(details) => {
                 let amount = details.amount.as_decimal();
@@ -1075,26 +1100,13 @@ impl Aggregate for Fund {
                     },
                 );
             }
-            FundEvent::CommitmentPaid { commitment_id, expense_id, wijk_id, amount, booked_on, reference } => {
-                let line = self.lines.entry(wijk_id.clone()).or_default();
+            FundEvent::CommitmentPaid { commitment_id, wijk_id, amount, booked_on, .. } => {
+                let line = self.lines.entry(wijk_id).or_default();
                 line.amount_committed -= amount.as_decimal();
                 line.amount_spent += amount.as_decimal();
                 if let Some(c) = self.commitments.get_mut(&commitment_id) {
                     c.paid += amount.as_decimal();
                     c.last_booked_on = Some(booked_on);
-                    let details = ExpenseDetails {
-                        expense_id: expense_id.clone(),
-                        wijk_id,
-                        amount,
-                        initiative: c.details.initiative.clone(),
-                        theme: c.details.theme.clone(),
-                        booked_on,
-                        reference,
-                    };
-                    self.expenses.insert(
-                        expense_id,
-                        RecordedExpense { details, sequence, reversed: false, commitment: Some(commitment_id) },
-                    );
                 }
             }
             FundEvent::CommitmentSettled {

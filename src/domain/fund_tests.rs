@@ -1,6 +1,6 @@
 //! Given/when/then tests of every fund rule, including each refusal.
 
-use cqrs_es::DomainEvent;
+use cqrs_es::{Aggregate, DomainEvent};
 use rust_decimal::Decimal;
 
 use super::fund::*;
@@ -173,6 +173,46 @@ fn an_expense_id_reused_with_other_details_is_refused() {
         ])
         .when(FundCommand::RecordExpense(wegaplein("wegaplein", "200")))
         .then_expect_error_message("expense wegaplein already exists with other details; choose another expense_id");
+}
+
+#[test]
+fn an_expense_id_used_in_another_fund_is_refused() {
+    fund()
+        .with_expense_in_other_fund("B22-001", wegaplein("wegaplein", "100"))
+        .given(vec![established(), allocated("oost-1223", "50000")])
+        .when(FundCommand::RecordExpense(wegaplein("wegaplein", "100")))
+        .then_expect_error_message("expense wegaplein is already used in fund B22-001; choose another expense_id");
+}
+
+#[test]
+fn an_expense_of_another_fund_cannot_be_reversed_here() {
+    fund()
+        .with_expense_in_other_fund("B22-001", wegaplein("elders", "100"))
+        .given(vec![established(), allocated("oost-1223", "50000")])
+        .when(FundCommand::ReverseExpense {
+            expense_id: ExpenseId::parse("elders").unwrap(),
+            reason: text("?"),
+            requested_on: date("2022-08-01"),
+            post_closing: false,
+        })
+        .then_expect_error_message("expense elders is not recorded in fund A21-182");
+}
+
+/// The fund's state is what every command loads, so it must not grow with
+/// the number of expenses: 100 or 999 expenses on the same day serialise to
+/// snapshots of the same size (the totals have as many digits).
+#[test]
+fn the_fund_state_does_not_grow_with_its_expenses() {
+    let snapshot_after = |expenses: usize| {
+        let mut fund = Fund::default();
+        fund.apply(established());
+        fund.apply(allocated("oost-1223", "50000"));
+        for i in 0..expenses {
+            fund.apply(FundEvent::ExpenseRecorded(wegaplein(&format!("e-{i}"), "1")));
+        }
+        serde_json::to_string(&fund).unwrap().len()
+    };
+    assert_eq!(snapshot_after(100), snapshot_after(999));
 }
 
 #[test]

@@ -1,16 +1,16 @@
 //! What the domain's given/when/then tests share: a wijk register that knows
 //! oost-1223, centrum and zuid, and short constructors for parsed values.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::NaiveDate;
-use cqrs_es::test::TestFramework;
+use cqrs_es::test::{AggregateTestExecutor, TestFramework};
 
 use super::fund::{
-    Decision, ExpenseDetails, Fund, FundCommand, FundEvent, FundKind, FundServices, FundTerms, NoYearClosed,
-    WijkDirectory,
+    Decision, ExpenseDetails, ExpenseRegister, Fund, FundCommand, FundEvent, FundKind, FundServices, FundTerms,
+    NoYearClosed, RecordedExpense, WijkDirectory,
 };
 use super::ids::{ExpenseId, FundId, Text, WijkId, Year};
 use super::money::Amount;
@@ -24,15 +24,70 @@ impl WijkDirectory for KnownWijken {
     }
 }
 
-pub fn services() -> FundServices {
-    FundServices {
-        wijken: Arc::new(KnownWijken(["oost-1223", "centrum", "zuid"].into_iter().collect())),
-        years: Arc::new(NoYearClosed),
+/// The expense register as the store would answer it: the expenses of the
+/// given events, plus any recorded in other funds.
+#[derive(Default)]
+struct GivenExpenses(HashMap<ExpenseId, RecordedExpense>);
+
+#[async_trait]
+impl ExpenseRegister for GivenExpenses {
+    async fn recorded(&self, expense_id: &ExpenseId) -> Result<Option<RecordedExpense>, String> {
+        Ok(self.0.get(expense_id).cloned())
     }
 }
 
-pub fn fund() -> TestFramework<Fund> {
-    TestFramework::with(services())
+fn services(expenses: GivenExpenses) -> FundServices {
+    FundServices {
+        wijken: Arc::new(KnownWijken(["oost-1223", "centrum", "zuid"].into_iter().collect())),
+        years: Arc::new(NoYearClosed),
+        expenses: Arc::new(expenses),
+    }
+}
+
+/// A given/when/then test of one fund whose services know what the store
+/// would know: the expenses among the given events.
+#[derive(Default)]
+pub struct FundTest {
+    elsewhere: GivenExpenses,
+}
+
+pub fn fund() -> FundTest {
+    FundTest::default()
+}
+
+impl FundTest {
+    /// An expense id already used in another fund.
+    pub fn with_expense_in_other_fund(mut self, fund_id: &str, details: ExpenseDetails) -> Self {
+        let recorded = RecordedExpense {
+            fund_id: FundId::parse(fund_id).unwrap(),
+            sequence: 2,
+            event: FundEvent::ExpenseRecorded(details.clone()),
+        };
+        self.elsewhere.0.insert(details.expense_id, recorded);
+        self
+    }
+
+    pub fn given_no_previous_events(self) -> AggregateTestExecutor<Fund> {
+        TestFramework::with(services(self.elsewhere)).given_no_previous_events()
+    }
+
+    pub fn given(mut self, events: Vec<FundEvent>) -> AggregateTestExecutor<Fund> {
+        let mut fund_id = a21_182().fund_id;
+        for (index, event) in events.iter().enumerate() {
+            let expense_id = match event {
+                FundEvent::FundEstablished { terms, .. } | FundEvent::FundCarriedOver { terms, .. } => {
+                    fund_id = terms.fund_id.clone();
+                    continue;
+                }
+                FundEvent::ExpenseRecorded(details) => details.expense_id.clone(),
+                FundEvent::CommitmentPaid { expense_id, .. } => expense_id.clone(),
+                _ => continue,
+            };
+            let recorded = RecordedExpense { fund_id: fund_id.clone(), sequence: index + 1, event: event.clone() };
+            self.elsewhere.0.insert(expense_id, recorded);
+        }
+        TestFramework::with(services(self.elsewhere)).given(events)
+    }
 }
 
 pub fn eur(s: &str) -> Amount {

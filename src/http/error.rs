@@ -147,7 +147,9 @@ impl From<LedgerError> for ApiError {
                 FundError::YearClosedForNewFunds(_) => {
                     Self::new(S::UNPROCESSABLE_ENTITY, "year_closed", detail).field("year")
                 }
-                FundError::ExpenseIdTaken(_) => Self::new(S::CONFLICT, "expense_exists", detail).field("expense_id"),
+                FundError::ExpenseIdTaken(_) | FundError::ExpenseIdUsedElsewhere { .. } => {
+                    Self::new(S::CONFLICT, "expense_exists", detail).field("expense_id")
+                }
                 FundError::UnknownExpense { .. } => Self::new(S::NOT_FOUND, "unknown_expense", detail),
                 FundError::AlreadyReversed(_) => Self::new(S::UNPROCESSABLE_ENTITY, "already_reversed", detail),
                 FundError::PaymentNotReversible(_) => {

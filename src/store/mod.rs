@@ -39,9 +39,13 @@ impl Db {
     /// Connects to `postgres://...` or `sqlite://PATH`, creating the SQLite file if needed.
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            // No ping on every checkout: it was 11 % of the server's CPU under
+            // write load (benches/RESULTS.md). A connection PostgreSQL dropped
+            // then fails the one statement that finds out, and sqlx discards it.
             let pool = PgPoolOptions::new()
                 .max_connections(16)
                 .acquire_timeout(Duration::from_secs(10))
+                .test_before_acquire(false)
                 .connect(url)
                 .await
                 .with_context(|| format!("connecting to PostgreSQL at {}", redact(url)))?;
@@ -58,6 +62,7 @@ impl Db {
                 .foreign_keys(true);
             let pool = SqlitePoolOptions::new()
                 .max_connections(8)
+                .test_before_acquire(false)
                 .connect_with(options)
                 .await
                 .with_context(|| format!("opening the SQLite store at {path}"))?;
