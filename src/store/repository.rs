@@ -7,7 +7,7 @@
 //! commit order, extend the hash chain, claim client ids and idempotency
 //! keys, and check the snapshot update before committing.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, SubsecRound, Utc};
 use cqrs_es::persist::{PersistedEventRepository, PersistenceError, ReplayStream, SerializedEvent, SerializedSnapshot};
@@ -16,7 +16,7 @@ use postgres_es::PostgresEventRepository;
 use serde_json::Value;
 use sqlite_es::SqliteEventRepository;
 use sqlx::Row;
-use tokio::sync::Notify;
+use tokio::sync::{mpsc, oneshot, Notify};
 
 use super::chain::{canonical_json, chain_hash, parse_hash, ChainedEvent, GENESIS};
 use super::{Db, WritePool};
@@ -53,6 +53,8 @@ const APPEND_LOCK: i64 = 0x7769_6a6b; // "wijk"
 pub struct LedgerRepository {
     db: Db,
     appended: Arc<Notify>,
+    /// The queue of the group committer, started by the first append.
+    group_commit: Arc<OnceLock<mpsc::Sender<AppendJob>>>,
 }
 
 fn store_error(err: sqlx::Error) -> PersistenceError {
@@ -66,7 +68,7 @@ fn store_error(err: sqlx::Error) -> PersistenceError {
 
 impl LedgerRepository {
     pub fn new(db: Db) -> Self {
-        Self { db, appended: Arc::new(Notify::new()) }
+        Self { db, appended: Arc::new(Notify::new()), group_commit: Arc::new(OnceLock::new()) }
     }
 
     pub fn db(&self) -> &Db {
@@ -102,62 +104,182 @@ impl LedgerRepository {
     }
 
     /// Appends one command's events atomically, extending the hash chain.
+    /// The command joins the next group commit (see [`group_commit`]) and
+    /// returns once that group is durable, or with the reason it was refused.
     async fn append(
         &self,
-        aggregate_type: &str,
+        aggregate_type: &'static str,
         events: &[SerializedEvent],
         snapshot_update: Option<(String, Value, usize)>,
     ) -> Result<(), PersistenceError> {
-        let recorded_at = Utc::now().trunc_subsecs(6);
-        let appended = on_db!(&self.db, pool => {
-            let mut tx = pool.begin_write().await.map_err(store_error)?;
-            let insert_sql = if matches!(self.db, Db::Postgres(_)) { INSERT_EVENT_POSTGRES } else { INSERT_EVENT_SQLITE };
-            if matches!(self.db, Db::Postgres(_)) {
-                sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                    .bind(APPEND_LOCK)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(store_error)?;
+        let (done, outcome) = oneshot::channel();
+        let job = AppendJob { aggregate_type, events: events.to_vec(), snapshot_update, done };
+        let queue = self.group_commit.get_or_init(|| {
+            let (queue, jobs) = mpsc::channel(MAX_GROUP * 4);
+            tokio::spawn(group_commit(self.db.clone(), self.appended.clone(), jobs));
+            queue
+        });
+        let stopped = || PersistenceError::UnknownError("the group committer stopped; restart the service".into());
+        queue.send(job).await.map_err(|_| stopped())?;
+        outcome.await.map_err(|_| stopped())?
+    }
+
+    fn reader_pg(pool: &sqlx::PgPool) -> PostgresEventRepository {
+        PostgresEventRepository::new(pool.clone())
+    }
+
+    fn reader_sqlite(pool: &sqlx::SqlitePool) -> SqliteEventRepository {
+        SqliteEventRepository::new(pool.clone())
+    }
+}
+
+/// Commands appended in one transaction at most: enough for every client of
+/// a busy server to share one commit (one WAL flush), few enough to keep the
+/// append lock short.
+const MAX_GROUP: usize = 64;
+
+/// One command's events, waiting for the group committer.
+struct AppendJob {
+    aggregate_type: &'static str,
+    events: Vec<SerializedEvent>,
+    snapshot_update: Option<(String, Value, usize)>,
+    done: oneshot::Sender<Result<(), PersistenceError>>,
+}
+
+/// Group commit: one task per repository takes every command waiting to be
+/// appended and appends them in one transaction, so concurrent commands on
+/// any aggregates share one lock, one read of the head and one durable
+/// commit. Nothing is weakened: each command is checked (its stream's
+/// sequence, its client ids, its idempotency key) before anything of it is
+/// written, so a refused command leaves no trace while the rest of its group
+/// commits, and every command is answered only after its group's commit.
+/// While one group commits the next one queues up, which is where the
+/// batching comes from: an idle server commits groups of one.
+async fn group_commit(db: Db, appended: Arc<Notify>, mut jobs: mpsc::Receiver<AppendJob>) {
+    while let Some(first) = jobs.recv().await {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match jobs.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
             }
-            let head = sqlx::query("SELECT position, hash FROM events ORDER BY position DESC LIMIT 1")
-                .fetch_optional(&mut *tx)
+        }
+        match append_group(&db, &group).await {
+            Ok(outcomes) => {
+                let wrote = group.iter().zip(&outcomes).any(|(job, outcome)| outcome.is_ok() && !job.events.is_empty());
+                for (job, outcome) in group.into_iter().zip(outcomes) {
+                    let _ = job.done.send(outcome);
+                }
+                if wrote {
+                    appended.notify_one();
+                }
+            }
+            Err(err) => {
+                // The transaction rolled back: nothing of the group is stored.
+                let reason = err.to_string();
+                for job in group {
+                    let _ = job.done.send(Err(PersistenceError::UnknownError(reason.clone().into())));
+                }
+            }
+        }
+    }
+}
+
+/// Appends a group in one transaction. The inner results are the commands'
+/// own refusals; an outer error means the whole group was rolled back.
+async fn append_group(db: &Db, group: &[AppendJob]) -> Result<Vec<Result<(), PersistenceError>>, PersistenceError> {
+    let recorded_at = Utc::now().trunc_subsecs(6);
+    on_db!(db, pool => {
+        let mut tx = pool.begin_write().await.map_err(store_error)?;
+        let insert_sql = if matches!(db, Db::Postgres(_)) { INSERT_EVENT_POSTGRES } else { INSERT_EVENT_SQLITE };
+        if matches!(db, Db::Postgres(_)) {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(APPEND_LOCK)
+                .execute(&mut *tx)
                 .await
                 .map_err(store_error)?;
-            let (mut position, mut previous) = match head {
-                Some(row) => {
-                    let hash: String = row.try_get("hash").map_err(store_error)?;
-                    let previous = parse_hash(&hash).ok_or_else(|| {
-                        PersistenceError::UnknownError(format!("the stored head hash `{hash}` is not 32 hex bytes; run `wijkbudget verify`").into())
-                    })?;
-                    (row.try_get::<i64, _>("position").map_err(store_error)?, previous)
-                }
-                None => (0, GENESIS),
-            };
+        }
+        let head = sqlx::query("SELECT position, hash FROM events ORDER BY position DESC LIMIT 1")
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(store_error)?;
+        let (mut position, mut previous) = match head {
+            Some(row) => {
+                let hash: String = row.try_get("hash").map_err(store_error)?;
+                let previous = parse_hash(&hash).ok_or_else(|| {
+                    PersistenceError::UnknownError(format!("the stored head hash `{hash}` is not 32 hex bytes; run `wijkbudget verify`").into())
+                })?;
+                (row.try_get::<i64, _>("position").map_err(store_error)?, previous)
+            }
+            None => (0, GENESIS),
+        };
 
+        let mut outcomes = Vec::with_capacity(group.len());
+        for job in group {
+            let events = &job.events;
+            // First every check, then every write: a refused command must
+            // leave nothing behind in the shared transaction. Within the
+            // group the checks see the writes of the commands before it.
             if let Some(first) = events.first() {
                 // Appends are serialised, so checking the stream's head here is
                 // exact; the unique constraint stays as a second line of defence.
                 let current: i64 = sqlx::query_scalar(
                     "SELECT COALESCE(MAX(sequence), 0) FROM events WHERE aggregate_type = $1 AND aggregate_id = $2",
                 )
-                .bind(aggregate_type)
+                .bind(job.aggregate_type)
                 .bind(&first.aggregate_id)
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(store_error)?;
                 if current as usize + 1 != first.sequence {
-                    return Err(PersistenceError::OptimisticLockError);
+                    outcomes.push(Err(PersistenceError::OptimisticLockError));
+                    continue;
                 }
+            }
+            let mut claims = Vec::new();
+            let mut refusal = None;
+            for event in events {
+                if let Some((kind, id)) = domain::client_id_claim(&event.event_type, &event.payload) {
+                    let owner: Option<String> = sqlx::query_scalar(
+                        "SELECT aggregate_id FROM client_ids WHERE kind = $1 AND id = $2",
+                    )
+                    .bind(kind)
+                    .bind(&id)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(store_error)?;
+                    if let Some(owner) = owner {
+                        refusal = Some(AppendRefused::ClientIdTaken { kind: kind.into(), id, owner });
+                        break;
+                    }
+                    claims.push((kind, id));
+                }
+            }
+            let idempotency_key = events.first().and_then(|e| metadata_str(&e.metadata, meta::IDEMPOTENCY_KEY));
+            if let (None, Some(key)) = (&refusal, &idempotency_key) {
+                let taken: Option<String> = sqlx::query_scalar("SELECT key FROM idempotency_keys WHERE key = $1")
+                    .bind(key)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(store_error)?;
+                if taken.is_some() {
+                    refusal = Some(AppendRefused::IdempotencyKeyUsed(key.clone()));
+                }
+            }
+            if let Some(reason) = refusal {
+                outcomes.push(Err(refused(reason)));
+                continue;
             }
 
             let first_position = position + 1;
+            let mut claims = claims.into_iter();
             for event in events {
                 position += 1;
                 let mut chained = ChainedEvent {
                     position,
                     event_id: uuid::Uuid::now_v7().to_string(),
                     recorded_at,
-                    aggregate_type: aggregate_type.to_string(),
+                    aggregate_type: job.aggregate_type.to_string(),
                     aggregate_id: event.aggregate_id.clone(),
                     sequence: event.sequence as i64,
                     event_type: event.event_type.clone(),
@@ -169,19 +291,8 @@ impl LedgerRepository {
                 previous = chain_hash(&previous, &chained);
                 chained.hash = hex::encode(previous);
                 insert_event(&mut tx, insert_sql, &chained).await.map_err(store_error)?;
-
-                if let Some((kind, id)) = domain::client_id_claim(&event.event_type, &event.payload) {
-                    let owner: Option<String> = sqlx::query_scalar(
-                        "SELECT aggregate_id FROM client_ids WHERE kind = $1 AND id = $2",
-                    )
-                    .bind(kind)
-                    .bind(&id)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(store_error)?;
-                    if let Some(owner) = owner {
-                        return Err(refused(AppendRefused::ClientIdTaken { kind: kind.into(), id, owner }));
-                    }
+                if domain::client_id_claim(&event.event_type, &event.payload).is_some() {
+                    let (kind, id) = claims.next().expect("one claim per claiming event");
                     sqlx::query("INSERT INTO client_ids (kind, id, aggregate_id, position) VALUES ($1, $2, $3, $4)")
                         .bind(kind)
                         .bind(&id)
@@ -192,17 +303,8 @@ impl LedgerRepository {
                         .map_err(store_error)?;
                 }
             }
-
-            if let Some(key) = events.first().and_then(|e| metadata_str(&e.metadata, meta::IDEMPOTENCY_KEY)) {
+            if let Some(key) = idempotency_key {
                 let fingerprint = metadata_str(&events[0].metadata, meta::REQUEST_FINGERPRINT).unwrap_or_default();
-                let taken: Option<String> = sqlx::query_scalar("SELECT key FROM idempotency_keys WHERE key = $1")
-                    .bind(&key)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(store_error)?;
-                if taken.is_some() {
-                    return Err(refused(AppendRefused::IdempotencyKeyUsed(key)));
-                }
                 sqlx::query("INSERT INTO idempotency_keys (key, fingerprint, first_position, last_position) VALUES ($1, $2, $3, $4)")
                     .bind(&key)
                     .bind(&fingerprint)
@@ -212,15 +314,15 @@ impl LedgerRepository {
                     .await
                     .map_err(store_error)?;
             }
-
-            if let Some((aggregate_id, payload, current_snapshot)) = snapshot_update {
+            if let Some((aggregate_id, payload, current_snapshot)) = &job.snapshot_update {
                 let last_sequence = events.last().map_or(0, |e| e.sequence) as i64;
-                // Snapshots only move forward. cqrs-es's own repositories
-                // commit before checking that the update matched; here a
-                // mismatch rolls everything back. Keyed on the sequence rather
+                // Snapshots only move forward. Keyed on the sequence rather
                 // than cqrs-es's snapshot counter, so a snapshot that no longer
                 // deserialises (the aggregate's shape changed) is replaced
-                // instead of blocking the fund.
+                // instead of blocking the fund. The stream's sequence was
+                // checked above under the append lock, so no stored snapshot
+                // can be as new as this one; if one is, the store is
+                // inconsistent and the whole group is rolled back.
                 let updated = sqlx::query(
                     "INSERT INTO snapshots (aggregate_type, aggregate_id, last_sequence, current_snapshot, payload) \
                      VALUES ($1, $2, $3, $4, $5) \
@@ -228,34 +330,25 @@ impl LedgerRepository {
                      SET last_sequence = excluded.last_sequence, current_snapshot = excluded.current_snapshot, payload = excluded.payload \
                      WHERE snapshots.last_sequence < excluded.last_sequence",
                 )
-                .bind(aggregate_type)
-                .bind(&aggregate_id)
+                .bind(job.aggregate_type)
+                .bind(aggregate_id)
                 .bind(last_sequence)
-                .bind(current_snapshot as i64)
-                .bind(&payload)
+                .bind(*current_snapshot as i64)
+                .bind(payload)
                 .execute(&mut *tx)
                 .await
                 .map_err(store_error)?;
                 if updated.rows_affected() != 1 {
-                    return Err(PersistenceError::OptimisticLockError);
+                    return Err(PersistenceError::UnknownError(
+                        format!("the snapshot of {aggregate_id} is ahead of its stream; run `wijkbudget verify`").into(),
+                    ));
                 }
             }
-            tx.commit().await.map_err(store_error)?;
-            Ok::<bool, PersistenceError>(!events.is_empty())
-        })?;
-        if appended {
-            self.appended.notify_one();
+            outcomes.push(Ok(()));
         }
-        Ok(())
-    }
-
-    fn reader_pg(pool: &sqlx::PgPool) -> PostgresEventRepository {
-        PostgresEventRepository::new(pool.clone())
-    }
-
-    fn reader_sqlite(pool: &sqlx::SqlitePool) -> SqliteEventRepository {
-        SqliteEventRepository::new(pool.clone())
-    }
+        tx.commit().await.map_err(store_error)?;
+        Ok(outcomes)
+    })
 }
 
 fn refused(reason: AppendRefused) -> PersistenceError {
@@ -467,4 +560,83 @@ pub async fn head(db: &Db) -> sqlx::Result<(i64, String)> {
             None => (0, hex::encode(GENESIS)),
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(aggregate_id: &str, expense_id: Option<&str>, idempotency_key: Option<&str>) -> AppendJob {
+        let payload = match expense_id {
+            Some(id) => serde_json::json!({ "ExpenseRecorded": { "expense_id": id } }),
+            None => serde_json::json!({ "BudgetAllocated": {} }),
+        };
+        let event_type = if expense_id.is_some() { "ExpenseRecorded" } else { "BudgetAllocated" };
+        let metadata = match idempotency_key {
+            Some(key) => serde_json::json!({ meta::IDEMPOTENCY_KEY: key }),
+            None => serde_json::json!({}),
+        };
+        let event = SerializedEvent::new(
+            aggregate_id.into(),
+            1,
+            "fund".into(),
+            event_type.into(),
+            "1.0".into(),
+            payload,
+            metadata,
+        );
+        AppendJob { aggregate_type: "fund", events: vec![event], snapshot_update: None, done: oneshot::channel().0 }
+    }
+
+    fn outcome_name(outcome: &Result<(), PersistenceError>) -> String {
+        match outcome {
+            Ok(()) => "appended".into(),
+            Err(PersistenceError::OptimisticLockError) => "conflict".into(),
+            Err(other) => other.to_string(),
+        }
+    }
+
+    /// In a group, a refused command leaves nothing behind, and the commands
+    /// after it see exactly what the commands before it wrote.
+    #[tokio::test]
+    async fn a_group_commits_its_accepted_commands_and_nothing_of_its_refused_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&format!("sqlite://{}", dir.path().join("group.db").display())).await.unwrap();
+        db.migrate().await.unwrap();
+        let group = [
+            job("a", Some("e-1"), None),
+            job("b", Some("e-1"), None),
+            job("a", None, None),
+            job("c", None, Some("k")),
+            job("d", None, Some("k")),
+            job("b", Some("e-2"), None),
+        ];
+        let outcomes: Vec<String> = append_group(&db, &group).await.unwrap().iter().map(outcome_name).collect();
+        assert_eq!(
+            outcomes,
+            [
+                "appended",
+                "expense id e-1 is already used in a",
+                "conflict",
+                "appended",
+                "idempotency key k was already used",
+                "appended"
+            ]
+        );
+        let Db::Sqlite(pool) = &db else { unreachable!() };
+        let log: Vec<(i64, String)> = sqlx::query_as("SELECT position, aggregate_id FROM events ORDER BY position")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+        assert_eq!(log, [(1, "a".into()), (2, "c".into()), (3, "b".into())]);
+        let claims: Vec<(String, String, i64)> =
+            sqlx::query_as("SELECT id, aggregate_id, position FROM client_ids ORDER BY id")
+                .fetch_all(pool)
+                .await
+                .unwrap();
+        assert_eq!(claims, [("e-1".into(), "a".into(), 1), ("e-2".into(), "b".into(), 3)]);
+        let keys: Vec<(String, i64)> =
+            sqlx::query_as("SELECT key, first_position FROM idempotency_keys").fetch_all(pool).await.unwrap();
+        assert_eq!(keys, [("k".into(), 2)]);
+    }
 }
