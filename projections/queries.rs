@@ -28,7 +28,7 @@ impl std::fmt::Display for Euro {
 }
 
 /// One wijk's money, in total or for one fund.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, ToSchema)]
 pub struct Totals {
     /// Allocated to the wijk, including transfers in and out.
     pub amount_allocated: Euro,
@@ -42,6 +42,15 @@ pub struct Totals {
 }
 
 impl Totals {
+    fn plus(&self, other: &Totals) -> Totals {
+        Totals {
+            amount_allocated: Euro(self.amount_allocated.0 + other.amount_allocated.0),
+            amount_committed: Euro(self.amount_committed.0 + other.amount_committed.0),
+            amount_spent: Euro(self.amount_spent.0 + other.amount_spent.0),
+            amount_remaining: Euro(self.amount_remaining.0 + other.amount_remaining.0),
+        }
+    }
+
     fn from_row<R: Row>(r: &R) -> sqlx::Result<Self>
     where
         for<'a> &'a str: sqlx::ColumnIndex<R>,
@@ -124,15 +133,23 @@ fn summary_sql(as_of: bool) -> String {
     }
 }
 
+/// A wijk's name and its totals per fund, in one statement so the lines and
+/// their sum come from one snapshot of the read models. A registered wijk
+/// without money yet gives one row without a fund.
 fn lines_sql(as_of: bool) -> String {
     let (pivot, from) = if as_of {
-        (PIVOT_POSTINGS, "rm_postings p JOIN rm_funds f ON f.fund_id = p.fund_id WHERE p.wijk_id = $2 AND ($1 IS NULL OR p.year = $1) AND p.booked_on <= $3")
+        (PIVOT_POSTINGS, "rm_postings p JOIN rm_funds f ON f.fund_id = p.fund_id AND p.wijk_id = $2 AND ($1 IS NULL OR p.year = $1) AND p.booked_on <= $3")
     } else {
-        (PIVOT_BALANCES, "rm_balances b JOIN rm_funds f ON f.fund_id = b.fund_id WHERE b.wijk_id = $2 AND ($1 IS NULL OR b.year = $1)")
+        (
+            PIVOT_BALANCES,
+            "rm_balances b JOIN rm_funds f ON f.fund_id = b.fund_id AND b.wijk_id = $2 AND ($1 IS NULL OR b.year = $1)",
+        )
     };
     format!(
-        "SELECT f.fund_id, f.name, f.kind, f.year, f.decision_reference, {pivot} FROM {from} \
-         GROUP BY f.fund_id, f.name, f.kind, f.year, f.decision_reference ORDER BY f.year, f.fund_id"
+        "SELECT w.name AS wijk_name, f.fund_id AS fund_id, f.name AS name, f.kind AS kind, f.year AS year, \
+         f.decision_reference AS decision_reference, {pivot} \
+         FROM rm_wijken w LEFT JOIN ({from}) ON w.wijk_id = $2 WHERE w.wijk_id = $2 \
+         GROUP BY w.name, f.fund_id, f.name, f.kind, f.year, f.decision_reference ORDER BY f.year, f.fund_id"
     )
 }
 
@@ -170,33 +187,34 @@ async fn summaries(db: &Db, period: Period, wijk_id: Option<&str>) -> sqlx::Resu
 
 /// One wijk, split per fund (`GET /wijken/{id}/budget`). None if the wijk is unknown.
 pub async fn wijk_budget(db: &Db, wijk_id: &str, period: Period) -> sqlx::Result<Option<WijkBudget>> {
-    let Some(summary) = summaries(db, period, Some(wijk_id)).await?.into_iter().next() else {
-        return Ok(None);
-    };
     let sql = lines_sql(period.as_of.is_some());
-    let funds = on_db!(db, pool => {
+    let rows = on_db!(db, pool => {
         let mut query = sqlx::query(&sql).bind(period.year).bind(wijk_id);
         if let Some(as_of) = period.as_of {
             query = query.bind(as_of.to_string());
         }
         let rows = query.fetch_all(pool).await?;
-        rows.iter().map(|r| Ok(FundLine {
-            fund_id: r.try_get("fund_id")?,
-            fund_name: r.try_get("name")?,
-            kind: r.try_get("kind")?,
-            year: r.try_get("year")?,
-            decision_reference: r.try_get("decision_reference")?,
-            totals: Totals::from_row(r)?,
-        })).collect::<sqlx::Result<Vec<_>>>()?
+        rows.iter().map(|r| {
+            let name: String = r.try_get("wijk_name")?;
+            let fund_id: Option<String> = r.try_get("fund_id")?;
+            let line = match fund_id {
+                None => None,
+                Some(fund_id) => Some(FundLine {
+                    fund_id,
+                    fund_name: r.try_get("name")?,
+                    kind: r.try_get("kind")?,
+                    year: r.try_get("year")?,
+                    decision_reference: r.try_get("decision_reference")?,
+                    totals: Totals::from_row(r)?,
+                }),
+            };
+            Ok((name, line))
+        }).collect::<sqlx::Result<Vec<_>>>()?
     });
-    Ok(Some(WijkBudget {
-        wijk_id: summary.wijk_id,
-        name: summary.name,
-        year: period.year,
-        as_of: period.as_of,
-        totals: summary.totals,
-        funds,
-    }))
+    let Some(name) = rows.first().map(|(name, _)| name.clone()) else { return Ok(None) };
+    let funds: Vec<FundLine> = rows.into_iter().filter_map(|(_, line)| line).collect();
+    let totals = funds.iter().fold(Totals::default(), |sum, line| sum.plus(&line.totals));
+    Ok(Some(WijkBudget { wijk_id: wijk_id.to_string(), name, year: period.year, as_of: period.as_of, totals, funds }))
 }
 
 /// One line of a wijk's audit trail: a posting on one of the wijk's accounts
