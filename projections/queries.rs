@@ -409,7 +409,10 @@ pub struct FundDetail {
     #[serde(flatten)]
     pub fund: FundSummary,
     pub allocations: Vec<WijkAllocation>,
+    /// One page of the fund's expenses, oldest first.
     pub expenses: Vec<ExpenseView>,
+    /// Pass as `after` for the next page of expenses; absent on the last page.
+    pub next_after: Option<i64>,
 }
 
 const FUNDS: &str = "SELECT f.fund_id, f.year, f.kind, f.name, f.decision_reference, f.adopted_on, f.purpose, f.amount_cents, \
@@ -459,7 +462,9 @@ async fn fund_rows(db: &Db, year: Option<i64>, fund_id: Option<&str>) -> sqlx::R
 }
 
 /// One fund with its allocations per wijk and its expenses (`GET /funds/{id}`).
-pub async fn fund_detail(db: &Db, fund_id: &str) -> sqlx::Result<Option<FundDetail>> {
+/// A fund, its allocations and one page of its expenses: `limit` of them
+/// after global position `after`. The fund's totals always cover every expense.
+pub async fn fund_detail(db: &Db, fund_id: &str, after: i64, limit: i64) -> sqlx::Result<Option<FundDetail>> {
     let Some(fund) = fund_rows(db, None, Some(fund_id)).await?.into_iter().next() else {
         return Ok(None);
     };
@@ -476,9 +481,12 @@ pub async fn fund_detail(db: &Db, fund_id: &str) -> sqlx::Result<Option<FundDeta
         })).collect::<sqlx::Result<Vec<_>>>()?;
         let rows = sqlx::query(
             "SELECT expense_id, wijk_id, amount_cents, initiative, theme, booked_on, reference, event_id, position, \
-             reversed_position, reversal_reason FROM rm_expenses WHERE fund_id = $1 ORDER BY position",
+             reversed_position, reversal_reason FROM rm_expenses WHERE fund_id = $1 AND position > $2 \
+             ORDER BY position LIMIT $3",
         )
         .bind(fund_id)
+        .bind(after)
+        .bind(limit + 1)
         .fetch_all(pool)
         .await?;
         let expenses = rows.iter().map(|r| Ok(ExpenseView {
@@ -496,5 +504,12 @@ pub async fn fund_detail(db: &Db, fund_id: &str) -> sqlx::Result<Option<FundDeta
         })).collect::<sqlx::Result<Vec<_>>>()?;
         (allocations, expenses)
     });
-    Ok(Some(FundDetail { fund, allocations, expenses }))
+    let mut expenses = expenses;
+    let next_after = if expenses.len() as i64 > limit {
+        expenses.truncate(limit as usize);
+        expenses.last().map(|e| e.position)
+    } else {
+        None
+    };
+    Ok(Some(FundDetail { fund, allocations, expenses, next_after }))
 }

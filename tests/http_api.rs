@@ -580,6 +580,19 @@ async fn every_endpoint_answers_its_happy_path_and_reads_see_the_write_before_it
             .unwrap()
             .iter()
             .any(|e| e["initiative"] == "Herinrichting Wegaplein" && e["wijk_id"] == OOST && e["reversed"] == false));
+        assert_eq!(fund["next_after"], Value::Null, "{fund}");
+
+        // GET /funds/{id}?limit=&after=: the expenses a page at a time; the
+        // totals on every page still cover them all.
+        let first = app.read(&format!("/funds/{FUND}?limit=1")).await;
+        assert_eq!(first["expenses"].as_array().unwrap().len(), 1, "{first}");
+        assert_eq!(first["expenses"][0]["expense_id"], WEGAPLEIN);
+        assert_eq!(first["amount_spent"], "12500.00");
+        let next = first["next_after"].as_i64().unwrap_or_else(|| panic!("{first}"));
+        assert_eq!(next, first["expenses"][0]["position"].as_i64().unwrap());
+        let second = app.read(&format!("/funds/{FUND}?limit=1&after={next}")).await;
+        assert_eq!(second["expenses"][0]["expense_id"], BANKJES, "{second}");
+        assert_eq!(second["next_after"], Value::Null, "{second}");
 
         // GET /wijken
         let wijken = app.read("/wijken").await;
@@ -1771,6 +1784,9 @@ async fn page_limits_outside_1_to_1000_and_unknown_query_parameters_are_refused(
             ("/events?limit=-1".into(), 422, "invalid_field", Some("limit")),
             (format!("{trail}?limit=0"), 422, "invalid_field", Some("limit")),
             (format!("{trail}?limit=5000"), 422, "invalid_field", Some("limit")),
+            (format!("/funds/{FUND}?limit=0"), 422, "invalid_field", Some("limit")),
+            (format!("/funds/{FUND}?limit=1001"), 422, "invalid_field", Some("limit")),
+            (format!("/funds/{FUND}?page=2"), 400, "invalid_query", None),
             ("/events?limit=abc".into(), 400, "invalid_query", None),
             ("/events?after=x".into(), 400, "invalid_query", None),
             ("/events?page=2".into(), 400, "invalid_query", None),

@@ -90,7 +90,7 @@ async fn an_amendment_is_allocated_spent_in_full_and_read_back_on_both_stores() 
         let then = queries::wijk_budget(&h.store.db, "oost-1223", before_expense).await.unwrap().unwrap();
         assert_eq!(then.totals.amount_remaining.to_string(), "50000.00", "{backend:?}: as-of uses booking dates");
 
-        let detail = queries::fund_detail(&h.store.db, "A21-182").await.unwrap().unwrap();
+        let detail = queries::fund_detail(&h.store.db, "A21-182", 0, 1000).await.unwrap().unwrap();
         assert_eq!(detail.expenses[0].initiative, "Herinrichting Wegaplein");
         assert_eq!(detail.fund.amount_remaining.to_string(), "0.00");
 
@@ -275,7 +275,7 @@ async fn assert_read_models_match_the_log(ledger: &Ledger, db: &Db, funds: &[&st
             .collect()
         });
         assert_eq!(projected, expected, "{label}: budget lines of {fund} equal the fold of its stream");
-        match queries::fund_detail(db, fund).await.unwrap() {
+        match queries::fund_detail(db, fund, 0, 1000).await.unwrap() {
             Some(detail) => {
                 assert!(folded.terms().is_some(), "{label}: {fund} is in the read model but not established");
                 assert_eq!(
@@ -436,7 +436,7 @@ async fn concurrent_expenses_that_together_exceed_the_budget_only_the_affordable
         let spent_cents = 10_000 * succeeded.len() as i64;
         let line = h.ledger.load_fund(&a21).await.unwrap().line(&wijk("oost-1223"));
         assert_eq!(line.amount_spent, euro_from_cents(spent_cents), "{backend:?}: the stream has every success once");
-        let detail = queries::fund_detail(&h.store.db, "A21-182").await.unwrap().unwrap();
+        let detail = queries::fund_detail(&h.store.db, "A21-182", 0, 1000).await.unwrap().unwrap();
         assert_eq!(detail.fund.amount_spent.0, spent_cents, "{backend:?}: the read model has every success once");
         assert_eq!(detail.allocations[0].totals.amount_remaining.0, 100_000 - spent_cents);
 
@@ -498,7 +498,7 @@ async fn a_reversed_expense_gives_the_money_back_and_leaves_a_trail_to_the_origi
         let then = queries::wijk_budget(db, "oost-1223", before).await.unwrap().unwrap();
         assert_eq!(then.totals.amount_spent.to_string(), "500.00", "{backend:?}: before the correction it was spent");
 
-        let detail = queries::fund_detail(db, "A21-182").await.unwrap().unwrap();
+        let detail = queries::fund_detail(db, "A21-182", 0, 1000).await.unwrap().unwrap();
         let reversed: BTreeMap<_, _> =
             detail.expenses.iter().map(|e| (e.expense_id.as_str(), (e.reversed, e.reversal_reason.clone()))).collect();
         assert_eq!(reversed["dubbel"], (true, Some("dubbel geboekt".to_string())), "{backend:?}");

@@ -388,7 +388,7 @@ async fn check(history: &[Op], backend: Backend) {
             .unwrap_or_default();
         assert_eq!(rows, modelled, "{name}: read-model budget lines vs the model");
 
-        let detail = queries::fund_detail(&db, name).await.unwrap();
+        let detail = queries::fund_detail(&db, name, 0, 1000).await.unwrap();
         match (&model.funds[f], detail) {
             (Some(m), Some(detail)) => {
                 assert_eq!(euro_from_cents(detail.fund.amount_unallocated.0), folded.amount_unallocated(), "{name}");

@@ -143,7 +143,7 @@ async fn the_demo_closes_2021_with_a_statement_that_reconciles() {
         assert_eq!(line("oost-1221").amount_transferred.to_string(), "1000.00", "{label}");
 
         // The carry-over fund of 2022 links back and holds exactly the carried money.
-        let co = queries::fund_detail(db, "begroting-2021-overheveling")
+        let co = queries::fund_detail(db, "begroting-2021-overheveling", 0, 1000)
             .await
             .unwrap()
             .unwrap_or_else(|| panic!("{label}: the carry-over fund exists"));
@@ -212,7 +212,7 @@ async fn the_demo_closes_2021_with_a_statement_that_reconciles() {
         assert_eq!(groen.amount_repaid.to_string(), "400.00", "{label}: {groen:?}");
         // "Paid, against commitments or directly, net of reversals": per wijk and
         // theme, the sum of the 2021 expenses that were not reversed.
-        let detail = queries::fund_detail(db, "begroting-2021").await.unwrap().unwrap();
+        let detail = queries::fund_detail(db, "begroting-2021", 0, 1000).await.unwrap().unwrap();
         let mut expected_paid: BTreeMap<(String, String), i64> = BTreeMap::new();
         for e in detail.expenses.iter().filter(|e| !e.reversed) {
             *expected_paid.entry((e.wijk_id.clone(), e.theme.clone())).or_default() += e.amount.0;
@@ -362,7 +362,7 @@ async fn a_close_that_carries_nothing_over_names_no_carry_over_fund() {
                 ));
             }
         }
-        let summary = queries::fund_detail(db, "begroting-2022").await.unwrap().unwrap();
+        let summary = queries::fund_detail(db, "begroting-2022", 0, 1000).await.unwrap().unwrap();
         if let Some(named) = &summary.fund.carry_over_fund {
             if !funds.contains(named) {
                 failures.push(format!(

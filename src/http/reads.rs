@@ -215,18 +215,30 @@ pub async fn list_funds(
     Ok(Json(queries::funds(state.ledger.db(), q.year).await?))
 }
 
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ExpensePageQuery {
+    /// Expenses after this global position (the previous page's `next_after`).
+    pub after: Option<i64>,
+    /// Expenses per page, 1..=1000 (default 100).
+    pub limit: Option<i64>,
+}
+
 /// One fund: where its money was allocated and what it was spent on
-/// ("what was A21-182 spent on").
-#[utoipa::path(get, path = "/funds/{fund_id}", tag = "reads", params(("fund_id" = String, Path)),
-    responses((status = 200, body = FundDetail), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
+/// ("what was A21-182 spent on"), its expenses a page at a time.
+#[utoipa::path(get, path = "/funds/{fund_id}", tag = "reads", params(("fund_id" = String, Path), ExpensePageQuery),
+    responses((status = 200, body = FundDetail), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
 pub async fn fund_detail(
     State(state): State<AppState>,
     caller: Caller,
     Path(fund_id): Path<String>,
+    StrictQuery(q): StrictQuery<ExpensePageQuery>,
 ) -> Result<Json<FundDetail>, ApiError> {
     require(&caller, &[Role::Finance, Role::Auditor, Role::Council], "read funds")?;
-    queries::fund_detail(state.ledger.db(), &fund_id)
+    let limit = page_limit(q.limit)?;
+    queries::fund_detail(state.ledger.db(), &fund_id, q.after.unwrap_or(0), limit)
         .await?
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("fund {fund_id} does not exist")))
