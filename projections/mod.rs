@@ -19,7 +19,7 @@ use crate::on_db;
 use crate::store::repository::{chained_event_from_row, log_page_sql};
 use crate::store::{Db, WritePool};
 
-use apply::{statements_for, Param};
+use apply::{Cell, Param, Write};
 
 /// The version of what `apply` writes. Bump it whenever a change to the
 /// projection code changes the read models: the first projector step of the
@@ -39,9 +39,12 @@ fn checkpoint_version(name: &str) -> Option<u32> {
     name.strip_prefix("read_models@")?.parse().ok()
 }
 
-/// Events applied per transaction: large enough to amortise the commit,
-/// small enough to keep the lock short.
-const BATCH: i64 = 500;
+/// Events applied per transaction by a running service: large enough to
+/// amortise the commit, small enough to keep the lock short.
+pub const BATCH: i64 = 500;
+/// Events applied per transaction by `wijkbudget rebuild`, which holds the
+/// lock anyway: fewer, larger set-based writes, at a few MB of memory.
+pub const REBUILD_BATCH: i64 = 5_000;
 /// How often an idle projector looks for events written by other instances.
 const POLL: Duration = Duration::from_millis(250);
 
@@ -49,12 +52,19 @@ pub struct Projector {
     db: Db,
     appended: Arc<Notify>,
     position: watch::Sender<i64>,
+    batch_size: i64,
 }
 
 impl Projector {
     pub fn new(db: Db, appended: Arc<Notify>) -> Self {
         let (position, _) = watch::channel(0);
-        Self { db, appended, position }
+        Self { db, appended, position, batch_size: BATCH }
+    }
+
+    /// At most `events` events per step (per transaction). The read models
+    /// come out the same whatever the batch boundaries.
+    pub fn with_batch_size(self, events: i64) -> Self {
+        Self { batch_size: events.max(1), ..self }
     }
 
     /// Follows the checkpoint as it advances.
@@ -114,26 +124,33 @@ impl Projector {
             // connection could wait behind writers that wait for this lock.
             let events = sqlx::query(&log_page_sql())
                 .bind(checkpoint)
-                .bind(BATCH)
+                .bind(self.batch_size)
                 .fetch_all(&mut *tx)
                 .await?
                 .iter()
                 .map(chained_event_from_row)
                 .collect::<sqlx::Result<Vec<_>>>()?;
-            let mut last = checkpoint;
-            for event in &events {
-                for statement in statements_for(event)? {
-                    let mut query = sqlx::query(statement.sql);
-                    for param in statement.params {
-                        query = match param {
-                            Param::Int(v) => query.bind(v),
-                            Param::Text(v) => query.bind(v),
-                            Param::OptText(v) => query.bind(v),
-                        };
+            let last = events.last().map_or(checkpoint, |event| event.position);
+            for write in apply::plan(&events)? {
+                match write {
+                    Write::Insert(insert) => {
+                        for rows in insert.statements() {
+                            // Sizes vary from batch to batch: keep them out of the statement cache.
+                            insert_statement(&insert, rows).build().persistent(false).execute(&mut *tx).await?;
+                        }
                     }
-                    query.execute(&mut *tx).await?;
+                    Write::Statement(statement) => {
+                        let mut query = sqlx::query(statement.sql);
+                        for param in statement.params {
+                            query = match param {
+                                Param::Int(v) => query.bind(v),
+                                Param::Text(v) => query.bind(v),
+                                Param::OptText(v) => query.bind(v),
+                            };
+                        }
+                        query.execute(&mut *tx).await?;
+                    }
                 }
-                last = event.position;
             }
             sqlx::query("UPDATE projector_checkpoints SET position = $1 WHERE name = $2")
                 .bind(last)
@@ -173,6 +190,47 @@ impl Projector {
             }
         }
     }
+}
+
+/// `INSERT INTO .. VALUES` with one row per element of `rows`.
+fn insert_statement<'a, DB: sqlx::Database>(insert: &apply::Insert, rows: &'a [Vec<Cell>]) -> sqlx::QueryBuilder<'a, DB>
+where
+    i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    Option<&'a str>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    fn bind<'a, DB: sqlx::Database>(values: &mut sqlx::query_builder::Separated<'_, 'a, DB, &str>, param: &'a Param)
+    where
+        i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+        &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+        Option<&'a str>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    {
+        match param {
+            Param::Int(v) => values.push_bind_unseparated(*v),
+            Param::Text(v) => values.push_bind_unseparated(v.as_str()),
+            Param::OptText(v) => values.push_bind_unseparated(v.as_deref()),
+        };
+    }
+    let mut sql = sqlx::QueryBuilder::new(format!("INSERT INTO {} ", insert.into));
+    sql.push_values(rows, |mut values, cells| {
+        for cell in cells {
+            match cell {
+                Cell::Bound(param) => {
+                    values.push("");
+                    bind(&mut values, param);
+                }
+                Cell::Lookup(pieces, params) => {
+                    values.push(pieces[0]);
+                    for (param, piece) in params.iter().zip(&pieces[1..]) {
+                        bind(&mut values, param);
+                        values.push_unseparated(*piece);
+                    }
+                }
+            }
+        }
+    });
+    sql.push(" ").push(insert.then);
+    sql
 }
 
 /// The checkpoint as stored, and the head of the log: their difference is the lag.
