@@ -49,61 +49,39 @@ pub struct Statement {
     pub params: Vec<Param>,
 }
 
-/// One value of an inserted row.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Cell {
-    Bound(Param),
-    /// A value looked up in the read models: SQL pieces with one parameter
-    /// bound between each two of them.
-    Lookup(&'static [&'static str], Vec<Param>),
-}
-
-impl Cell {
-    fn binds(&self) -> usize {
-        match self {
-            Cell::Bound(_) => 1,
-            Cell::Lookup(_, params) => params.len(),
-        }
-    }
-}
-
-/// Rows for `INSERT INTO {into} VALUES (..), (..) {then}`.
+/// Rows for one multi-row insert. Plain: `INSERT INTO {into} VALUES (..), (..)
+/// {then}`. With a lookup, each row of parameters is a row `v` (columns
+/// `v.column1`, `v.column2`, ..) joined to the read models it reads:
+/// `INSERT INTO {into} SELECT {select} FROM (VALUES ..) AS v {joins} WHERE true {then}`.
+/// A join (on a primary key, so at most one row) is one plan for the whole
+/// statement where a subselect per row would be planned once per row.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Insert {
     pub into: &'static str,
+    pub lookup: Option<Lookup>,
     pub then: &'static str,
-    pub rows: Vec<Vec<Cell>>,
+    pub rows: Vec<Vec<Param>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Lookup {
+    pub select: &'static str,
+    pub joins: &'static str,
 }
 
 /// Parameters per statement, under both SQLite's limit (32 766) and PostgreSQL's (65 535).
 const MAX_BINDS: usize = 32_000;
 
 impl Insert {
-    fn new(into: &'static str) -> Self {
-        Self { into, then: "", rows: Vec::new() }
+    fn new(into: &'static str, lookup: Option<Lookup>) -> Self {
+        Self { into, lookup, then: "", rows: Vec::new() }
     }
 
     /// The rows split into runs that each fit one statement.
-    pub fn statements(&self) -> impl Iterator<Item = &[Vec<Cell>]> {
-        let mut rest = self.rows.as_slice();
-        std::iter::from_fn(move || {
-            if rest.is_empty() {
-                return None;
-            }
-            let (mut binds, mut n) = (0, 0);
-            while n < rest.len() && (n == 0 || binds + row_binds(&rest[n]) <= MAX_BINDS) {
-                binds += row_binds(&rest[n]);
-                n += 1;
-            }
-            let (run, after) = rest.split_at(n);
-            rest = after;
-            Some(run)
-        })
+    pub fn statements(&self) -> std::slice::Chunks<'_, Vec<Param>> {
+        let width = self.rows.first().map_or(1, Vec::len).max(1);
+        self.rows.chunks((MAX_BINDS / width).max(1))
     }
-}
-
-fn row_binds(row: &[Cell]) -> usize {
-    row.iter().map(Cell::binds).sum()
 }
 
 /// One write of a plan, executed in plan order.
@@ -118,9 +96,6 @@ fn text(s: impl ToString) -> Param {
 }
 fn opt(s: Option<impl ToString>) -> Param {
     Param::OptText(s.map(|s| s.to_string()))
-}
-fn bound(p: Param) -> Cell {
-    Cell::Bound(p)
 }
 
 pub fn fund_event(event: &ChainedEvent) -> anyhow::Result<FundEvent> {
@@ -142,25 +117,29 @@ const INSERT_BALANCES: &str = "rm_balances (wijk_id, fund_id, year, kind, cents)
 const ADD_TO_BALANCES: &str =
     "ON CONFLICT (wijk_id, fund_id, kind) DO UPDATE SET cents = rm_balances.cents + excluded.cents";
 
-/// The year of a fund, by its id.
-const YEAR_OF_FUND: &[&str] = &["(SELECT year FROM rm_funds WHERE fund_id = ", ")"];
-/// A payment's expense takes its initiative and theme from its commitment, by commitment id.
-const INITIATIVE_OF_COMMITMENT: &[&str] = &["(SELECT initiative FROM rm_commitments WHERE commitment_id = ", ")"];
-const THEME_OF_COMMITMENT: &[&str] = &["(SELECT theme FROM rm_commitments WHERE commitment_id = ", ")"];
-/// A posting without its own initiative and theme (a payment, a reversal, a
-/// settlement) takes them from its commitment or else its expense, by
-/// commitment id and expense id, so reports per theme and the audit trail's
-/// initiative filter see every posting.
-const INITIATIVE_OF_COMMITMENT_OR_EXPENSE: &[&str] = &[
-    "COALESCE((SELECT initiative FROM rm_commitments WHERE commitment_id = ",
-    "), (SELECT initiative FROM rm_expenses WHERE expense_id = ",
-    "))",
-];
-const THEME_OF_COMMITMENT_OR_EXPENSE: &[&str] = &[
-    "COALESCE((SELECT theme FROM rm_commitments WHERE commitment_id = ",
-    "), (SELECT theme FROM rm_expenses WHERE expense_id = ",
-    "))",
-];
+/// A posting carries the year of its fund. One without its own initiative
+/// and theme (a payment, a reversal, a settlement) takes them from its
+/// commitment or else its expense, so reports per theme and the audit
+/// trail's initiative filter see every posting.
+const POSTING_LOOKUP: Lookup = Lookup {
+    select: "v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7, v.column8, v.column9, \
+        f.year, v.column10, v.column11, v.column12, v.column13, v.column14, v.column15, \
+        COALESCE(v.column16, c.initiative, e.initiative), COALESCE(v.column17, c.theme, e.theme), v.column18, v.column19",
+    joins: "LEFT JOIN rm_funds f ON f.fund_id = v.column5 \
+        LEFT JOIN rm_commitments c ON c.commitment_id = v.column19 \
+        LEFT JOIN rm_expenses e ON e.expense_id = v.column18",
+};
+/// A payment's expense takes its initiative and theme from its commitment.
+const EXPENSE_LOOKUP: Lookup = Lookup {
+    select: "v.column1, v.column2, v.column3, v.column4, COALESCE(v.column5, c.initiative), \
+        COALESCE(v.column6, c.theme), v.column7, v.column8, v.column9, v.column10, v.column11",
+    joins: "LEFT JOIN rm_commitments c ON c.commitment_id = v.column11",
+};
+/// A balance carries the year of its fund.
+const BALANCE_LOOKUP: Lookup = Lookup {
+    select: "v.column1, v.column2, f.year, v.column3, v.column4",
+    joins: "LEFT JOIN rm_funds f ON f.fund_id = v.column2",
+};
 
 /// Freezes a fund's close statement from its balances, right after the
 /// close's own postings were applied.
@@ -203,11 +182,11 @@ struct Segment {
 impl Segment {
     fn new() -> Self {
         Self {
-            wijken: Insert::new(INSERT_WIJKEN),
-            funds: Insert::new(INSERT_FUNDS),
-            commitments: Insert::new(INSERT_COMMITMENTS),
-            expenses: Insert::new(INSERT_EXPENSES),
-            postings: Insert::new(INSERT_POSTINGS),
+            wijken: Insert::new(INSERT_WIJKEN, None),
+            funds: Insert::new(INSERT_FUNDS, None),
+            commitments: Insert::new(INSERT_COMMITMENTS, None),
+            expenses: Insert::new(INSERT_EXPENSES, Some(EXPENSE_LOOKUP)),
+            postings: Insert::new(INSERT_POSTINGS, Some(POSTING_LOOKUP)),
             balances: BTreeMap::new(),
             updates: Vec::new(),
             close: None,
@@ -230,19 +209,13 @@ impl Segment {
 
     /// The segment's writes, in the order their lookups need (see the module comment).
     fn into_writes(self, out: &mut Vec<Write>) {
-        let mut balances = Insert::new(INSERT_BALANCES);
+        let mut balances = Insert::new(INSERT_BALANCES, Some(BALANCE_LOOKUP));
         balances.then = ADD_TO_BALANCES;
         balances.rows = self
             .balances
             .into_iter()
             .map(|((wijk_id, fund_id, kind), cents)| {
-                vec![
-                    bound(Param::Text(wijk_id)),
-                    bound(Param::Text(fund_id.clone())),
-                    Cell::Lookup(YEAR_OF_FUND, vec![Param::Text(fund_id)]),
-                    bound(text(kind)),
-                    bound(Param::Int(cents)),
-                ]
+                vec![Param::Text(wijk_id), Param::Text(fund_id), text(kind), Param::Int(cents)]
             })
             .collect();
         let inserts = [self.wijken, self.funds, self.commitments, self.expenses, self.postings, balances];
@@ -262,11 +235,7 @@ pub fn plan(events: &[ChainedEvent]) -> anyhow::Result<Vec<Write>> {
                 let WijkEvent::WijkRegistered { wijk_id, name } = event
                     .read_payload()
                     .with_context(|| format!("event at position {} is not a readable wijk event", event.position))?;
-                segment.wijken.rows.push(vec![
-                    bound(text(wijk_id)),
-                    bound(text(name)),
-                    bound(Param::Int(event.position)),
-                ]);
+                segment.wijken.rows.push(vec![text(wijk_id), text(name), Param::Int(event.position)]);
             }
             "fund" => {
                 let fund_event = fund_event(event)?;
@@ -288,19 +257,19 @@ fn fund_row(
     booked_on: &chrono::NaiveDate,
     from: Option<&FundId>,
     position: i64,
-) -> Vec<Cell> {
+) -> Vec<Param> {
     vec![
-        bound(text(fund_id)),
-        bound(Param::Int(terms.year.value().into())),
-        bound(text(terms.kind.as_str())),
-        bound(text(&terms.name)),
-        bound(Param::Int(terms.amount.cents())),
-        bound(text(&terms.decision.reference)),
-        bound(text(terms.decision.adopted_on)),
-        bound(text(&terms.purpose)),
-        bound(text(booked_on)),
-        bound(Param::Int(position)),
-        bound(opt(from)),
+        text(fund_id),
+        Param::Int(terms.year.value().into()),
+        text(terms.kind.as_str()),
+        text(&terms.name),
+        Param::Int(terms.amount.cents()),
+        text(&terms.decision.reference),
+        text(terms.decision.adopted_on),
+        text(&terms.purpose),
+        text(booked_on),
+        Param::Int(position),
+        opt(from),
     ]
 }
 
@@ -329,17 +298,17 @@ fn add_fund_event(segment: &mut Segment, event: &ChainedEvent, fund_event: &Fund
         }
         FundEvent::ExpenseRecorded(details) => {
             segment.expenses.rows.push(vec![
-                bound(text(&details.expense_id)),
-                bound(text(&fund_id)),
-                bound(text(&details.wijk_id)),
-                bound(Param::Int(details.amount.cents())),
-                bound(text(&details.initiative)),
-                bound(text(&details.theme)),
-                bound(text(details.booked_on)),
-                bound(text(&details.reference)),
-                bound(position.clone()),
-                bound(text(&event.event_id)),
-                bound(Param::OptText(None)),
+                text(&details.expense_id),
+                text(&fund_id),
+                text(&details.wijk_id),
+                Param::Int(details.amount.cents()),
+                text(&details.initiative),
+                text(&details.theme),
+                text(details.booked_on),
+                text(&details.reference),
+                position.clone(),
+                text(&event.event_id),
+                Param::OptText(None),
             ]);
             d.reference = Some(details.reference.to_string());
             d.initiative = Some(details.initiative.to_string());
@@ -364,21 +333,21 @@ fn add_fund_event(segment: &mut Segment, event: &ChainedEvent, fund_event: &Fund
         }
         FundEvent::CommitmentMade(c) => {
             segment.commitments.rows.push(vec![
-                bound(text(&c.commitment_id)),
-                bound(text(&fund_id)),
-                bound(text(&c.wijk_id)),
-                bound(Param::Int(c.amount.cents())),
-                bound(Param::Int(0)),
-                bound(Param::Int(0)),
-                bound(text("open")),
-                bound(text(&c.initiative)),
-                bound(text(&c.applicant)),
-                bound(text(&c.theme)),
-                bound(text(&c.decision.reference)),
-                bound(text(c.decision.adopted_on)),
-                bound(text(&c.grant_rule)),
-                bound(text(c.booked_on)),
-                bound(position.clone()),
+                text(&c.commitment_id),
+                text(&fund_id),
+                text(&c.wijk_id),
+                Param::Int(c.amount.cents()),
+                Param::Int(0),
+                Param::Int(0),
+                text("open"),
+                text(&c.initiative),
+                text(&c.applicant),
+                text(&c.theme),
+                text(&c.decision.reference),
+                text(c.decision.adopted_on),
+                text(&c.grant_rule),
+                text(c.booked_on),
+                position.clone(),
             ]);
             // The applicant may be a person: it stays in rm_commitments, where
             // the API can withhold it, and out of the audit trail's text.
@@ -394,17 +363,17 @@ fn add_fund_event(segment: &mut Segment, event: &ChainedEvent, fund_event: &Fund
                 params: vec![Param::Int(amount.cents()), text(booked_on), text(commitment_id)],
             });
             segment.expenses.rows.push(vec![
-                bound(text(expense_id)),
-                bound(text(&fund_id)),
-                bound(text(wijk_id)),
-                bound(Param::Int(amount.cents())),
-                Cell::Lookup(INITIATIVE_OF_COMMITMENT, vec![text(commitment_id)]),
-                Cell::Lookup(THEME_OF_COMMITMENT, vec![text(commitment_id)]),
-                bound(text(booked_on)),
-                bound(text(reference)),
-                bound(position.clone()),
-                bound(text(&event.event_id)),
-                bound(text(commitment_id)),
+                text(expense_id),
+                text(&fund_id),
+                text(wijk_id),
+                Param::Int(amount.cents()),
+                Param::OptText(None),
+                Param::OptText(None),
+                text(booked_on),
+                text(reference),
+                position.clone(),
+                text(&event.event_id),
+                text(commitment_id),
             ]);
             d.reference = Some(reference.to_string());
             d.expense_id = Some(expense_id.to_string());
@@ -474,41 +443,26 @@ fn add_fund_event(segment: &mut Segment, event: &ChainedEvent, fund_event: &Fund
         if let Some(wijk_id) = &posting.account.wijk_id {
             segment.add_to_balance(wijk_id, &fund_id, posting.account.kind.as_str(), cents(posting.amount))?;
         }
-        let initiative = match &d.initiative {
-            Some(own) => bound(text(own)),
-            None => Cell::Lookup(
-                INITIATIVE_OF_COMMITMENT_OR_EXPENSE,
-                vec![opt(d.commitment_id.as_ref()), opt(d.expense_id.as_ref())],
-            ),
-        };
-        let theme = match &d.theme {
-            Some(own) => bound(text(own)),
-            None => Cell::Lookup(
-                THEME_OF_COMMITMENT_OR_EXPENSE,
-                vec![opt(d.commitment_id.as_ref()), opt(d.expense_id.as_ref())],
-            ),
-        };
         segment.postings.rows.push(vec![
-            bound(position.clone()),
-            bound(Param::Int(line as i64)),
-            bound(text(&event.event_id)),
-            bound(text(&event.event_type)),
-            bound(text(&fund_id)),
-            bound(opt(posting.account.wijk_id.as_ref())),
-            bound(text(posting.account.kind.as_str())),
-            bound(text(posting.account.name())),
-            bound(Param::Int(cents(posting.amount))),
-            Cell::Lookup(YEAR_OF_FUND, vec![text(&fund_id)]),
-            bound(text(&booked_on)),
-            bound(text(&recorded_at)),
-            bound(text(&actor)),
-            bound(text(&role)),
-            bound(opt(d.reason.as_ref())),
-            bound(opt(d.reference.as_ref())),
-            initiative,
-            theme,
-            bound(opt(d.expense_id.as_ref())),
-            bound(opt(d.commitment_id.as_ref())),
+            position.clone(),
+            Param::Int(line as i64),
+            text(&event.event_id),
+            text(&event.event_type),
+            text(&fund_id),
+            opt(posting.account.wijk_id.as_ref()),
+            text(posting.account.kind.as_str()),
+            text(posting.account.name()),
+            Param::Int(cents(posting.amount)),
+            text(&booked_on),
+            text(&recorded_at),
+            text(&actor),
+            text(&role),
+            opt(d.reason.as_ref()),
+            opt(d.reference.as_ref()),
+            opt(d.initiative.as_ref()),
+            opt(d.theme.as_ref()),
+            opt(d.expense_id.as_ref()),
+            opt(d.commitment_id.as_ref()),
         ]);
     }
     Ok(())
@@ -524,12 +478,12 @@ mod tests {
 
     #[test]
     fn an_insert_is_split_into_statements_under_the_parameter_limit() {
-        let row = |n: i64| vec![bound(Param::Int(n)), Cell::Lookup(YEAR_OF_FUND, vec![text("f")])];
-        let insert = Insert { rows: (0..40_000).map(row).collect(), ..Insert::new(INSERT_WIJKEN) };
-        let runs: Vec<&[Vec<Cell>]> = insert.statements().collect();
-        assert_eq!(runs.iter().map(|r| r.len()).sum::<usize>(), 40_000);
-        assert!(runs.iter().all(|r| row_binds(&r.concat()) <= MAX_BINDS));
+        let mut insert = Insert::new(INSERT_BALANCES, Some(BALANCE_LOOKUP));
+        insert.rows = (0..20_000).map(|n| vec![text("w"), text("f"), text("spent"), Param::Int(n)]).collect();
+        let runs: Vec<&[Vec<Param>]> = insert.statements().collect();
+        assert_eq!(runs.iter().map(|r| r.len()).sum::<usize>(), 20_000);
+        assert!(runs.iter().all(|r| r.len() * 4 <= MAX_BINDS));
         assert_eq!(runs.len(), 3, "as few statements as the limit allows");
-        assert_eq!(Insert::new(INSERT_WIJKEN).statements().count(), 0);
+        assert_eq!(Insert::new(INSERT_WIJKEN, None).statements().count(), 0);
     }
 }

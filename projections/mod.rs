@@ -19,7 +19,7 @@ use crate::on_db;
 use crate::store::repository::{chained_event_from_row, log_page_sql};
 use crate::store::{Db, WritePool};
 
-use apply::{Cell, Param, Write};
+use apply::{Param, Write};
 
 /// The version of what `apply` writes. Bump it whenever a change to the
 /// projection code changes the read models: the first projector step of the
@@ -192,43 +192,33 @@ impl Projector {
     }
 }
 
-/// `INSERT INTO .. VALUES` with one row per element of `rows`.
-fn insert_statement<'a, DB: sqlx::Database>(insert: &apply::Insert, rows: &'a [Vec<Cell>]) -> sqlx::QueryBuilder<'a, DB>
+/// One multi-row insert of `rows` (see [`apply::Insert`]).
+fn insert_statement<'a, DB: sqlx::Database>(
+    insert: &apply::Insert,
+    rows: &'a [Vec<Param>],
+) -> sqlx::QueryBuilder<'a, DB>
 where
     i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
     &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
     Option<&'a str>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
 {
-    fn bind<'a, DB: sqlx::Database>(values: &mut sqlx::query_builder::Separated<'_, 'a, DB, &str>, param: &'a Param)
-    where
-        i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-        &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-        Option<&'a str>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-    {
-        match param {
-            Param::Int(v) => values.push_bind_unseparated(*v),
-            Param::Text(v) => values.push_bind_unseparated(v.as_str()),
-            Param::OptText(v) => values.push_bind_unseparated(v.as_deref()),
-        };
-    }
     let mut sql = sqlx::QueryBuilder::new(format!("INSERT INTO {} ", insert.into));
-    sql.push_values(rows, |mut values, cells| {
-        for cell in cells {
-            match cell {
-                Cell::Bound(param) => {
-                    values.push("");
-                    bind(&mut values, param);
-                }
-                Cell::Lookup(pieces, params) => {
-                    values.push(pieces[0]);
-                    for (param, piece) in params.iter().zip(&pieces[1..]) {
-                        bind(&mut values, param);
-                        values.push_unseparated(*piece);
-                    }
-                }
-            }
+    if let Some(lookup) = insert.lookup {
+        sql.push(format_args!("SELECT {} FROM (", lookup.select));
+    }
+    sql.push_values(rows, |mut values, row| {
+        for param in row {
+            match param {
+                Param::Int(v) => values.push_bind(*v),
+                Param::Text(v) => values.push_bind(v.as_str()),
+                Param::OptText(v) => values.push_bind(v.as_deref()),
+            };
         }
     });
+    if let Some(lookup) = insert.lookup {
+        // `WHERE true` keeps SQLite from reading an upsert's ON CONFLICT as a join constraint.
+        sql.push(format_args!(") AS v {} WHERE true", lookup.joins));
+    }
     sql.push(" ").push(insert.then);
     sql
 }
