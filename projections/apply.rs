@@ -49,12 +49,13 @@ pub struct Statement {
     pub params: Vec<Param>,
 }
 
-/// Rows for one multi-row insert. Plain: `INSERT INTO {into} VALUES (..), (..)
-/// {then}`. With a lookup, each row of parameters is a row `v` (columns
-/// `v.column1`, `v.column2`, ..) joined to the read models it reads:
-/// `INSERT INTO {into} SELECT {select} FROM (VALUES ..) AS v {joins} WHERE true {then}`.
-/// A join (on a primary key, so at most one row) is one plan for the whole
-/// statement where a subselect per row would be planned once per row.
+/// Rows for one table, inserted with as few statements as the store allows
+/// (see `InsertRows` in the projector). With a lookup, each row of
+/// parameters is a row `v` (columns `v.column1`, `v.column2`, ..) joined to
+/// the read models it reads: `INSERT INTO {into} SELECT {select} FROM (rows)
+/// AS v {joins} WHERE true {then}`. A join on a primary key finds at most one
+/// row, as the subselect it replaces did, and is planned once per statement
+/// instead of once per row.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Insert {
     pub into: &'static str,
@@ -69,7 +70,7 @@ pub struct Lookup {
     pub joins: &'static str,
 }
 
-/// Parameters per statement, under both SQLite's limit (32 766) and PostgreSQL's (65 535).
+/// Parameters per statement where every value is one (SQLite), under its limit of 32 766.
 const MAX_BINDS: usize = 32_000;
 
 impl Insert {
@@ -77,7 +78,7 @@ impl Insert {
         Self { into, lookup, then: "", rows: Vec::new() }
     }
 
-    /// The rows split into runs that each fit one statement.
+    /// The rows split into runs that each fit one statement of parameters per value.
     pub fn statements(&self) -> std::slice::Chunks<'_, Vec<Param>> {
         let width = self.rows.first().map_or(1, Vec::len).max(1);
         self.rows.chunks((MAX_BINDS / width).max(1))

@@ -134,9 +134,9 @@ impl Projector {
             for write in apply::plan(&events)? {
                 match write {
                     Write::Insert(insert) => {
-                        for rows in insert.statements() {
+                        for mut statement in InsertRows::insert_statements(&insert)? {
                             // Sizes vary from batch to batch: keep them out of the statement cache.
-                            insert_statement(&insert, rows).build().persistent(false).execute(&mut *tx).await?;
+                            statement.build().persistent(false).execute(&mut *tx).await?;
                         }
                     }
                     Write::Statement(statement) => {
@@ -192,16 +192,59 @@ impl Projector {
     }
 }
 
-/// One multi-row insert of `rows` (see [`apply::Insert`]).
-fn insert_statement<'a, DB: sqlx::Database>(
-    insert: &apply::Insert,
-    rows: &'a [Vec<Param>],
-) -> sqlx::QueryBuilder<'a, DB>
-where
-    i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-    &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-    Option<&'a str>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-{
+/// How a store takes the rows of an [`apply::Insert`] in as few statements as it can.
+trait InsertRows: sqlx::Database {
+    fn insert_statements(insert: &apply::Insert) -> anyhow::Result<Vec<sqlx::QueryBuilder<'_, Self>>>;
+}
+
+impl InsertRows for sqlx::Postgres {
+    /// One statement, each column one array parameter: PostgreSQL parses and
+    /// plans a VALUES list value by value, which costs more than the insert.
+    fn insert_statements(insert: &apply::Insert) -> anyhow::Result<Vec<sqlx::QueryBuilder<'_, Self>>> {
+        let Some(first) = insert.rows.first() else { return Ok(Vec::new()) };
+        let select = insert.lookup.map_or("*", |lookup| lookup.select);
+        let mut sql = sqlx::QueryBuilder::new(format!("INSERT INTO {} SELECT {select} FROM UNNEST(", insert.into));
+        let mut columns = sql.separated(", ");
+        for (i, kind) in first.iter().enumerate() {
+            let mixed = || anyhow::anyhow!("column {} of an insert into {} mixes numbers and text", i + 1, insert.into);
+            if matches!(kind, Param::Int(_)) {
+                let values = insert
+                    .rows
+                    .iter()
+                    .map(|row| match row[i] {
+                        Param::Int(v) => Ok(v),
+                        _ => Err(mixed()),
+                    })
+                    .collect::<anyhow::Result<Vec<i64>>>()?;
+                columns.push_bind(values).push_unseparated("::int8[]");
+            } else {
+                let values = insert
+                    .rows
+                    .iter()
+                    .map(|row| match &row[i] {
+                        Param::Text(v) => Ok(Some(v.as_str())),
+                        Param::OptText(v) => Ok(v.as_deref()),
+                        Param::Int(_) => Err(mixed()),
+                    })
+                    .collect::<anyhow::Result<Vec<Option<&str>>>>()?;
+                columns.push_bind(values).push_unseparated("::text[]");
+            }
+        }
+        let names = (1..=first.len()).map(|i| format!("column{i}")).collect::<Vec<_>>().join(", ");
+        let joins = insert.lookup.map_or("", |lookup| lookup.joins);
+        sql.push(format_args!(") AS v({names}) {joins} WHERE true {}", insert.then));
+        Ok(vec![sql])
+    }
+}
+
+impl InsertRows for sqlx::Sqlite {
+    /// Multi-row VALUES, as many rows per statement as SQLite's parameter limit allows.
+    fn insert_statements(insert: &apply::Insert) -> anyhow::Result<Vec<sqlx::QueryBuilder<'_, Self>>> {
+        Ok(insert.statements().map(|rows| values_statement(insert, rows)).collect())
+    }
+}
+
+fn values_statement<'a>(insert: &apply::Insert, rows: &'a [Vec<Param>]) -> sqlx::QueryBuilder<'a, sqlx::Sqlite> {
     let mut sql = sqlx::QueryBuilder::new(format!("INSERT INTO {} ", insert.into));
     if let Some(lookup) = insert.lookup {
         sql.push(format_args!("SELECT {} FROM (", lookup.select));
