@@ -1,11 +1,31 @@
-//! How one event changes the read models, as plain SQL statements. Kept pure
-//! (event in, statements out) so the projector's transaction is the only IO.
+//! How a batch of events changes the read models, as plain SQL. Kept pure
+//! (events in, a plan of writes out) so the projector's transaction is the
+//! only IO.
+//!
+//! A batch is written set-based: the new rows of each table in multi-row
+//! inserts, the balance deltas summed per balance, then the updates in event
+//! order. That gives exactly the rows that applying the events one by one
+//! gives, because
+//! - the inserts run in the order their lookups need (funds before anything
+//!   that reads a fund's year; commitments before the expenses and postings
+//!   that take their initiative and theme; expenses before postings), and
+//!   every looked-up column is fixed when its row is inserted;
+//! - no insert reads a column an update writes: updates touch only payment,
+//!   settlement, recovery, status, reversal and close columns, and no update
+//!   reads anything but its own row;
+//! - balances only ever add, so their sum does not depend on order, and a
+//!   balance one event would create (even with zero cents) is created;
+//! - the one write that reads what came before it, a close freezing its
+//!   balances into `rm_close_lines`, ends a segment: everything up to and
+//!   including the close is written first, and nothing after it.
+
+use std::collections::BTreeMap;
 
 use anyhow::Context;
 use serde_json::Value;
 
 use crate::domain::fund::FundEvent;
-use crate::domain::ids::FundId;
+use crate::domain::ids::{FundId, WijkId};
 use crate::domain::money::cents;
 use crate::domain::postings::postings;
 use crate::domain::wijk::WijkEvent;
@@ -29,6 +49,49 @@ pub struct Statement {
     pub params: Vec<Param>,
 }
 
+/// Rows for one table, inserted with as few statements as the store allows
+/// (see `InsertRows` in the projector). With a lookup, each row of
+/// parameters is a row `v` (columns `v.column1`, `v.column2`, ..) joined to
+/// the read models it reads: `INSERT INTO {into} SELECT {select} FROM (rows)
+/// AS v {joins} WHERE true {then}`. A join on a primary key finds at most one
+/// row, as the subselect it replaces did, and is planned once per statement
+/// instead of once per row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Insert {
+    pub into: &'static str,
+    pub lookup: Option<Lookup>,
+    pub then: &'static str,
+    pub rows: Vec<Vec<Param>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Lookup {
+    pub select: &'static str,
+    pub joins: &'static str,
+}
+
+/// Parameters per statement where every value is one (SQLite), under its limit of 32 766.
+const MAX_BINDS: usize = 32_000;
+
+impl Insert {
+    fn new(into: &'static str, lookup: Option<Lookup>) -> Self {
+        Self { into, lookup, then: "", rows: Vec::new() }
+    }
+
+    /// The rows split into runs that each fit one statement of parameters per value.
+    pub fn statements(&self) -> std::slice::Chunks<'_, Vec<Param>> {
+        let width = self.rows.first().map_or(1, Vec::len).max(1);
+        self.rows.chunks((MAX_BINDS / width).max(1))
+    }
+}
+
+/// One write of a plan, executed in plan order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Write {
+    Insert(Insert),
+    Statement(Statement),
+}
+
 fn text(s: impl ToString) -> Param {
     Param::Text(s.to_string())
 }
@@ -40,27 +103,44 @@ pub fn fund_event(event: &ChainedEvent) -> anyhow::Result<FundEvent> {
     event.read_payload().with_context(|| format!("event at position {} is not a readable fund event", event.position))
 }
 
-/// A posting without its own initiative and theme (a payment, a reversal, a
-/// settlement) takes them from its commitment or its expense, so reports per
-/// theme and the audit trail's initiative filter see every posting.
-const INSERT_POSTING: &str = "INSERT INTO rm_postings (position, line, event_id, event_type, fund_id, wijk_id, \
+const INSERT_POSTINGS: &str = "rm_postings (position, line, event_id, event_type, fund_id, wijk_id, \
     account_kind, account, amount_cents, year, booked_on, recorded_at, actor, role, reason, reference, \
-    initiative, theme, expense_id, commitment_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, \
-    (SELECT year FROM rm_funds WHERE fund_id = $5), $10, $11, $12, $13, $14, $15, \
-    COALESCE($16, (SELECT initiative FROM rm_commitments WHERE commitment_id = $19), \
-        (SELECT initiative FROM rm_expenses WHERE expense_id = $18)), \
-    COALESCE($17, (SELECT theme FROM rm_commitments WHERE commitment_id = $19), \
-        (SELECT theme FROM rm_expenses WHERE expense_id = $18)), $18, $19)";
+    initiative, theme, expense_id, commitment_id)";
+const INSERT_EXPENSES: &str = "rm_expenses (expense_id, fund_id, wijk_id, amount_cents, initiative, theme, \
+    booked_on, reference, position, event_id, commitment_id)";
+const INSERT_COMMITMENTS: &str = "rm_commitments (commitment_id, fund_id, wijk_id, amount_cents, paid_cents, \
+    owed_cents, status, initiative, applicant, theme, decision_reference, decided_on, grant_rule, booked_on, position)";
+const INSERT_FUNDS: &str = "rm_funds (fund_id, year, kind, name, amount_cents, decision_reference, adopted_on, \
+    purpose, booked_on, position, carried_over_from)";
+const INSERT_WIJKEN: &str = "rm_wijken (wijk_id, name, position)";
+const INSERT_BALANCES: &str = "rm_balances (wijk_id, fund_id, year, kind, cents)";
+/// Adds to a balance, creating it (even at zero cents) when it is new.
+const ADD_TO_BALANCES: &str =
+    "ON CONFLICT (wijk_id, fund_id, kind) DO UPDATE SET cents = rm_balances.cents + excluded.cents";
 
-/// Adds to one balance of one wijk in one fund.
-const ADD_TO_BALANCE: &str = "INSERT INTO rm_balances (wijk_id, fund_id, year, kind, cents) \
-    VALUES ($1, $2, (SELECT year FROM rm_funds WHERE fund_id = $2), $3, $4) \
-    ON CONFLICT (wijk_id, fund_id, kind) DO UPDATE SET cents = rm_balances.cents + excluded.cents";
-
-const INSERT_EXPENSE: &str = "INSERT INTO rm_expenses (expense_id, fund_id, wijk_id, amount_cents, initiative, theme, \
-    booked_on, reference, position, event_id, commitment_id) VALUES ($1, $2, $3, $4, \
-    COALESCE($5, (SELECT initiative FROM rm_commitments WHERE commitment_id = $11)), \
-    COALESCE($6, (SELECT theme FROM rm_commitments WHERE commitment_id = $11)), $7, $8, $9, $10, $11)";
+/// A posting carries the year of its fund. One without its own initiative
+/// and theme (a payment, a reversal, a settlement) takes them from its
+/// commitment or else its expense, so reports per theme and the audit
+/// trail's initiative filter see every posting.
+const POSTING_LOOKUP: Lookup = Lookup {
+    select: "v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7, v.column8, v.column9, \
+        f.year, v.column10, v.column11, v.column12, v.column13, v.column14, v.column15, \
+        COALESCE(v.column16, c.initiative, e.initiative), COALESCE(v.column17, c.theme, e.theme), v.column18, v.column19",
+    joins: "LEFT JOIN rm_funds f ON f.fund_id = v.column5 \
+        LEFT JOIN rm_commitments c ON c.commitment_id = v.column19 \
+        LEFT JOIN rm_expenses e ON e.expense_id = v.column18",
+};
+/// A payment's expense takes its initiative and theme from its commitment.
+const EXPENSE_LOOKUP: Lookup = Lookup {
+    select: "v.column1, v.column2, v.column3, v.column4, COALESCE(v.column5, c.initiative), \
+        COALESCE(v.column6, c.theme), v.column7, v.column8, v.column9, v.column10, v.column11",
+    joins: "LEFT JOIN rm_commitments c ON c.commitment_id = v.column11",
+};
+/// A balance carries the year of its fund.
+const BALANCE_LOOKUP: Lookup = Lookup {
+    select: "v.column1, v.column2, f.year, v.column3, v.column4",
+    joins: "LEFT JOIN rm_funds f ON f.fund_id = v.column2",
+};
 
 /// Freezes a fund's close statement from its balances, right after the
 /// close's own postings were applied.
@@ -87,95 +167,150 @@ struct Describe {
     commitment_id: Option<String>,
 }
 
-/// The statements that bring the read models from before `event` to after it.
-pub fn statements_for(event: &ChainedEvent) -> anyhow::Result<Vec<Statement>> {
-    match event.aggregate_type.as_str() {
-        "wijk" => {
-            let WijkEvent::WijkRegistered { wijk_id, name } = event
-                .read_payload()
-                .with_context(|| format!("event at position {} is not a readable wijk event", event.position))?;
-            Ok(vec![Statement {
-                sql: "INSERT INTO rm_wijken (wijk_id, name, position) VALUES ($1, $2, $3)",
-                params: vec![text(wijk_id), text(name), Param::Int(event.position)],
-            }])
+/// The writes of the events up to and including a close (or the batch's end).
+struct Segment {
+    wijken: Insert,
+    funds: Insert,
+    commitments: Insert,
+    expenses: Insert,
+    postings: Insert,
+    /// Net cents per (wijk, fund, kind); every key an event touched, even at a net zero.
+    balances: BTreeMap<(String, String, &'static str), i64>,
+    updates: Vec<Statement>,
+    close: Option<Statement>,
+}
+
+impl Segment {
+    fn new() -> Self {
+        Self {
+            wijken: Insert::new(INSERT_WIJKEN, None),
+            funds: Insert::new(INSERT_FUNDS, None),
+            commitments: Insert::new(INSERT_COMMITMENTS, None),
+            expenses: Insert::new(INSERT_EXPENSES, Some(EXPENSE_LOOKUP)),
+            postings: Insert::new(INSERT_POSTINGS, Some(POSTING_LOOKUP)),
+            balances: BTreeMap::new(),
+            updates: Vec::new(),
+            close: None,
         }
-        "fund" => fund_statements(event, &fund_event(event)?),
-        other => anyhow::bail!("event at position {} has unknown aggregate type `{other}`", event.position),
+    }
+
+    fn add_to_balance(
+        &mut self,
+        wijk_id: &WijkId,
+        fund_id: &FundId,
+        kind: &'static str,
+        cents: i64,
+    ) -> anyhow::Result<()> {
+        let sum = self.balances.entry((wijk_id.to_string(), fund_id.to_string(), kind)).or_insert(0);
+        *sum = sum
+            .checked_add(cents)
+            .with_context(|| format!("the {kind} balance of {wijk_id} in {fund_id} overflows 64-bit cents"))?;
+        Ok(())
+    }
+
+    /// The segment's writes, in the order their lookups need (see the module comment).
+    fn into_writes(self, out: &mut Vec<Write>) {
+        let mut balances = Insert::new(INSERT_BALANCES, Some(BALANCE_LOOKUP));
+        balances.then = ADD_TO_BALANCES;
+        balances.rows = self
+            .balances
+            .into_iter()
+            .map(|((wijk_id, fund_id, kind), cents)| {
+                vec![Param::Text(wijk_id), Param::Text(fund_id), text(kind), Param::Int(cents)]
+            })
+            .collect();
+        let inserts = [self.wijken, self.funds, self.commitments, self.expenses, self.postings, balances];
+        out.extend(inserts.into_iter().filter(|insert| !insert.rows.is_empty()).map(Write::Insert));
+        out.extend(self.updates.into_iter().chain(self.close).map(Write::Statement));
     }
 }
 
-fn balance(wijk_id: &crate::domain::ids::WijkId, fund_id: &FundId, kind: &str, cents: i64) -> Statement {
-    Statement { sql: ADD_TO_BALANCE, params: vec![text(wijk_id), text(fund_id), text(kind), Param::Int(cents)] }
+/// The writes that bring the read models from before `events` (consecutive,
+/// in log order) to after them.
+pub fn plan(events: &[ChainedEvent]) -> anyhow::Result<Vec<Write>> {
+    let mut writes = Vec::new();
+    let mut segment = Segment::new();
+    for event in events {
+        match event.aggregate_type.as_str() {
+            "wijk" => {
+                let WijkEvent::WijkRegistered { wijk_id, name } = event
+                    .read_payload()
+                    .with_context(|| format!("event at position {} is not a readable wijk event", event.position))?;
+                segment.wijken.rows.push(vec![text(wijk_id), text(name), Param::Int(event.position)]);
+            }
+            "fund" => {
+                let fund_event = fund_event(event)?;
+                add_fund_event(&mut segment, event, &fund_event)?;
+                if segment.close.is_some() {
+                    std::mem::replace(&mut segment, Segment::new()).into_writes(&mut writes);
+                }
+            }
+            other => anyhow::bail!("event at position {} has unknown aggregate type `{other}`", event.position),
+        }
+    }
+    segment.into_writes(&mut writes);
+    Ok(writes)
 }
 
-fn insert_fund(
+fn fund_row(
     fund_id: &FundId,
     terms: &crate::domain::fund::FundTerms,
     booked_on: &chrono::NaiveDate,
     from: Option<&FundId>,
     position: i64,
-) -> Statement {
-    Statement {
-        sql: "INSERT INTO rm_funds (fund_id, year, kind, name, amount_cents, decision_reference, \
-              adopted_on, purpose, booked_on, position, carried_over_from) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        params: vec![
-            text(fund_id),
-            Param::Int(terms.year.value().into()),
-            text(terms.kind.as_str()),
-            text(&terms.name),
-            Param::Int(terms.amount.cents()),
-            text(&terms.decision.reference),
-            text(terms.decision.adopted_on),
-            text(&terms.purpose),
-            text(booked_on),
-            Param::Int(position),
-            opt(from),
-        ],
-    }
+) -> Vec<Param> {
+    vec![
+        text(fund_id),
+        Param::Int(terms.year.value().into()),
+        text(terms.kind.as_str()),
+        text(&terms.name),
+        Param::Int(terms.amount.cents()),
+        text(&terms.decision.reference),
+        text(terms.decision.adopted_on),
+        text(&terms.purpose),
+        text(booked_on),
+        Param::Int(position),
+        opt(from),
+    ]
 }
 
-fn fund_statements(event: &ChainedEvent, fund_event: &FundEvent) -> anyhow::Result<Vec<Statement>> {
+fn add_fund_event(segment: &mut Segment, event: &ChainedEvent, fund_event: &FundEvent) -> anyhow::Result<()> {
     let fund_id = FundId::parse(&event.aggregate_id)
         .map_err(|e| anyhow::anyhow!("event at position {}: fund id {e}", event.position))?;
     let position = Param::Int(event.position);
-    let mut out = Vec::new();
-    let mut after = Vec::new();
     let mut d = Describe::default();
     match fund_event {
         FundEvent::FundEstablished { terms, booked_on } => {
-            out.push(insert_fund(&fund_id, terms, booked_on, None, event.position));
+            segment.funds.rows.push(fund_row(&fund_id, terms, booked_on, None, event.position));
             d.reason = Some(terms.purpose.to_string());
             d.reference = Some(terms.decision.reference.to_string());
         }
         FundEvent::FundCarriedOver { terms, from_fund, booked_on, allocations } => {
-            out.push(insert_fund(&fund_id, terms, booked_on, Some(from_fund), event.position));
+            segment.funds.rows.push(fund_row(&fund_id, terms, booked_on, Some(from_fund), event.position));
             for (wijk_id, amount) in allocations {
-                out.push(balance(wijk_id, &fund_id, "allocated", amount.cents()));
+                segment.add_to_balance(wijk_id, &fund_id, "allocated", amount.cents())?;
             }
             d.reason = Some(format!("carried over from {from_fund}"));
             d.reference = Some(terms.decision.reference.to_string());
         }
         FundEvent::BudgetAllocated { wijk_id, amount, reason, .. } => {
-            out.push(balance(wijk_id, &fund_id, "allocated", amount.cents()));
+            segment.add_to_balance(wijk_id, &fund_id, "allocated", amount.cents())?;
             d.reason = Some(reason.to_string());
         }
         FundEvent::ExpenseRecorded(details) => {
-            out.push(Statement {
-                sql: INSERT_EXPENSE,
-                params: vec![
-                    text(&details.expense_id),
-                    text(&fund_id),
-                    text(&details.wijk_id),
-                    Param::Int(details.amount.cents()),
-                    opt(Some(&details.initiative)),
-                    opt(Some(&details.theme)),
-                    text(details.booked_on),
-                    text(&details.reference),
-                    position.clone(),
-                    text(&event.event_id),
-                    Param::OptText(None),
-                ],
-            });
+            segment.expenses.rows.push(vec![
+                text(&details.expense_id),
+                text(&fund_id),
+                text(&details.wijk_id),
+                Param::Int(details.amount.cents()),
+                text(&details.initiative),
+                text(&details.theme),
+                text(details.booked_on),
+                text(&details.reference),
+                position.clone(),
+                text(&event.event_id),
+                Param::OptText(None),
+            ]);
             d.reference = Some(details.reference.to_string());
             d.initiative = Some(details.initiative.to_string());
             d.theme = Some(details.theme.to_string());
@@ -183,7 +318,7 @@ fn fund_statements(event: &ChainedEvent, fund_event: &FundEvent) -> anyhow::Resu
         }
         FundEvent::ExpenseReversed { expense_id, reason, reverses_sequence, .. }
         | FundEvent::ExpenseReversedAfterClose { expense_id, reason, reverses_sequence, .. } => {
-            out.push(Statement {
+            segment.updates.push(Statement {
                 sql: "UPDATE rm_expenses SET reversed_position = $1, reversal_reason = $2 WHERE expense_id = $3",
                 params: vec![position.clone(), text(reason), text(expense_id)],
             });
@@ -198,25 +333,23 @@ fn fund_statements(event: &ChainedEvent, fund_event: &FundEvent) -> anyhow::Resu
             d.expense_id = Some(expense_id.to_string());
         }
         FundEvent::CommitmentMade(c) => {
-            out.push(Statement {
-                sql: "INSERT INTO rm_commitments (commitment_id, fund_id, wijk_id, amount_cents, paid_cents, owed_cents, \
-                      status, initiative, applicant, theme, decision_reference, decided_on, grant_rule, booked_on, position) \
-                      VALUES ($1, $2, $3, $4, 0, 0, 'open', $5, $6, $7, $8, $9, $10, $11, $12)",
-                params: vec![
-                    text(&c.commitment_id),
-                    text(&fund_id),
-                    text(&c.wijk_id),
-                    Param::Int(c.amount.cents()),
-                    text(&c.initiative),
-                    text(&c.applicant),
-                    text(&c.theme),
-                    text(&c.decision.reference),
-                    text(c.decision.adopted_on),
-                    text(&c.grant_rule),
-                    text(c.booked_on),
-                    position.clone(),
-                ],
-            });
+            segment.commitments.rows.push(vec![
+                text(&c.commitment_id),
+                text(&fund_id),
+                text(&c.wijk_id),
+                Param::Int(c.amount.cents()),
+                Param::Int(0),
+                Param::Int(0),
+                text("open"),
+                text(&c.initiative),
+                text(&c.applicant),
+                text(&c.theme),
+                text(&c.decision.reference),
+                text(c.decision.adopted_on),
+                text(&c.grant_rule),
+                text(c.booked_on),
+                position.clone(),
+            ]);
             // The applicant may be a person: it stays in rm_commitments, where
             // the API can withhold it, and out of the audit trail's text.
             d.reason = Some(format!("granted under {}", c.grant_rule));
@@ -226,26 +359,23 @@ fn fund_statements(event: &ChainedEvent, fund_event: &FundEvent) -> anyhow::Resu
             d.commitment_id = Some(c.commitment_id.to_string());
         }
         FundEvent::CommitmentPaid { commitment_id, expense_id, wijk_id, amount, booked_on, reference } => {
-            out.push(Statement {
+            segment.updates.push(Statement {
                 sql: "UPDATE rm_commitments SET paid_cents = paid_cents + $1, last_paid_on = $2 WHERE commitment_id = $3",
                 params: vec![Param::Int(amount.cents()), text(booked_on), text(commitment_id)],
             });
-            out.push(Statement {
-                sql: INSERT_EXPENSE,
-                params: vec![
-                    text(expense_id),
-                    text(&fund_id),
-                    text(wijk_id),
-                    Param::Int(amount.cents()),
-                    Param::OptText(None),
-                    Param::OptText(None),
-                    text(booked_on),
-                    text(reference),
-                    position.clone(),
-                    text(&event.event_id),
-                    text(commitment_id),
-                ],
-            });
+            segment.expenses.rows.push(vec![
+                text(expense_id),
+                text(&fund_id),
+                text(wijk_id),
+                Param::Int(amount.cents()),
+                Param::OptText(None),
+                Param::OptText(None),
+                text(booked_on),
+                text(reference),
+                position.clone(),
+                text(&event.event_id),
+                text(commitment_id),
+            ]);
             d.reference = Some(reference.to_string());
             d.expense_id = Some(expense_id.to_string());
             d.commitment_id = Some(commitment_id.to_string());
@@ -253,7 +383,7 @@ fn fund_statements(event: &ChainedEvent, fund_event: &FundEvent) -> anyhow::Resu
         FundEvent::CommitmentSettled {
             commitment_id, settled_amount, recovery_claimed, decision_reference, ..
         } => {
-            out.push(Statement {
+            segment.updates.push(Statement {
                 sql: "UPDATE rm_commitments SET status = 'settled', settled_cents = $1, owed_cents = owed_cents + $2 \
                       WHERE commitment_id = $3",
                 params: vec![
@@ -267,7 +397,7 @@ fn fund_statements(event: &ChainedEvent, fund_event: &FundEvent) -> anyhow::Resu
             d.commitment_id = Some(commitment_id.to_string());
         }
         FundEvent::RepaymentReceived { commitment_id, amount, reference, .. } => {
-            out.push(Statement {
+            segment.updates.push(Statement {
                 sql: "UPDATE rm_commitments SET owed_cents = owed_cents - $1 WHERE commitment_id = $2",
                 params: vec![Param::Int(amount.cents()), text(commitment_id)],
             });
@@ -276,7 +406,7 @@ fn fund_statements(event: &ChainedEvent, fund_event: &FundEvent) -> anyhow::Resu
             d.commitment_id = Some(commitment_id.to_string());
         }
         FundEvent::CommitmentWithdrawn { commitment_id, reason, cancelled, .. } => {
-            out.push(Statement {
+            segment.updates.push(Statement {
                 sql: "UPDATE rm_commitments SET status = $1 WHERE commitment_id = $2",
                 params: vec![text(if *cancelled { "cancelled" } else { "withdrawn" }), text(commitment_id)],
             });
@@ -284,13 +414,13 @@ fn fund_statements(event: &ChainedEvent, fund_event: &FundEvent) -> anyhow::Resu
             d.commitment_id = Some(commitment_id.to_string());
         }
         FundEvent::BudgetTransferred { from_wijk, to_wijk, amount, decision_reference, reason, .. } => {
-            out.push(balance(from_wijk, &fund_id, "transferred", -amount.cents()));
-            out.push(balance(to_wijk, &fund_id, "transferred", amount.cents()));
+            segment.add_to_balance(from_wijk, &fund_id, "transferred", -amount.cents())?;
+            segment.add_to_balance(to_wijk, &fund_id, "transferred", amount.cents())?;
             d.reason = Some(reason.to_string());
             d.reference = Some(decision_reference.to_string());
         }
         FundEvent::FundClosed { decision_reference, booked_on, unallocated_lapsed, carry_over_fund, .. } => {
-            out.push(Statement {
+            segment.updates.push(Statement {
                 sql: "UPDATE rm_funds SET closed_on = $1, close_decision = $2, carry_over_fund = $3, \
                       unallocated_lapsed_cents = $4 WHERE fund_id = $5",
                 params: vec![
@@ -301,46 +431,60 @@ fn fund_statements(event: &ChainedEvent, fund_event: &FundEvent) -> anyhow::Resu
                     text(&fund_id),
                 ],
             });
-            after.push(Statement { sql: FREEZE_CLOSE_LINES, params: vec![text(&fund_id)] });
+            segment.close = Some(Statement { sql: FREEZE_CLOSE_LINES, params: vec![text(&fund_id)] });
             d.reason = Some("year-end close".into());
             d.reference = Some(decision_reference.to_string());
         }
     }
     let actor = metadata(&event.metadata, meta::ACTOR);
     let role = metadata(&event.metadata, meta::ROLE);
+    let booked_on = fund_event.booked_on().to_string();
+    let recorded_at = format_recorded_at(&event.recorded_at);
     for (line, posting) in postings(&fund_id, fund_event).into_iter().enumerate() {
         if let Some(wijk_id) = &posting.account.wijk_id {
-            out.push(balance(wijk_id, &fund_id, posting.account.kind.as_str(), cents(posting.amount)));
+            segment.add_to_balance(wijk_id, &fund_id, posting.account.kind.as_str(), cents(posting.amount))?;
         }
-        out.push(Statement {
-            sql: INSERT_POSTING,
-            params: vec![
-                position.clone(),
-                Param::Int(line as i64),
-                text(&event.event_id),
-                text(&event.event_type),
-                text(&fund_id),
-                opt(posting.account.wijk_id.as_ref()),
-                text(posting.account.kind.as_str()),
-                text(posting.account.name()),
-                Param::Int(cents(posting.amount)),
-                text(fund_event.booked_on()),
-                text(format_recorded_at(&event.recorded_at)),
-                text(&actor),
-                text(&role),
-                opt(d.reason.as_ref()),
-                opt(d.reference.as_ref()),
-                opt(d.initiative.as_ref()),
-                opt(d.theme.as_ref()),
-                opt(d.expense_id.as_ref()),
-                opt(d.commitment_id.as_ref()),
-            ],
-        });
+        segment.postings.rows.push(vec![
+            position.clone(),
+            Param::Int(line as i64),
+            text(&event.event_id),
+            text(&event.event_type),
+            text(&fund_id),
+            opt(posting.account.wijk_id.as_ref()),
+            text(posting.account.kind.as_str()),
+            text(posting.account.name()),
+            Param::Int(cents(posting.amount)),
+            text(&booked_on),
+            text(&recorded_at),
+            text(&actor),
+            text(&role),
+            opt(d.reason.as_ref()),
+            opt(d.reference.as_ref()),
+            opt(d.initiative.as_ref()),
+            opt(d.theme.as_ref()),
+            opt(d.expense_id.as_ref()),
+            opt(d.commitment_id.as_ref()),
+        ]);
     }
-    out.extend(after);
-    Ok(out)
+    Ok(())
 }
 
 fn metadata(metadata: &Value, key: &str) -> String {
     metadata.get(key).and_then(Value::as_str).unwrap_or("unknown").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_insert_is_split_into_statements_under_the_parameter_limit() {
+        let mut insert = Insert::new(INSERT_BALANCES, Some(BALANCE_LOOKUP));
+        insert.rows = (0..20_000).map(|n| vec![text("w"), text("f"), text("spent"), Param::Int(n)]).collect();
+        let runs: Vec<&[Vec<Param>]> = insert.statements().collect();
+        assert_eq!(runs.iter().map(|r| r.len()).sum::<usize>(), 20_000);
+        assert!(runs.iter().all(|r| r.len() * 4 <= MAX_BINDS));
+        assert_eq!(runs.len(), 3, "as few statements as the limit allows");
+        assert_eq!(Insert::new(INSERT_WIJKEN, None).statements().count(), 0);
+    }
 }

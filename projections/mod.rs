@@ -19,7 +19,7 @@ use crate::on_db;
 use crate::store::repository::{chained_event_from_row, log_page_sql};
 use crate::store::{Db, WritePool};
 
-use apply::{statements_for, Param};
+use apply::{Param, Write};
 
 /// The version of what `apply` writes. Bump it whenever a change to the
 /// projection code changes the read models: the first projector step of the
@@ -39,9 +39,13 @@ fn checkpoint_version(name: &str) -> Option<u32> {
     name.strip_prefix("read_models@")?.parse().ok()
 }
 
-/// Events applied per transaction: large enough to amortise the commit,
-/// small enough to keep the lock short.
-const BATCH: i64 = 500;
+/// Events applied per transaction by a running service: large enough to
+/// amortise the commit, small enough to keep the lock short.
+pub const BATCH: i64 = 500;
+/// Events applied per transaction by `wijkbudget rebuild`: fewer, larger
+/// set-based writes. Memory grows with it (about 55 MB peak at 5 000 events
+/// of the bench's shape, against 13 MB at 500), not with the log.
+pub const REBUILD_BATCH: i64 = 5_000;
 /// How often an idle projector looks for events written by other instances.
 const POLL: Duration = Duration::from_millis(250);
 
@@ -49,12 +53,19 @@ pub struct Projector {
     db: Db,
     appended: Arc<Notify>,
     position: watch::Sender<i64>,
+    batch_size: i64,
 }
 
 impl Projector {
     pub fn new(db: Db, appended: Arc<Notify>) -> Self {
         let (position, _) = watch::channel(0);
-        Self { db, appended, position }
+        Self { db, appended, position, batch_size: BATCH }
+    }
+
+    /// At most `events` events per step (per transaction). The read models
+    /// come out the same whatever the batch boundaries.
+    pub fn with_batch_size(self, events: i64) -> Self {
+        Self { batch_size: events.max(1), ..self }
     }
 
     /// Follows the checkpoint as it advances.
@@ -114,26 +125,33 @@ impl Projector {
             // connection could wait behind writers that wait for this lock.
             let events = sqlx::query(&log_page_sql())
                 .bind(checkpoint)
-                .bind(BATCH)
+                .bind(self.batch_size)
                 .fetch_all(&mut *tx)
                 .await?
                 .iter()
                 .map(chained_event_from_row)
                 .collect::<sqlx::Result<Vec<_>>>()?;
-            let mut last = checkpoint;
-            for event in &events {
-                for statement in statements_for(event)? {
-                    let mut query = sqlx::query(statement.sql);
-                    for param in statement.params {
-                        query = match param {
-                            Param::Int(v) => query.bind(v),
-                            Param::Text(v) => query.bind(v),
-                            Param::OptText(v) => query.bind(v),
-                        };
+            let last = events.last().map_or(checkpoint, |event| event.position);
+            for write in apply::plan(&events)? {
+                match write {
+                    Write::Insert(insert) => {
+                        for mut statement in InsertRows::insert_statements(&insert)? {
+                            // SQLite's text grows with the rows: keep it out of the statement cache.
+                            statement.build().persistent(false).execute(&mut *tx).await?;
+                        }
                     }
-                    query.execute(&mut *tx).await?;
+                    Write::Statement(statement) => {
+                        let mut query = sqlx::query(statement.sql);
+                        for param in statement.params {
+                            query = match param {
+                                Param::Int(v) => query.bind(v),
+                                Param::Text(v) => query.bind(v),
+                                Param::OptText(v) => query.bind(v),
+                            };
+                        }
+                        query.execute(&mut *tx).await?;
+                    }
                 }
-                last = event.position;
             }
             sqlx::query("UPDATE projector_checkpoints SET position = $1 WHERE name = $2")
                 .bind(last)
@@ -173,6 +191,80 @@ impl Projector {
             }
         }
     }
+}
+
+/// How a store takes the rows of an [`apply::Insert`] in as few statements as it can.
+trait InsertRows: sqlx::Database {
+    fn insert_statements(insert: &apply::Insert) -> anyhow::Result<Vec<sqlx::QueryBuilder<'_, Self>>>;
+}
+
+impl InsertRows for sqlx::Postgres {
+    /// One statement, each column one array parameter: PostgreSQL parses and
+    /// plans a VALUES list value by value, which costs more than the insert.
+    fn insert_statements(insert: &apply::Insert) -> anyhow::Result<Vec<sqlx::QueryBuilder<'_, Self>>> {
+        let Some(first) = insert.rows.first() else { return Ok(Vec::new()) };
+        let select = insert.lookup.map_or("*", |lookup| lookup.select);
+        let mut sql = sqlx::QueryBuilder::new(format!("INSERT INTO {} SELECT {select} FROM UNNEST(", insert.into));
+        let mut columns = sql.separated(", ");
+        for (i, kind) in first.iter().enumerate() {
+            let mixed = || anyhow::anyhow!("column {} of an insert into {} mixes numbers and text", i + 1, insert.into);
+            if matches!(kind, Param::Int(_)) {
+                let values = insert
+                    .rows
+                    .iter()
+                    .map(|row| match row[i] {
+                        Param::Int(v) => Ok(v),
+                        _ => Err(mixed()),
+                    })
+                    .collect::<anyhow::Result<Vec<i64>>>()?;
+                columns.push_bind(values).push_unseparated("::int8[]");
+            } else {
+                let values = insert
+                    .rows
+                    .iter()
+                    .map(|row| match &row[i] {
+                        Param::Text(v) => Ok(Some(v.as_str())),
+                        Param::OptText(v) => Ok(v.as_deref()),
+                        Param::Int(_) => Err(mixed()),
+                    })
+                    .collect::<anyhow::Result<Vec<Option<&str>>>>()?;
+                columns.push_bind(values).push_unseparated("::text[]");
+            }
+        }
+        let names = (1..=first.len()).map(|i| format!("column{i}")).collect::<Vec<_>>().join(", ");
+        let joins = insert.lookup.map_or("", |lookup| lookup.joins);
+        sql.push(format_args!(") AS v({names}) {joins} WHERE true {}", insert.then));
+        Ok(vec![sql])
+    }
+}
+
+impl InsertRows for sqlx::Sqlite {
+    /// Multi-row VALUES, as many rows per statement as SQLite's parameter limit allows.
+    fn insert_statements(insert: &apply::Insert) -> anyhow::Result<Vec<sqlx::QueryBuilder<'_, Self>>> {
+        Ok(insert.statements().map(|rows| values_statement(insert, rows)).collect())
+    }
+}
+
+fn values_statement<'a>(insert: &apply::Insert, rows: &'a [Vec<Param>]) -> sqlx::QueryBuilder<'a, sqlx::Sqlite> {
+    let mut sql = sqlx::QueryBuilder::new(format!("INSERT INTO {} ", insert.into));
+    if let Some(lookup) = insert.lookup {
+        sql.push(format_args!("SELECT {} FROM (", lookup.select));
+    }
+    sql.push_values(rows, |mut values, row| {
+        for param in row {
+            match param {
+                Param::Int(v) => values.push_bind(*v),
+                Param::Text(v) => values.push_bind(v.as_str()),
+                Param::OptText(v) => values.push_bind(v.as_deref()),
+            };
+        }
+    });
+    if let Some(lookup) = insert.lookup {
+        // `WHERE true` keeps SQLite from reading an upsert's ON CONFLICT as a join constraint.
+        sql.push(format_args!(") AS v {} WHERE true", lookup.joins));
+    }
+    sql.push(" ").push(insert.then);
+    sql
 }
 
 /// The checkpoint as stored, and the head of the log: their difference is the lag.

@@ -152,7 +152,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Rebuild => {
             let service = Service::open(&database_url(&cli.database)).await?;
-            rebuild(&service.db, &service.projector).await
+            rebuild(&service.db, service.projector.with_batch_size(projections::REBUILD_BATCH)).await
         }
         Command::Demo { listen } => demo_command(cli.database, listen).await,
         Command::Report { year, as_of, kind } => {
@@ -232,7 +232,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-async fn rebuild(db: &Db, projector: &Projector) -> anyhow::Result<()> {
+async fn rebuild(db: &Db, projector: Projector) -> anyhow::Result<()> {
     let (_, head) = projections::status(db).await?;
     projections::reset(db).await.context("wiping the read models")?;
     let bar = progress_bar(head as u64, "rebuilding");

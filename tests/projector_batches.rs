@@ -1,0 +1,148 @@
+//! The projector writes each batch set-based (multi-row inserts, balance
+//! deltas summed per balance, a close ending its segment). The read models
+//! must not depend on where batches begin and end: projecting a rich log one
+//! event per transaction and thousands per transaction gives the same rows,
+//! on SQLite and PostgreSQL.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use common::{date, fund_id, meta, text, wijk, Harness, BACKENDS};
+use sqlx::Row;
+use tokio::sync::Notify;
+use wijkbudget::domain::fund::{Decision, FundCommand};
+use wijkbudget::domain::ids::{CommitmentId, ExpenseId, Year};
+use wijkbudget::on_db;
+use wijkbudget::projections::{self, apply::READ_MODEL_TABLES, Projector};
+use wijkbudget::store::Db;
+
+/// Every row of every read model, each column as text, in the order of all columns.
+type ReadModels = BTreeMap<&'static str, Vec<Vec<Option<String>>>>;
+
+async fn read_models(db: &Db) -> ReadModels {
+    let mut out = BTreeMap::new();
+    for table in READ_MODEL_TABLES {
+        let columns: Vec<String> = on_db!(db, pool => match db {
+            Db::Postgres(_) => sqlx::query_scalar(
+                "SELECT CAST(column_name AS TEXT) FROM information_schema.columns \
+                 WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position",
+            ),
+            Db::Sqlite(_) => sqlx::query_scalar("SELECT name FROM pragma_table_info($1) ORDER BY cid"),
+        }
+        .bind(table)
+        .fetch_all(pool)
+        .await
+        .unwrap());
+        assert!(!columns.is_empty(), "read model {table} has no columns");
+        let select = columns.iter().map(|c| format!("CAST({c} AS TEXT)")).collect::<Vec<_>>().join(", ");
+        let order = (1..=columns.len()).map(|i| i.to_string()).collect::<Vec<_>>().join(", ");
+        let sql = format!("SELECT {select} FROM {table} ORDER BY {order}");
+        let rows = on_db!(db, pool => {
+            let rows = sqlx::query(&sql).fetch_all(pool).await.unwrap();
+            rows.iter()
+                .map(|r| (0..columns.len()).map(|i| r.try_get::<Option<String>, _>(i).unwrap()).collect())
+                .collect::<Vec<Vec<_>>>()
+        });
+        out.insert(table, rows);
+    }
+    out
+}
+
+/// The demo's two years (allocations, expenses, reversals, commitments made,
+/// paid, settled with a recovery claim, repaid and withdrawn, a transfer, the
+/// 2021 close with carry-over and a payment after it), then a post-closing
+/// reversal, a cancellation and the 2022 close: a log that ends in a close.
+async fn rich_log(h: &Harness) {
+    wijkbudget::demo::load(&h.ledger, |_, _| {}).await.expect("the demo loads");
+    let ledger = &h.ledger;
+    ledger
+        .fund(
+            &fund_id("begroting-2021"),
+            FundCommand::ReverseExpense {
+                expense_id: ExpenseId::parse("2021-centrum-00").unwrap(),
+                reason: text("Factuur gecrediteerd na de jaarrekening"),
+                requested_on: date("2022-07-04"),
+                post_closing: true,
+            },
+            &meta(),
+        )
+        .await
+        .expect("a post-closing reversal is recorded");
+    ledger
+        .fund(
+            &fund_id("begroting-2022"),
+            FundCommand::Withdraw {
+                commitment_id: CommitmentId::parse("SUB-2022-019").unwrap(),
+                reason: text("Dubbele aanvraag"),
+                cancelled: true,
+                booked_on: date("2022-09-01"),
+            },
+            &meta(),
+        )
+        .await
+        .expect("a cancellation is recorded");
+    ledger
+        .close_year(
+            Year::new(2022).unwrap(),
+            Decision { reference: text("Raadsbesluit jaarrekening 2022"), adopted_on: date("2023-06-29") },
+            &[wijk("oost-1221"), wijk("centrum")],
+            &meta(),
+        )
+        .await
+        .expect("2022 closes");
+}
+
+/// The first row where two dumps differ, table by table, or `None` when they are equal.
+fn first_difference(left: &ReadModels, right: &ReadModels) -> Option<String> {
+    for (table, rows) in left {
+        let other = &right[table];
+        if let Some(i) = (0..rows.len().max(other.len())).find(|&i| rows.get(i) != other.get(i)) {
+            return Some(format!("{table}, row {i} in order: {:?} vs {:?}", rows.get(i), other.get(i)));
+        }
+    }
+    None
+}
+
+/// Wipes the read models and projects the whole log again, `batch` events per transaction.
+async fn rebuilt(db: &Db, batch: i64) -> ReadModels {
+    projections::reset(db).await.unwrap();
+    let projector = Projector::new(db.clone(), Arc::new(Notify::new())).with_batch_size(batch);
+    let (_, head) = projections::status(db).await.unwrap();
+    assert_eq!(projector.catch_up(|_| {}).await.unwrap(), head, "batch size {batch}: the rebuild reaches the head");
+    read_models(db).await
+}
+
+#[tokio::test]
+async fn read_models_are_the_same_whatever_the_batch_boundaries() {
+    for backend in BACKENDS {
+        let label = format!("{backend:?}");
+        let h = Harness::new(backend).await;
+        rich_log(&h).await;
+        h.catch_up().await;
+        let live = read_models(&h.store.db).await;
+        for (table, rows) in &live {
+            assert!(!rows.is_empty(), "{label}: the log fills {table}");
+        }
+        let closes = on_db!(&h.store.db, pool => sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM events WHERE event_type = 'FundClosed'",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap());
+        assert!(closes >= 3, "{label}: the log holds closes in both years, got {closes}");
+
+        let one_by_one = rebuilt(&h.store.db, 1).await;
+        assert_eq!(
+            first_difference(&one_by_one, &live),
+            None,
+            "{label}: one event per batch gives the live projector's read models"
+        );
+        for batch in [2, 7, 64, 100_000] {
+            let batched = rebuilt(&h.store.db, batch).await;
+            assert_eq!(first_difference(&batched, &one_by_one), None, "{label}: batch size {batch}");
+        }
+        h.store.cleanup().await;
+    }
+}
