@@ -27,6 +27,7 @@
 //! - `WIJKBUDGET_BENCH_ONLY`: a comma list of `writes`, `big` to run a part.
 //! - `WIJKBUDGET_BENCH_SYSTEMS`: scenario 1's systems, a comma list of `raw`, `cqrs`, `http`, `sqlite` (default all).
 //! - `WIJKBUDGET_BENCH_KEEP=1`: keep the databases for inspection.
+//! - `WIJKBUDGET_BENCH_TLS=1`: connect to PostgreSQL over TLS (default: `sslmode=disable`, for every system alike).
 //!
 //! Figures only: nothing here asserts a time, and no test depends on it.
 
@@ -94,6 +95,8 @@ struct Config {
     only: Option<Vec<String>>,
     systems: Vec<String>,
     keep: bool,
+    /// Connect to PostgreSQL over TLS (`WIJKBUDGET_BENCH_TLS=1`); off by default.
+    tls: bool,
 }
 
 fn env_list(name: &str, default: &str) -> anyhow::Result<Vec<u64>> {
@@ -112,6 +115,18 @@ fn env_num<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T> {
 }
 
 impl Config {
+    /// Every system connects the same way: without TLS over loopback (as a
+    /// service on the database's host, or over its Unix socket, would),
+    /// unless `WIJKBUDGET_BENCH_TLS=1`; sqlx's default would negotiate TLS
+    /// whenever the server offers it.
+    fn url_options(&self) -> &'static str {
+        if self.tls {
+            ""
+        } else {
+            "?sslmode=disable"
+        }
+    }
+
     fn from_env() -> anyhow::Result<Self> {
         let smoke = !std::env::args().any(|a| a == "--bench");
         let runs = env_num("WIJKBUDGET_BENCH_RUNS", if smoke { 1 } else { 3 })?;
@@ -141,6 +156,7 @@ impl Config {
                 .map(|p| p.trim().to_string())
                 .collect(),
             keep: std::env::var("WIJKBUDGET_BENCH_KEEP").is_ok_and(|v| v == "1"),
+            tls: std::env::var("WIJKBUDGET_BENCH_TLS").is_ok_and(|v| v == "1"),
         };
         anyhow::ensure!(cfg.runs >= 1 && cfg.rebuild_runs >= 1, "WIJKBUDGET_BENCH_RUNS must be at least 1");
         anyhow::ensure!(
@@ -991,7 +1007,7 @@ fn loadavg() -> String {
 
 impl Bench {
     fn admin(&self) -> String {
-        format!("{}/postgres", self.cfg.postgres)
+        format!("{}/postgres{}", self.cfg.postgres, self.cfg.url_options())
     }
 
     async fn create_db(&mut self, name: &str) -> anyhow::Result<String> {
@@ -1007,7 +1023,7 @@ impl Bench {
         if !self.dbs.iter().any(|d| d == name) {
             self.dbs.push(name.to_string());
         }
-        Ok(format!("{}/{name}", self.cfg.postgres))
+        Ok(format!("{}/{name}{}", self.cfg.postgres, self.cfg.url_options()))
     }
 
     async fn drop_dbs(&mut self) -> anyhow::Result<()> {
