@@ -17,7 +17,10 @@
 //!   balance one event would create (even with zero cents) is created;
 //! - the one write that reads what came before it, a close freezing its
 //!   balances into `rm_close_lines`, ends a segment: everything up to and
-//!   including the close is written first, and nothing after it.
+//!   including the close is written first, and nothing after it;
+//! - a posting's running `wijk_available_cents` starts from the wijk's
+//!   available money before the batch, which the projector reads and passes
+//!   in, and carries on in memory from segment to segment.
 
 use std::collections::{BTreeMap, BTreeSet};
 
