@@ -275,6 +275,14 @@ impl AuditFilter {
 const AUDIT_SCOPE: &str = "p.wijk_id = $1 \
     AND ($2 IS NULL OR p.year = $2) AND ($3 IS NULL OR p.fund_id = $3) AND ($4 IS NULL OR p.initiative = $4)";
 
+/// The wijk's available money after its last posting at or before position
+/// $2: the last line of that event, found through rm_postings_wijk in a few
+/// steps however long the history.
+const RUNNING_OPENING_SQL: &str = "SELECT p.wijk_available_cents FROM rm_postings p \
+    WHERE p.wijk_id = $1 AND p.position = \
+    (SELECT MAX(l.position) FROM rm_postings l WHERE l.wijk_id = $1 AND l.position <= $2) \
+    ORDER BY p.line DESC LIMIT 1";
+
 /// The most postings one event makes on one wijk's accounts (a close that
 /// both lapses and carries over makes four); a page reads this many extra
 /// rows so it can end on an event boundary.
@@ -290,16 +298,10 @@ pub async fn audit_trail(
     after: i64,
     limit: i64,
 ) -> sqlx::Result<AuditPage> {
-    // The whole trail reads its balances from the projection's running
-    // `wijk_available_cents`: the opening is the value after the wijk's last
-    // posting up to `after`, found through rm_postings_wijk in one step however
-    // long the history. A filtered trail's balances count only the postings the
-    // filter keeps, so it sums them.
+    // The whole trail's balances are the projection's running
+    // `wijk_available_cents`; a filtered trail's count only the postings the
+    // filter keeps, so it sums them from the start of the wijk's history.
     let unfiltered = filter.is_none();
-    const RUNNING_OPENING_SQL: &str = "SELECT p.wijk_available_cents FROM rm_postings p \
-        WHERE p.wijk_id = $1 AND p.position = \
-        (SELECT MAX(l.position) FROM rm_postings l WHERE l.wijk_id = $1 AND l.position <= $2) \
-        ORDER BY p.line DESC LIMIT 1";
     let summed_opening_sql = format!(
         "SELECT CAST(COALESCE(SUM(p.amount_cents), 0) AS BIGINT) FROM rm_postings p \
          WHERE {AUDIT_SCOPE} AND p.account_kind = 'wijk_budget' AND p.position <= $5"
