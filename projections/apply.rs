@@ -17,9 +17,12 @@
 //!   balance one event would create (even with zero cents) is created;
 //! - the one write that reads what came before it, a close freezing its
 //!   balances into `rm_close_lines`, ends a segment: everything up to and
-//!   including the close is written first, and nothing after it.
+//!   including the close is written first, and nothing after it;
+//! - a posting's running `wijk_available_cents` starts from the wijk's
+//!   available money before the batch, which the projector reads and passes
+//!   in, and carries on in memory from segment to segment.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::Context;
 use serde_json::Value;
@@ -27,7 +30,7 @@ use serde_json::Value;
 use crate::domain::fund::FundEvent;
 use crate::domain::ids::{FundId, WijkId};
 use crate::domain::money::cents;
-use crate::domain::postings::postings;
+use crate::domain::postings::{postings, AccountKind};
 use crate::domain::wijk::WijkEvent;
 use crate::store::chain::{format_recorded_at, ChainedEvent};
 use crate::store::repository::meta;
@@ -39,6 +42,7 @@ pub const READ_MODEL_TABLES: [&str; 7] =
 #[derive(Debug, Clone, PartialEq)]
 pub enum Param {
     Int(i64),
+    OptInt(Option<i64>),
     Text(String),
     OptText(Option<String>),
 }
@@ -105,7 +109,7 @@ pub fn fund_event(event: &ChainedEvent) -> anyhow::Result<FundEvent> {
 
 const INSERT_POSTINGS: &str = "rm_postings (position, line, event_id, event_type, fund_id, wijk_id, \
     account_kind, account, amount_cents, year, booked_on, recorded_at, actor, role, reason, reference, \
-    initiative, theme, expense_id, commitment_id)";
+    initiative, theme, expense_id, commitment_id, wijk_available_cents)";
 const INSERT_EXPENSES: &str = "rm_expenses (expense_id, fund_id, wijk_id, amount_cents, initiative, theme, \
     booked_on, reference, position, event_id, commitment_id)";
 const INSERT_COMMITMENTS: &str = "rm_commitments (commitment_id, fund_id, wijk_id, amount_cents, paid_cents, \
@@ -125,7 +129,8 @@ const ADD_TO_BALANCES: &str =
 const POSTING_LOOKUP: Lookup = Lookup {
     select: "v.column1, v.column2, v.column3, v.column4, v.column5, v.column6, v.column7, v.column8, v.column9, \
         f.year, v.column10, v.column11, v.column12, v.column13, v.column14, v.column15, \
-        COALESCE(v.column16, c.initiative, e.initiative), COALESCE(v.column17, c.theme, e.theme), v.column18, v.column19",
+        COALESCE(v.column16, c.initiative, e.initiative), COALESCE(v.column17, c.theme, e.theme), v.column18, v.column19, \
+        v.column20",
     joins: "LEFT JOIN rm_funds f ON f.fund_id = v.column5 \
         LEFT JOIN rm_commitments c ON c.commitment_id = v.column19 \
         LEFT JOIN rm_expenses e ON e.expense_id = v.column18",
@@ -178,6 +183,17 @@ struct Segment {
     balances: BTreeMap<(String, String, &'static str), i64>,
     updates: Vec<Statement>,
     close: Option<Statement>,
+    /// The rows of `postings` on a wijk's account, in (position, line) order.
+    wijk_postings: Vec<WijkPosting>,
+}
+
+/// A posting row on a wijk's account, whose `wijk_available_cents` (its last
+/// column) is filled in once the wijk's available money before the batch is known.
+struct WijkPosting {
+    row: usize,
+    wijk_id: String,
+    /// Its amount on a `wijk_budget` account, zero on the wijk's other accounts.
+    available_change: i64,
 }
 
 impl Segment {
@@ -191,6 +207,7 @@ impl Segment {
             balances: BTreeMap::new(),
             updates: Vec::new(),
             close: None,
+            wijk_postings: Vec::new(),
         }
     }
 
@@ -225,31 +242,68 @@ impl Segment {
     }
 }
 
-/// The writes that bring the read models from before `events` (consecutive,
-/// in log order) to after them.
-pub fn plan(events: &[ChainedEvent]) -> anyhow::Result<Vec<Write>> {
-    let mut writes = Vec::new();
-    let mut segment = Segment::new();
-    for event in events {
-        match event.aggregate_type.as_str() {
-            "wijk" => {
-                let WijkEvent::WijkRegistered { wijk_id, name } = event
-                    .read_payload()
-                    .with_context(|| format!("event at position {} is not a readable wijk event", event.position))?;
-                segment.wijken.rows.push(vec![text(wijk_id), text(name), Param::Int(event.position)]);
+/// The writes that bring the read models from before a batch of events to
+/// after them, but for the one value that depends on the read models before
+/// the batch: each wijk's available money, where the running
+/// `wijk_available_cents` of its postings starts. The projector reads that for
+/// [`Plan::wijken`] and hands it to [`Plan::into_writes`], so planning stays pure.
+pub struct Plan {
+    segments: Vec<Segment>,
+}
+
+impl Plan {
+    /// Plans `events`, consecutive and in log order.
+    pub fn new(events: &[ChainedEvent]) -> anyhow::Result<Self> {
+        let mut segments = Vec::new();
+        let mut segment = Segment::new();
+        for event in events {
+            match event.aggregate_type.as_str() {
+                "wijk" => {
+                    let WijkEvent::WijkRegistered { wijk_id, name } = event.read_payload().with_context(|| {
+                        format!("event at position {} is not a readable wijk event", event.position)
+                    })?;
+                    segment.wijken.rows.push(vec![text(wijk_id), text(name), Param::Int(event.position)]);
+                }
+                "fund" => {
+                    let fund_event = fund_event(event)?;
+                    add_fund_event(&mut segment, event, &fund_event)?;
+                    if segment.close.is_some() {
+                        segments.push(std::mem::replace(&mut segment, Segment::new()));
+                    }
+                }
+                other => anyhow::bail!("event at position {} has unknown aggregate type `{other}`", event.position),
             }
-            "fund" => {
-                let fund_event = fund_event(event)?;
-                add_fund_event(&mut segment, event, &fund_event)?;
-                if segment.close.is_some() {
-                    std::mem::replace(&mut segment, Segment::new()).into_writes(&mut writes);
+        }
+        segments.push(segment);
+        Ok(Self { segments })
+    }
+
+    /// The wijken the batch posts to.
+    pub fn wijken(&self) -> BTreeSet<&str> {
+        self.segments.iter().flat_map(|s| &s.wijk_postings).map(|p| p.wijk_id.as_str()).collect()
+    }
+
+    /// The writes, given each wijk's available money before the batch (the
+    /// sum of its `wijk_budget` balances; a wijk left out has none). The
+    /// running values carry on from segment to segment in memory, because
+    /// a segment's balances are not written before the next one is planned.
+    pub fn into_writes(self, available_before: &BTreeMap<String, i64>) -> anyhow::Result<Vec<Write>> {
+        let mut available = available_before.clone();
+        let mut writes = Vec::new();
+        for mut segment in self.segments {
+            for posting in &segment.wijk_postings {
+                let cents = available.entry(posting.wijk_id.clone()).or_insert(0);
+                *cents = cents
+                    .checked_add(posting.available_change)
+                    .with_context(|| format!("the available money of {} overflows 64-bit cents", posting.wijk_id))?;
+                if let Some(column) = segment.postings.rows[posting.row].last_mut() {
+                    *column = Param::OptInt(Some(*cents));
                 }
             }
-            other => anyhow::bail!("event at position {} has unknown aggregate type `{other}`", event.position),
+            segment.into_writes(&mut writes);
         }
+        Ok(writes)
     }
-    segment.into_writes(&mut writes);
-    Ok(writes)
 }
 
 fn fund_row(
@@ -443,6 +497,12 @@ fn add_fund_event(segment: &mut Segment, event: &ChainedEvent, fund_event: &Fund
     for (line, posting) in postings(&fund_id, fund_event).into_iter().enumerate() {
         if let Some(wijk_id) = &posting.account.wijk_id {
             segment.add_to_balance(wijk_id, &fund_id, posting.account.kind.as_str(), cents(posting.amount))?;
+            let on_available = posting.account.kind == AccountKind::WijkBudget;
+            segment.wijk_postings.push(WijkPosting {
+                row: segment.postings.rows.len(),
+                wijk_id: wijk_id.to_string(),
+                available_change: if on_available { cents(posting.amount) } else { 0 },
+            });
         }
         segment.postings.rows.push(vec![
             position.clone(),
@@ -464,6 +524,8 @@ fn add_fund_event(segment: &mut Segment, event: &ChainedEvent, fund_event: &Fund
             opt(d.theme.as_ref()),
             opt(d.expense_id.as_ref()),
             opt(d.commitment_id.as_ref()),
+            // wijk_available_cents: see `Plan::into_writes`.
+            Param::OptInt(None),
         ]);
     }
     Ok(())

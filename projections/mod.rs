@@ -10,6 +10,7 @@ pub mod apply;
 pub mod queries;
 pub mod reports;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,10 +27,10 @@ use apply::{Param, Write};
 /// new version finds no checkpoint of its own, wipes the read models and
 /// rebuilds them from position zero, and an instance of an older version
 /// sharing the database stops projecting instead of fighting over them.
-pub const PROJECTION_VERSION: u32 = 4;
+pub const PROJECTION_VERSION: u32 = 5;
 
 /// The checkpoint row of the read models, named after the projection version.
-pub const CHECKPOINT: &str = "read_models@4";
+pub const CHECKPOINT: &str = "read_models@5";
 
 fn checkpoint_version(name: &str) -> Option<u32> {
     // The row migration 0002 wrote, before versions, counts as version 0.
@@ -132,7 +133,24 @@ impl Projector {
                 .map(chained_event_from_row)
                 .collect::<sqlx::Result<Vec<_>>>()?;
             let last = events.last().map_or(checkpoint, |event| event.position);
-            for write in apply::plan(&events)? {
+            let plan = apply::Plan::new(&events)?;
+            // Before anything of the batch is written, the wijk_budget
+            // balances are the sum of every wijk_budget posting so far.
+            let wijken = plan.wijken();
+            let mut available_before = BTreeMap::new();
+            if !wijken.is_empty() {
+                let mut sql = sqlx::QueryBuilder::new(
+                    "SELECT wijk_id, CAST(SUM(cents) AS BIGINT) FROM rm_balances WHERE kind = 'wijk_budget' AND wijk_id IN (",
+                );
+                let mut list = sql.separated(", ");
+                for wijk_id in wijken {
+                    list.push_bind(wijk_id);
+                }
+                sql.push(") GROUP BY wijk_id");
+                let rows: Vec<(String, i64)> = sql.build_query_as().persistent(false).fetch_all(&mut *tx).await?;
+                available_before.extend(rows);
+            }
+            for write in plan.into_writes(&available_before)? {
                 match write {
                     Write::Insert(insert) => {
                         for mut statement in InsertRows::insert_statements(&insert)? {
@@ -145,6 +163,7 @@ impl Projector {
                         for param in statement.params {
                             query = match param {
                                 Param::Int(v) => query.bind(v),
+                                Param::OptInt(v) => query.bind(v),
                                 Param::Text(v) => query.bind(v),
                                 Param::OptText(v) => query.bind(v),
                             };
@@ -208,15 +227,16 @@ impl InsertRows for sqlx::Postgres {
         let mut columns = sql.separated(", ");
         for (i, kind) in first.iter().enumerate() {
             let mixed = || anyhow::anyhow!("column {} of an insert into {} mixes numbers and text", i + 1, insert.into);
-            if matches!(kind, Param::Int(_)) {
+            if matches!(kind, Param::Int(_) | Param::OptInt(_)) {
                 let values = insert
                     .rows
                     .iter()
                     .map(|row| match row[i] {
-                        Param::Int(v) => Ok(v),
+                        Param::Int(v) => Ok(Some(v)),
+                        Param::OptInt(v) => Ok(v),
                         _ => Err(mixed()),
                     })
-                    .collect::<anyhow::Result<Vec<i64>>>()?;
+                    .collect::<anyhow::Result<Vec<Option<i64>>>>()?;
                 columns.push_bind(values).push_unseparated("::int8[]");
             } else {
                 let values = insert
@@ -225,7 +245,7 @@ impl InsertRows for sqlx::Postgres {
                     .map(|row| match &row[i] {
                         Param::Text(v) => Ok(Some(v.as_str())),
                         Param::OptText(v) => Ok(v.as_deref()),
-                        Param::Int(_) => Err(mixed()),
+                        Param::Int(_) | Param::OptInt(_) => Err(mixed()),
                     })
                     .collect::<anyhow::Result<Vec<Option<&str>>>>()?;
                 columns.push_bind(values).push_unseparated("::text[]");
@@ -254,6 +274,7 @@ fn values_statement<'a>(insert: &apply::Insert, rows: &'a [Vec<Param>]) -> sqlx:
         for param in row {
             match param {
                 Param::Int(v) => values.push_bind(*v),
+                Param::OptInt(v) => values.push_bind(*v),
                 Param::Text(v) => values.push_bind(v.as_str()),
                 Param::OptText(v) => values.push_bind(v.as_deref()),
             };

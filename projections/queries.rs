@@ -265,8 +265,23 @@ pub struct AuditFilter {
     pub initiative: Option<String>,
 }
 
+impl AuditFilter {
+    /// The whole trail: its balances are the wijk's available money itself.
+    fn is_none(&self) -> bool {
+        self.year.is_none() && self.fund_id.is_none() && self.initiative.is_none()
+    }
+}
+
 const AUDIT_SCOPE: &str = "p.wijk_id = $1 \
     AND ($2 IS NULL OR p.year = $2) AND ($3 IS NULL OR p.fund_id = $3) AND ($4 IS NULL OR p.initiative = $4)";
+
+/// The wijk's available money after its last posting at or before position
+/// $2: the last line of that event, found through rm_postings_wijk in a few
+/// steps however long the history.
+const RUNNING_OPENING_SQL: &str = "SELECT p.wijk_available_cents FROM rm_postings p \
+    WHERE p.wijk_id = $1 AND p.position = \
+    (SELECT MAX(l.position) FROM rm_postings l WHERE l.wijk_id = $1 AND l.position <= $2) \
+    ORDER BY p.line DESC LIMIT 1";
 
 /// The most postings one event makes on one wijk's accounts (a close that
 /// both lapses and carries over makes four); a page reads this many extra
@@ -283,7 +298,11 @@ pub async fn audit_trail(
     after: i64,
     limit: i64,
 ) -> sqlx::Result<AuditPage> {
-    let opening_sql = format!(
+    // The whole trail's balances are the projection's running
+    // `wijk_available_cents`; a filtered trail's count only the postings the
+    // filter keeps, so it sums them from the start of the wijk's history.
+    let unfiltered = filter.is_none();
+    let summed_opening_sql = format!(
         "SELECT CAST(COALESCE(SUM(p.amount_cents), 0) AS BIGINT) FROM rm_postings p \
          WHERE {AUDIT_SCOPE} AND p.account_kind = 'wijk_budget' AND p.position <= $5"
     );
@@ -291,14 +310,20 @@ pub async fn audit_trail(
         "SELECT p.position, p.event_id, p.event_type, p.booked_on, p.recorded_at, p.fund_id, f.decision_reference, \
          p.account, p.account_kind, \
          (SELECT c.account FROM rm_postings c WHERE c.position = p.position AND c.line = p.line + 1 - 2 * (p.line % 2)) AS counter_account, \
-         p.amount_cents, p.actor, p.role, p.reason, p.reference, p.initiative, p.theme, p.expense_id \
+         p.amount_cents, p.wijk_available_cents, p.actor, p.role, p.reason, p.reference, p.initiative, p.theme, \
+         p.expense_id \
          FROM rm_postings p JOIN rm_funds f ON f.fund_id = p.fund_id \
          WHERE {AUDIT_SCOPE} AND p.position > $5 ORDER BY p.position, p.line LIMIT $6"
     );
     let (opening, rows) = on_db!(db, pool => {
-        let opening: i64 = sqlx::query_scalar(&opening_sql)
-            .bind(wijk_id).bind(filter.year).bind(filter.fund_id.as_deref()).bind(filter.initiative.as_deref()).bind(after)
-            .fetch_one(pool).await?;
+        let opening: i64 = if unfiltered {
+            // A NULL here would be a projection that never filled the column: fail loudly.
+            sqlx::query_scalar(RUNNING_OPENING_SQL).bind(wijk_id).bind(after).fetch_optional(pool).await?.unwrap_or(0)
+        } else {
+            sqlx::query_scalar(&summed_opening_sql)
+                .bind(wijk_id).bind(filter.year).bind(filter.fund_id.as_deref()).bind(filter.initiative.as_deref()).bind(after)
+                .fetch_one(pool).await?
+        };
         let rows = sqlx::query(&page_sql)
             .bind(wijk_id).bind(filter.year).bind(filter.fund_id.as_deref()).bind(filter.initiative.as_deref()).bind(after)
             .bind(limit + POSTINGS_PER_EVENT_MAX)
@@ -309,7 +334,9 @@ pub async fn audit_trail(
             let amount: i64 = r.try_get("amount_cents")?;
             // Postings come in pairs (see `postings::transfer`), so the
             // counter account is the other line of the pair.
-            if r.try_get::<String, _>("account_kind")? == "wijk_budget" {
+            if unfiltered {
+                balance = r.try_get("wijk_available_cents")?;
+            } else if r.try_get::<String, _>("account_kind")? == "wijk_budget" {
                 balance += amount;
             }
             let booked_on: String = r.try_get("booked_on")?;

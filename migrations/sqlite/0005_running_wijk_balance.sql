@@ -1,0 +1,11 @@
+-- The audit trail's running balance, stored per posting so a page deep in a
+-- wijk's history reads its opening balance from one row instead of summing
+-- every posting before it.
+--
+-- For a posting on a wijk's account: the wijk's available money (all its
+-- wijk_budget postings, over every fund and year) after this posting, in
+-- (position, line) order. NULL for a posting without a wijk.
+--
+-- Existing rows stay NULL here: projection version 5 wipes the read models
+-- and rebuilds them from position zero at its first step, which fills it.
+ALTER TABLE rm_postings ADD COLUMN wijk_available_cents INTEGER;
