@@ -2,6 +2,7 @@
 //! retrying a bounded number of times when another command won the race.
 
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -143,11 +144,34 @@ impl YearRegister for ProjectedYears {
     }
 }
 
+/// Commands on one aggregate in this process take turns instead of racing.
+/// A lost race costs a reload, a second decision and a backoff sleep, and
+/// with group commit two commands on one fund in one group always race;
+/// waiting for a turn costs nothing. Aggregates hash onto a fixed number of
+/// turns, so memory stays bounded and two aggregates that share one merely
+/// take turns too. Other processes are still kept out by optimistic locking.
+struct Turns(Vec<tokio::sync::Mutex<()>>);
+
+impl Turns {
+    const COUNT: usize = 1024;
+
+    fn new() -> Self {
+        Self((0..Self::COUNT).map(|_| tokio::sync::Mutex::new(())).collect())
+    }
+
+    fn of(&self, aggregate_type: &str, aggregate_id: &str) -> &tokio::sync::Mutex<()> {
+        let mut hasher = std::hash::DefaultHasher::new();
+        (aggregate_type, aggregate_id).hash(&mut hasher);
+        &self.0[(hasher.finish() % Self::COUNT as u64) as usize]
+    }
+}
+
 #[derive(Clone)]
 pub struct Ledger {
     repo: LedgerRepository,
     fund_services: FundServices,
     projected: watch::Receiver<i64>,
+    turns: Arc<Turns>,
 }
 
 impl Ledger {
@@ -158,7 +182,7 @@ impl Ledger {
             years: Arc::new(ProjectedYears(repo.db().clone())),
             expenses: Arc::new(repo.clone()),
         };
-        Self { repo, fund_services, projected }
+        Self { repo, fund_services, projected, turns: Arc::new(Turns::new()) }
     }
 
     pub fn db(&self) -> &Db {
@@ -180,7 +204,7 @@ impl Ledger {
     pub async fn register_wijk(&self, command: WijkCommand, meta: &CommandMeta) -> Result<Outcome, LedgerError> {
         let WijkCommand::Register { wijk_id, .. } = &command;
         let id = wijk_id.to_string();
-        execute(&self.wijk_store(), &self.repo, &id, command, &(), meta).await
+        execute(&self.wijk_store(), &self.repo, &self.turns, &id, command, &(), meta).await
     }
 
     pub async fn fund(
@@ -189,7 +213,7 @@ impl Ledger {
         command: FundCommand,
         meta: &CommandMeta,
     ) -> Result<Outcome, LedgerError> {
-        execute(&self.fund_store(), &self.repo, fund_id.as_str(), command, &self.fund_services, meta).await
+        execute(&self.fund_store(), &self.repo, &self.turns, fund_id.as_str(), command, &self.fund_services, meta).await
     }
 
     /// The current state of a fund, straight from its stream (not a projection).
@@ -331,6 +355,7 @@ fn store_failure<E: std::error::Error>(err: AggregateError<E>) -> LedgerError {
 async fn execute<A>(
     store: &PersistedEventStore<LedgerRepository, A>,
     repo: &LedgerRepository,
+    turns: &Turns,
     aggregate_id: &str,
     command: A::Command,
     services: &A::Services,
@@ -341,6 +366,7 @@ where
     A::Command: Clone,
     LedgerError: From<A::Error>,
 {
+    let _turn = turns.of(A::TYPE, aggregate_id).lock().await;
     let metadata = meta.to_metadata();
     for attempt in 1..=MAX_ATTEMPTS {
         let mut context = store.load_aggregate(aggregate_id).await.map_err(store_failure)?;
