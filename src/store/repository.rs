@@ -7,6 +7,7 @@
 //! commit order, extend the hash chain, claim client ids and idempotency
 //! keys, and check the snapshot update before committing.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, SubsecRound, Utc};
@@ -185,14 +186,55 @@ async fn group_commit(db: Db, appended: Arc<Notify>, mut jobs: mpsc::Receiver<Ap
     }
 }
 
+/// One accepted command's rows, ready to be written with the rest of its group.
+#[derive(Default)]
+struct GroupRows {
+    events: Vec<ChainedEvent>,
+    claims: Vec<(&'static str, String, String, i64)>,
+    idempotency_keys: Vec<(String, String, i64, i64)>,
+    /// Per aggregate, the newest snapshot of the group: (type, id) -> (last sequence, counter, payload).
+    snapshots: HashMap<(&'static str, String), (i64, i64, Value)>,
+}
+
 /// Appends a group in one transaction. The inner results are the commands'
 /// own refusals; an outer error means the whole group was rolled back.
+///
+/// A group costs the same few statements whatever its size: one read each
+/// for the streams' heads, the client ids and the idempotency keys the group
+/// touches, the checks in memory in command order (so a command sees what
+/// the commands before it in the group wrote), then one multi-row insert
+/// per table.
 async fn append_group(db: &Db, group: &[AppendJob]) -> Result<Vec<Result<(), PersistenceError>>, PersistenceError> {
     let recorded_at = Utc::now().trunc_subsecs(6);
+    let postgres = matches!(db, Db::Postgres(_));
+    // What the checks need to know, deduplicated.
+    let mut stream_types = HashSet::new();
+    let mut stream_ids = HashSet::new();
+    let mut claim_kinds = HashSet::new();
+    let mut claim_ids = HashSet::new();
+    let mut keys = HashSet::new();
+    for job in group {
+        if let Some(first) = job.events.first() {
+            stream_types.insert(job.aggregate_type.to_string());
+            stream_ids.insert(first.aggregate_id.clone());
+            if let Some(key) = metadata_str(&first.metadata, meta::IDEMPOTENCY_KEY) {
+                keys.insert(key);
+            }
+        }
+        for event in &job.events {
+            if let Some((kind, id)) = domain::client_id_claim(&event.event_type, &event.payload) {
+                claim_kinds.insert(kind.to_string());
+                claim_ids.insert(id);
+            }
+        }
+    }
+    let list = |set: HashSet<String>| set.into_iter().collect::<Vec<String>>();
+    let (stream_types, stream_ids, claim_kinds, claim_ids, keys) =
+        (list(stream_types), list(stream_ids), list(claim_kinds), list(claim_ids), list(keys));
+
     on_db!(db, pool => {
         let mut tx = pool.begin_write().await.map_err(store_error)?;
-        let insert_sql = if matches!(db, Db::Postgres(_)) { INSERT_EVENT_POSTGRES } else { INSERT_EVENT_SQLITE };
-        if matches!(db, Db::Postgres(_)) {
+        if postgres {
             sqlx::query("SELECT pg_advisory_xact_lock($1)")
                 .bind(APPEND_LOCK)
                 .execute(&mut *tx)
@@ -214,60 +256,75 @@ async fn append_group(db: &Db, group: &[AppendJob]) -> Result<Vec<Result<(), Per
             None => (0, GENESIS),
         };
 
+        // Appends are serialised, so these reads are exact; the unique
+        // constraints stay as a second line of defence.
+        let mut heads: HashMap<(String, String), i64> = HashMap::new();
+        if !stream_ids.is_empty() {
+            let mut sql = sqlx::QueryBuilder::new(
+                "SELECT aggregate_type, aggregate_id, MAX(sequence) AS head FROM events WHERE aggregate_type IN (",
+            );
+            let mut list = sql.separated(", ");
+            stream_types.iter().for_each(|t| { list.push_bind(t.as_str()); });
+            sql.push(") AND aggregate_id IN (");
+            let mut list = sql.separated(", ");
+            stream_ids.iter().for_each(|id| { list.push_bind(id.as_str()); });
+            sql.push(") GROUP BY aggregate_type, aggregate_id");
+            for row in sql.build().persistent(false).fetch_all(&mut *tx).await.map_err(store_error)? {
+                let stream = (row.try_get("aggregate_type").map_err(store_error)?, row.try_get("aggregate_id").map_err(store_error)?);
+                heads.insert(stream, row.try_get("head").map_err(store_error)?);
+            }
+        }
+        let mut owners: HashMap<(String, String), String> = HashMap::new();
+        if !claim_ids.is_empty() {
+            let mut sql = sqlx::QueryBuilder::new("SELECT kind, id, aggregate_id FROM client_ids WHERE kind IN (");
+            let mut list = sql.separated(", ");
+            claim_kinds.iter().for_each(|k| { list.push_bind(k.as_str()); });
+            sql.push(") AND id IN (");
+            let mut list = sql.separated(", ");
+            claim_ids.iter().for_each(|id| { list.push_bind(id.as_str()); });
+            sql.push(")");
+            for row in sql.build().persistent(false).fetch_all(&mut *tx).await.map_err(store_error)? {
+                let claim = (row.try_get("kind").map_err(store_error)?, row.try_get("id").map_err(store_error)?);
+                owners.insert(claim, row.try_get("aggregate_id").map_err(store_error)?);
+            }
+        }
+        let mut used_keys: HashSet<String> = HashSet::new();
+        if !keys.is_empty() {
+            let mut sql = sqlx::QueryBuilder::new("SELECT key FROM idempotency_keys WHERE key IN (");
+            let mut list = sql.separated(", ");
+            keys.iter().for_each(|k| { list.push_bind(k.as_str()); });
+            sql.push(")");
+            for row in sql.build().persistent(false).fetch_all(&mut *tx).await.map_err(store_error)? {
+                used_keys.insert(row.try_get("key").map_err(store_error)?);
+            }
+        }
+
+        let mut rows = GroupRows::default();
         let mut outcomes = Vec::with_capacity(group.len());
         for job in group {
             let events = &job.events;
-            // First every check, then every write: a refused command must
-            // leave nothing behind in the shared transaction. Within the
-            // group the checks see the writes of the commands before it.
+            // First every check, then the rows: a refused command leaves
+            // nothing behind, and the commands after it see the ones before.
             if let Some(first) = events.first() {
-                // Appends are serialised, so checking the stream's head here is
-                // exact; the unique constraint stays as a second line of defence.
-                let current: i64 = sqlx::query_scalar(
-                    "SELECT COALESCE(MAX(sequence), 0) FROM events WHERE aggregate_type = $1 AND aggregate_id = $2",
-                )
-                .bind(job.aggregate_type)
-                .bind(&first.aggregate_id)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(store_error)?;
-                if current as usize + 1 != first.sequence {
+                let head = heads.get(&(job.aggregate_type.to_string(), first.aggregate_id.clone())).copied().unwrap_or(0);
+                if head as usize + 1 != first.sequence {
                     outcomes.push(Err(PersistenceError::OptimisticLockError));
                     continue;
                 }
             }
-            let mut claims = Vec::new();
-            let mut refusal = None;
-            for event in events {
-                if let Some((kind, id)) = domain::client_id_claim(&event.event_type, &event.payload) {
-                    let owner: Option<String> = sqlx::query_scalar(
-                        "SELECT aggregate_id FROM client_ids WHERE kind = $1 AND id = $2",
-                    )
-                    .bind(kind)
-                    .bind(&id)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(store_error)?;
-                    if let Some(owner) = owner {
-                        refusal = Some(AppendRefused::ClientIdTaken { kind: kind.into(), id, owner });
-                        break;
-                    }
-                    claims.push((kind, id));
-                }
-            }
-            let idempotency_key = events.first().and_then(|e| metadata_str(&e.metadata, meta::IDEMPOTENCY_KEY));
-            if let (None, Some(key)) = (&refusal, &idempotency_key) {
-                let taken: Option<String> = sqlx::query_scalar("SELECT key FROM idempotency_keys WHERE key = $1")
-                    .bind(key)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(store_error)?;
-                if taken.is_some() {
-                    refusal = Some(AppendRefused::IdempotencyKeyUsed(key.clone()));
-                }
-            }
-            if let Some(reason) = refusal {
+            let claims: Vec<(&'static str, String)> =
+                events.iter().filter_map(|e| domain::client_id_claim(&e.event_type, &e.payload)).collect();
+            let taken = claims.iter().find_map(|(kind, id)| {
+                owners.get(&(kind.to_string(), id.clone())).map(|owner| (kind, id, owner))
+            });
+            if let Some((kind, id, owner)) = taken {
+                let reason = AppendRefused::ClientIdTaken { kind: kind.to_string(), id: id.clone(), owner: owner.clone() };
                 outcomes.push(Err(refused(reason)));
+                continue;
+            }
+            let key = events.first().and_then(|e| metadata_str(&e.metadata, meta::IDEMPOTENCY_KEY));
+            if let Some(key) = key.as_ref().filter(|k| used_keys.contains(*k)) {
+                outcomes.push(Err(refused(AppendRefused::IdempotencyKeyUsed(key.clone()))));
                 continue;
             }
 
@@ -290,66 +347,109 @@ async fn append_group(db: &Db, group: &[AppendJob]) -> Result<Vec<Result<(), Per
                 };
                 previous = chain_hash(&previous, &chained);
                 chained.hash = hex::encode(previous);
-                insert_event(&mut tx, insert_sql, &chained).await.map_err(store_error)?;
                 if domain::client_id_claim(&event.event_type, &event.payload).is_some() {
                     let (kind, id) = claims.next().expect("one claim per claiming event");
-                    sqlx::query("INSERT INTO client_ids (kind, id, aggregate_id, position) VALUES ($1, $2, $3, $4)")
-                        .bind(kind)
-                        .bind(&id)
-                        .bind(&event.aggregate_id)
-                        .bind(position)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(store_error)?;
+                    owners.insert((kind.to_string(), id.clone()), event.aggregate_id.clone());
+                    rows.claims.push((kind, id, event.aggregate_id.clone(), position));
                 }
+                heads.insert((job.aggregate_type.to_string(), event.aggregate_id.clone()), event.sequence as i64);
+                rows.events.push(chained);
             }
-            if let Some(key) = idempotency_key {
+            if let Some(key) = key {
                 let fingerprint = metadata_str(&events[0].metadata, meta::REQUEST_FINGERPRINT).unwrap_or_default();
-                sqlx::query("INSERT INTO idempotency_keys (key, fingerprint, first_position, last_position) VALUES ($1, $2, $3, $4)")
-                    .bind(&key)
-                    .bind(&fingerprint)
-                    .bind(first_position)
-                    .bind(position)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(store_error)?;
+                used_keys.insert(key.clone());
+                rows.idempotency_keys.push((key, fingerprint, first_position, position));
             }
             if let Some((aggregate_id, payload, current_snapshot)) = &job.snapshot_update {
                 let last_sequence = events.last().map_or(0, |e| e.sequence) as i64;
-                // Snapshots only move forward. Keyed on the sequence rather
-                // than cqrs-es's snapshot counter, so a snapshot that no longer
-                // deserialises (the aggregate's shape changed) is replaced
-                // instead of blocking the fund. The stream's sequence was
-                // checked above under the append lock, so no stored snapshot
-                // can be as new as this one; if one is, the store is
-                // inconsistent and the whole group is rolled back.
-                let updated = sqlx::query(
-                    "INSERT INTO snapshots (aggregate_type, aggregate_id, last_sequence, current_snapshot, payload) \
-                     VALUES ($1, $2, $3, $4, $5) \
-                     ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE \
-                     SET last_sequence = excluded.last_sequence, current_snapshot = excluded.current_snapshot, payload = excluded.payload \
-                     WHERE snapshots.last_sequence < excluded.last_sequence",
-                )
-                .bind(job.aggregate_type)
-                .bind(aggregate_id)
-                .bind(last_sequence)
-                .bind(*current_snapshot as i64)
-                .bind(payload)
-                .execute(&mut *tx)
-                .await
-                .map_err(store_error)?;
-                if updated.rows_affected() != 1 {
-                    return Err(PersistenceError::UnknownError(
-                        format!("the snapshot of {aggregate_id} is ahead of its stream; run `wijkbudget verify`").into(),
-                    ));
-                }
+                rows.snapshots.insert(
+                    (job.aggregate_type, aggregate_id.clone()),
+                    (last_sequence, *current_snapshot as i64, payload.clone()),
+                );
             }
             outcomes.push(Ok(()));
+        }
+
+        // Payload and metadata are written as their canonical JSON text, so
+        // what is stored is byte for byte what was hashed (PostgreSQL's
+        // `json` keeps text as given; sqlx's own `Json` goes through `jsonb`).
+        let json = if postgres { "::json" } else { "" };
+        for chunk in rows.events.chunks(ROWS_PER_STATEMENT) {
+            let mut sql = sqlx::QueryBuilder::new(
+                "INSERT INTO events (position, event_id, recorded_at, aggregate_type, aggregate_id, sequence, \
+                 event_type, event_version, payload, metadata, hash) ",
+            );
+            sql.push_values(chunk, |mut row, e| {
+                row.push_bind(e.position)
+                    .push_bind(e.event_id.as_str())
+                    .push_bind(e.recorded_at)
+                    .push_bind(e.aggregate_type.as_str())
+                    .push_bind(e.aggregate_id.as_str())
+                    .push_bind(e.sequence)
+                    .push_bind(e.event_type.as_str())
+                    .push_bind(e.event_version.as_str())
+                    .push_bind(canonical_json(&e.payload))
+                    .push_unseparated(json)
+                    .push_bind(canonical_json(&e.metadata))
+                    .push_unseparated(json)
+                    .push_bind(e.hash.as_str());
+            });
+            sql.build().persistent(false).execute(&mut *tx).await.map_err(store_error)?;
+        }
+        for chunk in rows.claims.chunks(ROWS_PER_STATEMENT) {
+            let mut sql = sqlx::QueryBuilder::new("INSERT INTO client_ids (kind, id, aggregate_id, position) ");
+            sql.push_values(chunk, |mut row, (kind, id, owner, position)| {
+                row.push_bind(*kind).push_bind(id.as_str()).push_bind(owner.as_str()).push_bind(*position);
+            });
+            sql.build().persistent(false).execute(&mut *tx).await.map_err(store_error)?;
+        }
+        for chunk in rows.idempotency_keys.chunks(ROWS_PER_STATEMENT) {
+            let mut sql =
+                sqlx::QueryBuilder::new("INSERT INTO idempotency_keys (key, fingerprint, first_position, last_position) ");
+            sql.push_values(chunk, |mut row, (key, fingerprint, first, last)| {
+                row.push_bind(key.as_str()).push_bind(fingerprint.as_str()).push_bind(*first).push_bind(*last);
+            });
+            sql.build().persistent(false).execute(&mut *tx).await.map_err(store_error)?;
+        }
+        let snapshots: Vec<_> = rows.snapshots.into_iter().collect();
+        for chunk in snapshots.chunks(ROWS_PER_STATEMENT) {
+            // Snapshots only move forward. Keyed on the sequence rather than
+            // cqrs-es's snapshot counter, so a snapshot that no longer
+            // deserialises (the aggregate's shape changed) is replaced
+            // instead of blocking the aggregate. The streams' sequences were
+            // checked above under the append lock, so no stored snapshot can
+            // be as new as these; if one is, the store is inconsistent and
+            // the whole group is rolled back.
+            let mut sql = sqlx::QueryBuilder::new(
+                "INSERT INTO snapshots (aggregate_type, aggregate_id, last_sequence, current_snapshot, payload) ",
+            );
+            sql.push_values(chunk, |mut row, ((aggregate_type, aggregate_id), (last_sequence, counter, payload))| {
+                row.push_bind(*aggregate_type)
+                    .push_bind(aggregate_id.as_str())
+                    .push_bind(*last_sequence)
+                    .push_bind(*counter)
+                    .push_bind(payload);
+            });
+            sql.push(
+                " ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE \
+                 SET last_sequence = excluded.last_sequence, current_snapshot = excluded.current_snapshot, payload = excluded.payload \
+                 WHERE snapshots.last_sequence < excluded.last_sequence",
+            );
+            let updated = sql.build().persistent(false).execute(&mut *tx).await.map_err(store_error)?;
+            if updated.rows_affected() != chunk.len() as u64 {
+                return Err(PersistenceError::UnknownError(
+                    "a stored snapshot is ahead of its stream; run `wijkbudget verify`".into(),
+                ));
+            }
         }
         tx.commit().await.map_err(store_error)?;
         Ok(outcomes)
     })
 }
+
+/// Rows per multi-row insert: 11 columns of events stay well under SQLite's
+/// 32,766 parameters and PostgreSQL's 65,535.
+const ROWS_PER_STATEMENT: usize = 1_000;
 
 fn refused(reason: AppendRefused) -> PersistenceError {
     PersistenceError::UnknownError(Box::new(reason))
@@ -358,41 +458,6 @@ fn refused(reason: AppendRefused) -> PersistenceError {
 fn metadata_str(metadata: &Value, key: &str) -> Option<String> {
     metadata.get(key).and_then(Value::as_str).map(str::to_string)
 }
-
-/// Inserts one chained event. The payload and metadata are written as their
-/// canonical JSON text, so what is stored is byte for byte what was hashed
-/// (PostgreSQL's `json` type keeps text as given; sqlx's own `Json` binding
-/// would go through `jsonb` and reformat it).
-async fn insert_event<DB>(tx: &mut sqlx::Transaction<'static, DB>, sql: &str, e: &ChainedEvent) -> sqlx::Result<()>
-where
-    DB: sqlx::Database,
-    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
-    i64: sqlx::Type<DB> + for<'q> sqlx::Encode<'q, DB>,
-    String: sqlx::Type<DB> + for<'q> sqlx::Encode<'q, DB>,
-    DateTime<Utc>: sqlx::Type<DB> + for<'q> sqlx::Encode<'q, DB>,
-{
-    sqlx::query(sql)
-        .bind(e.position)
-        .bind(e.event_id.clone())
-        .bind(e.recorded_at)
-        .bind(e.aggregate_type.clone())
-        .bind(e.aggregate_id.clone())
-        .bind(e.sequence)
-        .bind(e.event_type.clone())
-        .bind(e.event_version.clone())
-        .bind(canonical_json(&e.payload))
-        .bind(canonical_json(&e.metadata))
-        .bind(e.hash.clone())
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
-}
-
-const INSERT_EVENT_SQLITE: &str = "INSERT INTO events (position, event_id, recorded_at, aggregate_type, aggregate_id, \
-    sequence, event_type, event_version, payload, metadata, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
-const INSERT_EVENT_POSTGRES: &str = "INSERT INTO events (position, event_id, recorded_at, aggregate_type, aggregate_id, \
-    sequence, event_type, event_version, payload, metadata, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::json, $10::json, $11)";
 
 /// Expense ids are claimed in `client_ids` with the position of the event
 /// that introduced them, so finding that event is two index lookups.
@@ -638,5 +703,10 @@ mod tests {
         let keys: Vec<(String, i64)> =
             sqlx::query_as("SELECT key, first_position FROM idempotency_keys").fetch_all(pool).await.unwrap();
         assert_eq!(keys, [("k".into(), 2)]);
+        let mut previous = GENESIS;
+        for event in read_log(&db, 0, 10).await.unwrap() {
+            previous = chain_hash(&previous, &event);
+            assert_eq!(hex::encode(previous), event.hash, "the chain runs through position {}", event.position);
+        }
     }
 }
