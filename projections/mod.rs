@@ -76,6 +76,7 @@ impl Projector {
 
     /// Applies at most one batch. Returns how many events it applied.
     pub async fn step(&self) -> anyhow::Result<usize> {
+        let postgres = matches!(self.db, Db::Postgres(_));
         let (applied, checkpoint) = on_db!(&self.db, pool => {
             let mut tx = pool.begin_write().await?;
             let lock = if matches!(self.db, Db::Postgres(_)) { " FOR UPDATE" } else { "" };
@@ -154,8 +155,10 @@ impl Projector {
                 match write {
                     Write::Insert(insert) => {
                         for mut statement in InsertRows::insert_statements(&insert)? {
-                            // SQLite's text grows with the rows: keep it out of the statement cache.
-                            statement.build().persistent(false).execute(&mut *tx).await?;
+                            // PostgreSQL's text is the same for every batch (one array per
+                            // column), so it is prepared once; SQLite's grows with the rows
+                            // and stays out of the statement cache.
+                            statement.build().persistent(postgres).execute(&mut *tx).await?;
                         }
                     }
                     Write::Statement(statement) => {
