@@ -491,6 +491,27 @@ impl Server {
 }
 
 /// What a finished `wijkbudget` child process used.
+/// Waits until a server has verified the whole chain, which it does once at
+/// start (seconds at a million events): measuring meanwhile would time the
+/// verifier too. Returns the seconds waited.
+async fn wait_for_start_up_verification(addr: SocketAddr, auth: &str) -> anyhow::Result<f64> {
+    let mut http = Http::new(addr);
+    let started = Instant::now();
+    loop {
+        let (status, body) = http.get("/api/v1/integrity", auth).await?;
+        anyhow::ensure!(status == 200, "GET /integrity answered {status}");
+        let integrity: Value = serde_json::from_slice(&body)?;
+        if !integrity["last_verification"].is_null() {
+            return Ok(started.elapsed().as_secs_f64());
+        }
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(600),
+            "the server's start-up verification never finished"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 struct ChildRun {
     secs: f64,
     peak_kb: u64,
@@ -1930,8 +1951,9 @@ impl Bench {
         let cfg = self.cfg.clone();
         let auth = self.finance_token(&big.url).await?;
         let server = Server::start(&big.url, self.dir.path().join("serve-big.log")).await?;
-        // The service verifies the whole chain once at start; let that finish.
-        tokio::time::sleep(Duration::from_secs_f64(if cfg.smoke { 0.2 } else { 3.0 })).await;
+        let waited = wait_for_start_up_verification(server.addr, &auth).await?;
+        self.progress(format!("server's start-up verification done after {waited:.1} s"));
+        let mut http = Http::new(server.addr);
         let rss_start = server.kb("VmRSS");
         let (hmax, hfund, hwijk) = big.history.iter().max_by_key(|h| h.0).cloned().context("no history fund")?;
         let mid = big.events / 2;
@@ -1955,7 +1977,6 @@ impl Bench {
             format!("fund spending: GET /funds/{hfund} ({} expenses), page of 1000 after position {mid}", hmax - 2),
             format!("/api/v1/funds/{hfund}?limit=1000&after={mid}"),
         )];
-        let mut http = Http::new(server.addr);
         for (_, path) in light.iter().chain(&heavy) {
             let (status, body) = http.get(path, &auth).await?;
             anyhow::ensure!(
@@ -1993,8 +2014,7 @@ impl Bench {
         let rss_end = server.kb("VmRSS");
         server.stop().await?;
         let server = Server::start(&big.url, self.dir.path().join("serve-big-2.log")).await?;
-        // The service verifies the whole chain once at start; let that finish.
-        tokio::time::sleep(Duration::from_secs_f64(if cfg.smoke { 0.2 } else { 3.0 })).await;
+        wait_for_start_up_verification(server.addr, &auth).await?;
         let rss_fresh = server.kb("VmRSS");
         let mut clients: Vec<(u64, ExpenseClient)> = big
             .history

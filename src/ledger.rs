@@ -150,6 +150,10 @@ impl YearRegister for ProjectedYears {
 /// waiting for a turn costs nothing. Aggregates hash onto a fixed number of
 /// turns, so memory stays bounded and two aggregates that share one merely
 /// take turns too. Other processes are still kept out by optimistic locking.
+///
+/// Never execute a command while holding a turn (from a service an
+/// aggregate calls, say): a second turn on the same stripe would wait for
+/// itself.
 struct Turns(Vec<tokio::sync::Mutex<()>>);
 
 impl Turns {

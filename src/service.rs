@@ -8,7 +8,7 @@ use tokio::sync::watch;
 
 use crate::http::{self, AppState};
 use crate::ledger::Ledger;
-use crate::projections::Projector;
+use crate::projections::{self, Projector};
 use crate::store::repository::LedgerRepository;
 use crate::store::Db;
 
@@ -44,7 +44,14 @@ impl Service {
     /// finish first, and the projector stops between transactions.
     pub async fn serve(self, listen: SocketAddr, ready: impl FnOnce(SocketAddr)) -> anyhow::Result<()> {
         let Self { db, ledger, projector } = self;
-        projector.catch_up(|_| {}).await.context("bringing the read models up to date")?;
+        // Catching up can mean a whole rebuild (a new projection version on a
+        // big log), so it runs in rebuild-sized batches and shows progress.
+        let projector = projector.with_batch_size(projections::REBUILD_BATCH);
+        projector
+            .catch_up(|position| tracing::info!(position, "bringing the read models up to date"))
+            .await
+            .context("bringing the read models up to date")?;
+        let projector = projector.with_batch_size(projections::BATCH);
         let (stop, stopped) = watch::channel(false);
         let projector_task = tokio::spawn(projector.run(stopped));
         let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| {

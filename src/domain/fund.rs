@@ -415,6 +415,8 @@ pub enum FundError {
     CarryOverNeedsFund,
     #[error("the wijk register could not be read: {0}")]
     DirectoryUnavailable(String),
+    #[error("the expense register could not be read: {0}")]
+    ExpenseRegisterUnavailable(String),
 }
 
 /// Whether a wijk exists. Wijken are never removed, so a "yes" can never
@@ -453,11 +455,13 @@ pub struct RecordedExpense {
 /// across funds; the store claims each one together with its event.
 ///
 /// The fund keeps no expense of its own in its state, so its state (and its
-/// snapshot) stays as small at 100,000 expenses as at ten. A lookup may see
-/// an expense committed after the state it decides on was loaded; deciding
-/// on it is still safe, because such an expense took the fund's next
-/// sequence, so the append of anything decided on the older state conflicts
-/// and the command is decided again.
+/// snapshot) does not grow with its expenses. A lookup may see an expense
+/// committed after the state it decides on was loaded. Deciding on it is
+/// still safe: a decision that appends conflicts, because that expense took
+/// the fund's next sequence, and the command is decided again; a decision
+/// that appends nothing (already recorded, id taken, unknown or not
+/// reversible) rests only on the expense's claim and event, which never
+/// change once stored.
 #[async_trait]
 pub trait ExpenseRegister: Send + Sync {
     async fn recorded(&self, expense_id: &ExpenseId) -> Result<Option<RecordedExpense>, String>;
@@ -636,7 +640,7 @@ impl Fund {
         terms: &FundTerms,
         expense_id: &ExpenseId,
     ) -> Result<Option<RecordedExpense>, FundError> {
-        match services.expenses.recorded(expense_id).await.map_err(FundError::DirectoryUnavailable)? {
+        match services.expenses.recorded(expense_id).await.map_err(FundError::ExpenseRegisterUnavailable)? {
             Some(r) if r.fund_id != terms.fund_id => {
                 Err(FundError::ExpenseIdUsedElsewhere { expense_id: expense_id.clone(), fund_id: r.fund_id })
             }

@@ -182,7 +182,9 @@ impl From<LedgerError> for ApiError {
                 FundError::CarryOverMismatch { .. } | FundError::CarryOverNeedsFund => {
                     Self::new(S::UNPROCESSABLE_ENTITY, "bad_carry_over", detail).field("carry_over")
                 }
-                FundError::DirectoryUnavailable(cause) => Self::internal(cause),
+                FundError::DirectoryUnavailable(cause) | FundError::ExpenseRegisterUnavailable(cause) => {
+                    Self::internal(cause)
+                }
             },
             LedgerError::Wijk(WijkError::AlreadyRegistered { .. }) => {
                 Self::new(S::CONFLICT, "wijk_exists", detail).field("wijk_id")
