@@ -79,7 +79,7 @@ impl Projector {
         let postgres = matches!(self.db, Db::Postgres(_));
         let (applied, checkpoint) = on_db!(&self.db, pool => {
             let mut tx = pool.begin_write().await?;
-            let lock = if matches!(self.db, Db::Postgres(_)) { " FOR UPDATE" } else { "" };
+            let lock = if postgres { " FOR UPDATE" } else { "" };
             // Lock every checkpoint row: the projection versions present
             // decide whether this instance projects, waits for an upgrade, or
             // rebuilds.

@@ -488,10 +488,11 @@ async fn fund_rows(db: &Db, year: Option<i64>, fund_id: Option<&str>) -> sqlx::R
     })
 }
 
-/// One fund with its allocations per wijk and its expenses (`GET /funds/{id}`).
-/// A fund, its allocations and one page of its expenses: `limit` of them
-/// after global position `after`. The fund's totals always cover every expense.
+/// One fund with its allocations per wijk and one page of its expenses
+/// (`GET /funds/{id}`): at most `limit` (at least one) after global position
+/// `after`. The fund's totals always cover every expense.
 pub async fn fund_detail(db: &Db, fund_id: &str, after: i64, limit: i64) -> sqlx::Result<Option<FundDetail>> {
+    let limit = limit.max(1);
     let Some(fund) = fund_rows(db, None, Some(fund_id)).await?.into_iter().next() else {
         return Ok(None);
     };

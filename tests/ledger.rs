@@ -810,9 +810,9 @@ async fn a_fund_past_its_hundredth_event_still_decides_on_the_state_its_log_fold
     }
 }
 
-/// Snapshots are a cache: one written by an older shape of the fund (before
-/// 2026-11 a fund's snapshot held every expense and no `reversed` set) must
-/// be passed over, so the fund is folded from its log instead of failing to
+/// Snapshots are a cache: one written by an older shape of the fund (a
+/// fund's snapshot used to hold every expense and no `reversed` set) must be
+/// passed over, so the fund is folded from its log instead of failing to
 /// load or deciding on a state that misses a field.
 #[tokio::test]
 async fn a_snapshot_of_an_older_fund_shape_is_passed_over() {
