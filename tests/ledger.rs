@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::NaiveDate;
-use common::{date, fund_id, meta, text, wijk, Backend, Harness, TestStore, BACKENDS};
+use common::{date, fund_id, meta, read_models, text, wijk, Backend, Harness, TestStore, BACKENDS};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sqlx::Row;
@@ -164,48 +164,6 @@ async fn scalar(db: &Db, sql: &str) -> i64 {
 
 async fn log_head(db: &Db) -> i64 {
     wijkbudget::store::repository::head(db).await.unwrap().0
-}
-
-type ReadModels = BTreeMap<&'static str, Vec<Vec<(String, Option<String>)>>>;
-
-/// Every row of every read model (each table `projections::reset` wipes,
-/// every column the schema has), each column as text, rows in a fixed
-/// order; `skip` leaves out columns that legitimately differ between two
-/// stores fed the same commands (event ids, recording times).
-async fn read_models(db: &Db, skip: &[&str]) -> ReadModels {
-    let mut out = BTreeMap::new();
-    for table in projections::apply::READ_MODEL_TABLES {
-        let columns: Vec<String> = on_db!(db, pool => match db {
-            Db::Postgres(_) => sqlx::query_scalar(
-                "SELECT CAST(column_name AS TEXT) FROM information_schema.columns \
-                 WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position",
-            ),
-            Db::Sqlite(_) => sqlx::query_scalar("SELECT name FROM pragma_table_info($1) ORDER BY cid"),
-        }
-        .bind(table)
-        .fetch_all(pool)
-        .await
-        .unwrap());
-        assert!(!columns.is_empty(), "read model {table} has no columns");
-        let columns: Vec<String> = columns.into_iter().filter(|c| !skip.contains(&c.as_str())).collect();
-        let select = columns.iter().map(|c| format!("CAST({c} AS TEXT)")).collect::<Vec<_>>().join(", ");
-        let order = (1..=columns.len()).map(|i| i.to_string()).collect::<Vec<_>>().join(", ");
-        let sql = format!("SELECT {select} FROM {table} ORDER BY {order}");
-        let rows = on_db!(db, pool => {
-            let rows = sqlx::query(&sql).fetch_all(pool).await.unwrap();
-            rows.iter()
-                .map(|r| {
-                    columns
-                        .iter()
-                        .enumerate()
-                        .map(|(i, c)| (c.clone(), r.try_get::<Option<String>, _>(i).unwrap()))
-                        .collect()
-                })
-                .collect::<Vec<Vec<_>>>()
-        });
-        out.insert(table, rows);
-    }
-    out
 }
 
 /// The projector is at the head, and every event of the log is in the read
