@@ -558,7 +558,7 @@ pub struct Fund {
     /// The expenses reversed so far: the only per-expense fact a decision
     /// needs that the expense's own event cannot tell (see [`ExpenseRegister`]).
     /// Deliberately without a serde default: a snapshot from before this
-    /// field (which held every expense) no longer reads, and the store then
+    /// field (which held every expense) no longer reads, and cqrs-es then
     /// replays the stream instead.
     reversed: BTreeSet<ExpenseId>,
     commitments: BTreeMap<CommitmentId, CommitmentState>,
