@@ -95,6 +95,8 @@ async fn each_page_follows_the_apis_role_rules_with_a_clear_403_page() {
         ("/jaarafsluiting?jaar=2021", &[Finance, Auditor, Council]),
         ("/jaarafsluiting/csv?jaar=2021", &[Finance, Auditor, Council]),
         ("/boeken", &[Finance]),
+        ("/boeken/verplichting", &[Finance]),
+        ("/boeken/betaling", &[Finance]),
     ];
     let mut failures = Vec::new();
     for role in wijkbudget::auth::ROLES {
@@ -149,8 +151,8 @@ async fn pages_refuse_framing_and_script_from_anywhere_but_themselves() {
 }
 
 /// The CSRF token and a fresh form id from the Boeken page.
-async fn blank_form(browser: &mut web::Browser) -> (String, String) {
-    let page = browser.get("/boeken").await;
+async fn blank_form(browser: &mut web::Browser, path: &str) -> (String, String) {
+    let page = browser.get(path).await;
     page.expect_status(200);
     (page.input_value("csrf"), page.input_value("formulier_id"))
 }
@@ -159,7 +161,7 @@ async fn blank_form(browser: &mut web::Browser) -> (String, String) {
 async fn a_stored_script_in_an_initiative_is_shown_as_text() {
     let app = DemoApp::start(Backend::Sqlite).await;
     let mut finance = app.signed_in(Role::Finance).await;
-    let (csrf, form_id) = blank_form(&mut finance).await;
+    let (csrf, form_id) = blank_form(&mut finance, "/boeken").await;
     let script = "<script>alert('wijk')</script>";
     let booked = finance
         .post(
@@ -196,7 +198,7 @@ async fn a_booking_form_shows_every_mistake_beside_its_field_keeps_what_was_type
         let app = DemoApp::start(backend).await;
         let mut finance = app.signed_in(Role::Finance).await;
         let head = app.head().await;
-        let (csrf, form_id) = blank_form(&mut finance).await;
+        let (csrf, form_id) = blank_form(&mut finance, "/boeken/uitgave").await;
         let mut fields = vec![
             ("csrf", csrf.as_str()),
             ("formulier_id", form_id.as_str()),
@@ -245,7 +247,7 @@ async fn a_booking_form_books_once_however_often_it_is_sent_and_shows_the_new_av
         let app = DemoApp::start(backend).await;
         let mut finance = app.signed_in(Role::Finance).await;
         let head = app.head().await;
-        let (csrf, form_id) = blank_form(&mut finance).await;
+        let (csrf, form_id) = blank_form(&mut finance, "/boeken").await;
         let fields = [
             ("csrf", csrf.as_str()),
             ("formulier_id", form_id.as_str()),
@@ -285,7 +287,7 @@ async fn a_booking_form_books_once_however_often_it_is_sent_and_shows_the_new_av
 async fn a_commitment_and_a_payment_on_it_are_booked_through_the_forms() {
     let app = DemoApp::start(Backend::Sqlite).await;
     let mut finance = app.signed_in(Role::Finance).await;
-    let (csrf, form_id) = blank_form(&mut finance).await;
+    let (csrf, form_id) = blank_form(&mut finance, "/boeken/verplichting").await;
     let committed = finance
         .post(
             "/boeken/verplichting",
@@ -310,7 +312,7 @@ async fn a_commitment_and_a_payment_on_it_are_booked_through_the_forms() {
     let view = app.api(Role::Finance, &format!("/commitments/{commitment_id}")).await;
     assert_eq!(view["amount"], "1500.00");
 
-    let (csrf, form_id) = blank_form(&mut finance).await;
+    let (csrf, form_id) = blank_form(&mut finance, "/boeken/betaling").await;
     let pay = |amount: &'static str| {
         [
             ("csrf", csrf.clone()),

@@ -61,9 +61,9 @@ pub fn routes() -> Router<AppState> {
         .route("/jaarafsluiting", get(close::page))
         .route("/jaarafsluiting/csv", get(close::csv))
         .route("/boeken", get(booking::page))
-        .route("/boeken/uitgave", post(booking::expense))
-        .route("/boeken/verplichting", post(booking::commitment))
-        .route("/boeken/betaling", post(booking::payment))
+        .route("/boeken/uitgave", get(booking::page).post(booking::expense))
+        .route("/boeken/verplichting", get(booking::commitment_form).post(booking::commitment))
+        .route("/boeken/betaling", get(booking::payment_form).post(booking::payment))
         .route("/boeken/geboekt", get(booking::done))
         .layer(axum::middleware::map_response(security_headers))
 }

@@ -127,8 +127,8 @@ fn form(kind: Kind, viewer: &Viewer, c: &Choices, f: &BookingForm, errors: &[Fie
         };
     let form_error = errors.iter().find(|e| e.field == FORM);
     html! {
-        section class="booking" aria-labelledby={ "titel-" (kind.anchor()) } {
-            h2 id={ "titel-" (kind.anchor()) } { (kind.title()) }
+        section class="booking" aria-labelledby="formulier-titel" {
+            h2 id="formulier-titel" { (kind.title()) }
             @if let Some(e) = form_error { p class="error-message" id={ "veld-" (FORM) } { (e.message) } }
             form method="post" action=(kind.path()) novalidate {
                 (csrf_field(viewer))
@@ -164,30 +164,39 @@ fn fresh() -> BookingForm {
     BookingForm { formulier_id: random_hex(16), ..Default::default() }
 }
 
-fn booking_page(viewer: &Viewer, c: &Choices, filled: Option<(Kind, &BookingForm, &[FieldError])>) -> Markup {
-    let errors: &[FieldError] = filled.map_or(&[], |(_, _, e)| e);
-    let form_for = |kind: Kind| match filled {
-        Some((k, f, e)) if k == kind => form(kind, viewer, c, f, e),
-        _ => form(kind, viewer, c, &fresh(), &[]),
-    };
+/// One form on its own page (one thing per page), with the other forms a
+/// link away.
+fn booking_page(viewer: &Viewer, c: &Choices, kind: Kind, f: &BookingForm, errors: &[FieldError]) -> Markup {
     let body = html! {
         h1 { "Boeken" }
         (error_summary(errors))
         p { "Elke boeking komt als nieuwe gebeurtenis in het grootboek; niets wordt overschreven. Een fout herstelt u met een correctie." }
-        nav aria-label="Formulieren" { ul class="inline" {
-            li { a href="#titel-uitgave" { "Uitgave" } } li { a href="#titel-verplichting" { "Verplichting" } } li { a href="#titel-betaling" { "Betaling" } }
+        nav aria-label="Soort boeking" { ul class="inline" {
+            @for other in [Kind::Expense, Kind::Commitment, Kind::Payment] {
+                li { @if other == kind { a href=(other.path()) aria-current="page" { (other.title()) } } @else { a href=(other.path()) { (other.title()) } } }
+            }
         } }
-        (form_for(Kind::Expense))
-        (form_for(Kind::Commitment))
-        (form_for(Kind::Payment))
+        (form(kind, viewer, c, f, errors))
     };
     layout("Boeken", Some(viewer), Section::Boeken, body)
 }
 
+async fn blank(kind: Kind, state: &AppState, viewer: &Viewer) -> PageResult {
+    allow(viewer, Section::Boeken)?;
+    let c = choices(state).await?;
+    Ok(render(booking_page(viewer, &c, kind, &fresh(), &[])))
+}
+
 pub async fn page(State(state): State<AppState>, viewer: Viewer) -> PageResult {
-    allow(&viewer, Section::Boeken)?;
-    let c = choices(&state).await?;
-    Ok(render(booking_page(&viewer, &c, None)))
+    blank(Kind::Expense, &state, &viewer).await
+}
+
+pub async fn commitment_form(State(state): State<AppState>, viewer: Viewer) -> PageResult {
+    blank(Kind::Commitment, &state, &viewer).await
+}
+
+pub async fn payment_form(State(state): State<AppState>, viewer: Viewer) -> PageResult {
+    blank(Kind::Payment, &state, &viewer).await
 }
 
 /// A command read from a form, with the place to show its result.
@@ -311,7 +320,7 @@ async fn book(kind: Kind, state: AppState, viewer: Viewer, f: BookingForm) -> Pa
 /// The form again, with what was typed and what is wrong with it; nothing was stored.
 async fn refused(state: &AppState, viewer: &Viewer, kind: Kind, f: &BookingForm, errors: &[FieldError]) -> PageResult {
     let c = choices(state).await?;
-    let page = booking_page(viewer, &c, Some((kind, f, errors)));
+    let page = booking_page(viewer, &c, kind, f, errors);
     Ok((StatusCode::UNPROCESSABLE_ENTITY, render(page)).into_response())
 }
 

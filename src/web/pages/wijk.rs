@@ -162,6 +162,11 @@ pub async fn page(
                         Segment { label: "Beschikbaar", cents: lt.amount_remaining.0, class: "seg-available" },
                         Segment { label: "Vervallen, overgeheveld of terug te vorderen", cents: other, class: "seg-other" },
                     ]))
+                    p class="bar-figures" {
+                        "Uitgegeven " (euro(lt.amount_spent.0)) " · Verplicht " (euro(lt.amount_committed.0))
+                        " · Beschikbaar " (euro(lt.amount_remaining.0))
+                        @if other != 0 { " · Vervallen, overgeheveld of terug te vorderen " (euro(other)) }
+                    }
                 }
             }
             table data-testid="fondsen" {
