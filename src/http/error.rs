@@ -41,17 +41,36 @@ impl ApiError {
         Self { status, code, detail: detail.into(), field: None }
     }
 
-    pub fn field(mut self, field: impl Into<String>) -> Self {
+    /// The same error, naming the request field at fault.
+    pub fn with_field(mut self, field: impl Into<String>) -> Self {
         self.field = Some(field.into());
         self
     }
 
+    /// The HTTP status this error answers with.
     pub fn status(&self) -> StatusCode {
         self.status
     }
 
+    /// The stable, machine-readable code (`overspend`, `invalid_field`, ...).
     pub fn code(&self) -> &'static str {
         self.code
+    }
+
+    /// The sentence saying what is wrong and how to fix it.
+    pub fn detail(&self) -> &str {
+        &self.detail
+    }
+
+    /// The request field at fault (`amount`, `booked_on`, ...), if one is;
+    /// a form shows the detail next to this field.
+    pub fn field(&self) -> Option<&str> {
+        self.field.as_deref()
+    }
+
+    /// Another name for [`ApiError::field`].
+    pub fn field_name(&self) -> Option<&str> {
+        self.field()
     }
 
     pub fn unauthorized() -> Self {
@@ -71,7 +90,7 @@ impl ApiError {
     }
 
     pub fn invalid(field: &str, detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", detail).field(field)
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", detail).with_field(field)
     }
 
     /// Where a request names its fund in the body rather than the path, an
@@ -83,7 +102,7 @@ impl ApiError {
                 "unknown_fund",
                 "fund_id names no fund; establish it first with POST /api/v1/funds",
             )
-            .field("fund_id")
+            .with_field("fund_id")
         } else {
             self
         }
@@ -124,31 +143,33 @@ impl From<LedgerError> for ApiError {
             LedgerError::Fund(e) => match e {
                 FundError::UnknownFund => Self::new(S::NOT_FOUND, "unknown_fund", detail),
                 FundError::UnknownWijk(_) => {
-                    Self::new(S::UNPROCESSABLE_ENTITY, "unknown_wijk", detail).field("wijk_id")
+                    Self::new(S::UNPROCESSABLE_ENTITY, "unknown_wijk", detail).with_field("wijk_id")
                 }
-                FundError::AlreadyEstablished(_) => Self::new(S::CONFLICT, "fund_exists", detail).field("fund_id"),
+                FundError::AlreadyEstablished(_) => Self::new(S::CONFLICT, "fund_exists", detail).with_field("fund_id"),
                 FundError::FundExhausted { .. } => {
-                    Self::new(S::UNPROCESSABLE_ENTITY, "fund_exhausted", detail).field("amount")
+                    Self::new(S::UNPROCESSABLE_ENTITY, "fund_exhausted", detail).with_field("amount")
                 }
-                FundError::Overspend { .. } => Self::new(S::UNPROCESSABLE_ENTITY, "overspend", detail).field("amount"),
+                FundError::Overspend { .. } => {
+                    Self::new(S::UNPROCESSABLE_ENTITY, "overspend", detail).with_field("amount")
+                }
                 FundError::NotAvailable { .. } => {
-                    Self::new(S::UNPROCESSABLE_ENTITY, "not_available", detail).field("amount")
+                    Self::new(S::UNPROCESSABLE_ENTITY, "not_available", detail).with_field("amount")
                 }
                 FundError::OutsideFundYear { .. } => {
-                    Self::new(S::UNPROCESSABLE_ENTITY, "outside_fund_year", detail).field("booked_on")
+                    Self::new(S::UNPROCESSABLE_ENTITY, "outside_fund_year", detail).with_field("booked_on")
                 }
                 FundError::YearClosed { .. } => {
-                    Self::new(S::UNPROCESSABLE_ENTITY, "year_closed", detail).field("booked_on")
+                    Self::new(S::UNPROCESSABLE_ENTITY, "year_closed", detail).with_field("booked_on")
                 }
                 FundError::AlreadyClosed(_) => Self::new(S::CONFLICT, "already_closed", detail),
                 FundError::BookedTooEarly { .. } => {
-                    Self::new(S::UNPROCESSABLE_ENTITY, "booked_too_early", detail).field("booked_on")
+                    Self::new(S::UNPROCESSABLE_ENTITY, "booked_too_early", detail).with_field("booked_on")
                 }
                 FundError::YearClosedForNewFunds(_) => {
-                    Self::new(S::UNPROCESSABLE_ENTITY, "year_closed", detail).field("year")
+                    Self::new(S::UNPROCESSABLE_ENTITY, "year_closed", detail).with_field("year")
                 }
                 FundError::ExpenseIdTaken(_) | FundError::ExpenseIdUsedElsewhere { .. } => {
-                    Self::new(S::CONFLICT, "expense_exists", detail).field("expense_id")
+                    Self::new(S::CONFLICT, "expense_exists", detail).with_field("expense_id")
                 }
                 FundError::UnknownExpense { .. } => Self::new(S::NOT_FOUND, "unknown_expense", detail),
                 FundError::AlreadyReversed(_) => Self::new(S::UNPROCESSABLE_ENTITY, "already_reversed", detail),
@@ -156,44 +177,44 @@ impl From<LedgerError> for ApiError {
                     Self::new(S::UNPROCESSABLE_ENTITY, "payment_not_reversible", detail)
                 }
                 FundError::MarkPostClosing { .. } => {
-                    Self::new(S::UNPROCESSABLE_ENTITY, "mark_post_closing", detail).field("post_closing")
+                    Self::new(S::UNPROCESSABLE_ENTITY, "mark_post_closing", detail).with_field("post_closing")
                 }
                 FundError::CommitmentIdTaken(_) => {
-                    Self::new(S::CONFLICT, "commitment_exists", detail).field("commitment_id")
+                    Self::new(S::CONFLICT, "commitment_exists", detail).with_field("commitment_id")
                 }
                 FundError::UnknownCommitment { .. } => Self::new(S::NOT_FOUND, "unknown_commitment", detail),
                 FundError::CommitmentNotOpen { .. } => {
                     Self::new(S::UNPROCESSABLE_ENTITY, "commitment_not_open", detail)
                 }
                 FundError::OverPayment { .. } => {
-                    Self::new(S::UNPROCESSABLE_ENTITY, "over_payment", detail).field("amount")
+                    Self::new(S::UNPROCESSABLE_ENTITY, "over_payment", detail).with_field("amount")
                 }
                 FundError::BadSettlement { .. } => {
-                    Self::new(S::UNPROCESSABLE_ENTITY, "bad_settlement", detail).field("settled_amount")
+                    Self::new(S::UNPROCESSABLE_ENTITY, "bad_settlement", detail).with_field("settled_amount")
                 }
                 FundError::OverRepayment { .. } => {
-                    Self::new(S::UNPROCESSABLE_ENTITY, "over_repayment", detail).field("amount")
+                    Self::new(S::UNPROCESSABLE_ENTITY, "over_repayment", detail).with_field("amount")
                 }
                 FundError::TransferToSelf => {
-                    Self::new(S::UNPROCESSABLE_ENTITY, "transfer_to_self", detail).field("to_wijk")
+                    Self::new(S::UNPROCESSABLE_ENTITY, "transfer_to_self", detail).with_field("to_wijk")
                 }
                 FundError::NotInFund(_) => Self::new(S::UNPROCESSABLE_ENTITY, "wijk_not_in_fund", detail),
                 FundError::CarryOverYear(_) => Self::new(S::UNPROCESSABLE_ENTITY, "carry_over_year", detail),
                 FundError::CarryOverMismatch { .. } | FundError::CarryOverNeedsFund => {
-                    Self::new(S::UNPROCESSABLE_ENTITY, "bad_carry_over", detail).field("carry_over")
+                    Self::new(S::UNPROCESSABLE_ENTITY, "bad_carry_over", detail).with_field("carry_over")
                 }
                 FundError::DirectoryUnavailable(cause) | FundError::ExpenseRegisterUnavailable(cause) => {
                     Self::internal(cause)
                 }
             },
             LedgerError::Wijk(WijkError::AlreadyRegistered { .. }) => {
-                Self::new(S::CONFLICT, "wijk_exists", detail).field("wijk_id")
+                Self::new(S::CONFLICT, "wijk_exists", detail).with_field("wijk_id")
             }
             LedgerError::Refused(AppendRefused::ClientIdTaken { ref kind, .. }) if kind == "commitment" => {
-                Self::new(S::CONFLICT, "commitment_exists", detail).field("commitment_id")
+                Self::new(S::CONFLICT, "commitment_exists", detail).with_field("commitment_id")
             }
             LedgerError::Refused(AppendRefused::ClientIdTaken { .. }) => {
-                Self::new(S::CONFLICT, "expense_exists", detail).field("expense_id")
+                Self::new(S::CONFLICT, "expense_exists", detail).with_field("expense_id")
             }
             LedgerError::Refused(AppendRefused::IdempotencyKeyUsed(_)) => Self::new(
                 S::CONFLICT,
@@ -218,5 +239,25 @@ impl IntoResponse for ApiError {
         };
         let body = serde_json::to_vec(&problem).expect("a problem always serialises");
         (self.status, [(header::CONTENT_TYPE, "application/problem+json")], body).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::ids::CommitmentId;
+
+    #[test]
+    fn a_domain_refusal_exposes_its_status_code_field_and_detail_to_other_layers() {
+        let err = ApiError::from(LedgerError::Fund(FundError::OverPayment {
+            commitment_id: CommitmentId::parse("c-1").unwrap(),
+            requested: "11.00".into(),
+            left: "10.00".into(),
+        }));
+        assert_eq!(err.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(err.code(), "over_payment");
+        assert_eq!(err.field(), Some("amount"));
+        assert_eq!(err.field_name(), Some("amount"));
+        assert!(err.detail().contains("c-1"), "{}", err.detail());
     }
 }

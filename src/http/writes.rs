@@ -103,7 +103,9 @@ pub struct Allocate {
     pub amount: AmountInput,
     #[schema(value_type = String)]
     pub reason: Text,
-    /// Defaults to today, or the nearest day of the fund's year.
+    /// Defaults to the day the fund's money entered the ledger: its
+    /// decision's adoption date, or the first day of its year when the
+    /// decision came before the year.
     pub booked_on: Option<NaiveDate>,
 }
 
@@ -318,8 +320,7 @@ pub async fn allocate(
         Some(date) => date,
         None => {
             let fund = state.ledger.load_fund(&fund_id).await?;
-            let terms = fund.terms().ok_or(LedgerError::Fund(FundError::UnknownFund))?;
-            Utc::now().date_naive().clamp(terms.year.first_day(), terms.year.last_day())
+            fund.default_allocation_date().ok_or(LedgerError::Fund(FundError::UnknownFund))?
         }
     };
     let command = FundCommand::Allocate {
