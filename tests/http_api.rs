@@ -1836,29 +1836,36 @@ async fn a_json_body_that_is_not_an_object_is_refused_without_naming_a_field() {
     assert_no_failures("non-object bodies", &failures);
 }
 
-/// `next_after` is documented as "absent at the head of the log": a page
-/// that ends exactly at the head has nothing after it.
+/// `next_after` is always the position to continue from (issue 14; it was
+/// null on a page that reached the head, so a consumer following it
+/// stopped): the last event's position on a page with events, the asked
+/// position (at most the head) on an empty page; `at_head` says whether to wait.
 #[tokio::test]
-async fn the_event_log_gives_no_next_after_on_a_page_that_ends_at_the_head() {
+async fn the_event_log_always_gives_the_position_to_continue_from() {
     let mut failures = Vec::new();
     for backend in BACKENDS {
         let app = App::start(backend).await;
         seed(&app).await;
         let head = app.head().await;
-        let after_head = app.read(&format!("/events?after={head}")).await;
-        assert_eq!(after_head["events"], json!([]));
-        assert_eq!(after_head["next_after"], Value::Null);
+        for after in [head, head + 7] {
+            let empty = app.read(&format!("/events?after={after}")).await;
+            assert_eq!(empty["events"], json!([]));
+            assert_eq!(empty["next_after"], json!(head), "{backend:?}: an empty page continues from the head: {empty}");
+            assert_eq!(empty["at_head"], json!(true), "{empty}");
+        }
         for after in [0, head - 5] {
             let limit = head - after;
             let page = app.read(&format!("/events?after={after}&limit={limit}")).await;
             assert_eq!(page["events"].as_array().unwrap().len() as i64, limit);
-            if !page["next_after"].is_null() {
+            if page["next_after"] != json!(head) || page["at_head"] != json!(true) {
                 failures.push(format!(
-                    "{backend:?}: GET /events?after={after}&limit={limit} ends at the head ({head}) but offers next_after {}",
-                    page["next_after"]
+                    "{backend:?}: GET /events?after={after}&limit={limit} ends at the head ({head}) but offers next_after {} (at_head {})",
+                    page["next_after"], page["at_head"]
                 ));
             }
         }
+        let short = app.read("/events?after=0&limit=2").await;
+        assert_eq!((short["next_after"].clone(), short["at_head"].clone()), (json!(2), json!(false)), "{short}");
         app.finish().await;
     }
     assert_no_failures("event log pages", &failures);
