@@ -370,11 +370,12 @@ fn add_fund_event(segment: &mut Segment, event: &ChainedEvent, fund_event: &Fund
             d.theme = Some(details.theme.to_string());
             d.expense_id = Some(details.expense_id.to_string());
         }
-        FundEvent::ExpenseReversed { expense_id, reason, reverses_sequence, .. }
-        | FundEvent::ExpenseReversedAfterClose { expense_id, reason, reverses_sequence, .. } => {
+        FundEvent::ExpenseReversed { expense_id, reason, reverses_sequence, booked_on, .. }
+        | FundEvent::ExpenseReversedAfterClose { expense_id, reason, reverses_sequence, booked_on, .. } => {
             segment.updates.push(Statement {
-                sql: "UPDATE rm_expenses SET reversed_position = $1, reversal_reason = $2 WHERE expense_id = $3",
-                params: vec![position.clone(), text(reason), text(expense_id)],
+                sql: "UPDATE rm_expenses SET reversed_position = $1, reversal_reason = $2, reversed_on = $3 \
+                      WHERE expense_id = $4",
+                params: vec![position.clone(), text(reason), text(booked_on), text(expense_id)],
             });
             d.reason = Some(reason.to_string());
             let marker = if matches!(fund_event, FundEvent::ExpenseReversedAfterClose { .. }) {
@@ -414,7 +415,8 @@ fn add_fund_event(segment: &mut Segment, event: &ChainedEvent, fund_event: &Fund
         }
         FundEvent::CommitmentPaid { commitment_id, expense_id, wijk_id, amount, booked_on, reference } => {
             segment.updates.push(Statement {
-                sql: "UPDATE rm_commitments SET paid_cents = paid_cents + $1, last_paid_on = $2 WHERE commitment_id = $3",
+                sql: "UPDATE rm_commitments SET paid_cents = paid_cents + $1, last_paid_on = $2, \
+                      first_paid_on = COALESCE(first_paid_on, $2) WHERE commitment_id = $3",
                 params: vec![Param::Int(amount.cents()), text(booked_on), text(commitment_id)],
             });
             segment.expenses.rows.push(vec![
@@ -435,14 +437,20 @@ fn add_fund_event(segment: &mut Segment, event: &ChainedEvent, fund_event: &Fund
             d.commitment_id = Some(commitment_id.to_string());
         }
         FundEvent::CommitmentSettled {
-            commitment_id, settled_amount, recovery_claimed, decision_reference, ..
+            commitment_id,
+            settled_amount,
+            recovery_claimed,
+            decision_reference,
+            booked_on,
+            ..
         } => {
             segment.updates.push(Statement {
-                sql: "UPDATE rm_commitments SET status = 'settled', settled_cents = $1, owed_cents = owed_cents + $2 \
-                      WHERE commitment_id = $3",
+                sql: "UPDATE rm_commitments SET status = 'settled', settled_cents = $1, owed_cents = owed_cents + $2, \
+                      settled_on = $3 WHERE commitment_id = $4",
                 params: vec![
                     Param::Int(cents(*settled_amount)),
                     Param::Int(cents(*recovery_claimed)),
+                    text(booked_on),
                     text(commitment_id),
                 ],
             });
@@ -459,10 +467,14 @@ fn add_fund_event(segment: &mut Segment, event: &ChainedEvent, fund_event: &Fund
             d.reference = Some(reference.to_string());
             d.commitment_id = Some(commitment_id.to_string());
         }
-        FundEvent::CommitmentWithdrawn { commitment_id, reason, cancelled, .. } => {
+        FundEvent::CommitmentWithdrawn { commitment_id, reason, cancelled, booked_on, .. } => {
             segment.updates.push(Statement {
-                sql: "UPDATE rm_commitments SET status = $1 WHERE commitment_id = $2",
-                params: vec![text(if *cancelled { "cancelled" } else { "withdrawn" }), text(commitment_id)],
+                sql: "UPDATE rm_commitments SET status = $1, ended_on = $2 WHERE commitment_id = $3",
+                params: vec![
+                    text(if *cancelled { "cancelled" } else { "withdrawn" }),
+                    text(booked_on),
+                    text(commitment_id),
+                ],
             });
             d.reason = Some(reason.to_string());
             d.commitment_id = Some(commitment_id.to_string());

@@ -28,10 +28,10 @@ use apply::{Param, Write};
 /// new version finds no checkpoint of its own, wipes the read models and
 /// rebuilds them from position zero, and an instance of an older version
 /// sharing the database stops projecting instead of fighting over them.
-pub const PROJECTION_VERSION: u32 = 5;
+pub const PROJECTION_VERSION: u32 = 6;
 
 /// The checkpoint row of the read models, named after the projection version.
-pub const CHECKPOINT: &str = "read_models@5";
+pub const CHECKPOINT: &str = "read_models@6";
 
 fn checkpoint_version(name: &str) -> Option<u32> {
     // The row migration 0002 wrote, before versions, counts as version 0.

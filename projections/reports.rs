@@ -147,18 +147,34 @@ pub async fn commitment(db: &Db, commitment_id: &str) -> sqlx::Result<Option<Com
     })
 }
 
-/// Open commitments decided at least [`STALE_AFTER_DAYS`] before `as_of`
-/// with no payment and no settlement, oldest first.
+/// Commitments that, as they stood on `as_of`, were open and unpaid and
+/// decided at least [`STALE_AFTER_DAYS`] before it, oldest first.
+///
+/// Only bookings dated on or before `as_of` count: a commitment booked later
+/// is left out, and one paid, settled or withdrawn later is still listed,
+/// as it stood then (open, nothing paid). Bookings on a commitment are never
+/// dated before its previous one, so its first payment, settlement and end
+/// dates say exactly what its status was on any day.
 pub async fn stale_commitments(db: &Db, as_of: NaiveDate) -> sqlx::Result<Vec<CommitmentView>> {
     let cutoff = as_of - chrono::Duration::days(STALE_AFTER_DAYS);
     let sql = format!(
-        "SELECT {COMMITMENT_COLUMNS} FROM rm_commitments WHERE status = 'open' AND paid_cents = 0 \
-         AND decided_on <= $1 ORDER BY decided_on, commitment_id"
+        "SELECT {COMMITMENT_COLUMNS} FROM rm_commitments WHERE booked_on <= $1 AND decided_on <= $2 \
+         AND (first_paid_on IS NULL OR first_paid_on > $1) AND (settled_on IS NULL OR settled_on > $1) \
+         AND (ended_on IS NULL OR ended_on > $1) ORDER BY decided_on, commitment_id"
     );
-    on_db!(db, pool => {
-        let rows = sqlx::query(&sql).bind(cutoff.to_string()).fetch_all(pool).await?;
-        commitment_rows(&rows)
-    })
+    let mut list = on_db!(db, pool => {
+        let rows = sqlx::query(&sql).bind(as_of.to_string()).bind(cutoff.to_string()).fetch_all(pool).await?;
+        commitment_rows(&rows)?
+    });
+    // As they stood on `as_of`: whatever came later is not shown.
+    for c in &mut list {
+        c.status = "open".into();
+        c.amount_paid = Euro(0);
+        c.amount_settled = None;
+        c.amount_owed = Euro(0);
+        c.last_paid_on = None;
+    }
+    Ok(list)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]

@@ -363,12 +363,23 @@ pub enum FundError {
     UnknownWijk(WijkId),
     #[error("fund {fund_id} has {unallocated} unallocated, so {requested} cannot be allocated")]
     FundExhausted { fund_id: FundId, requested: String, unallocated: String },
+    /// `on` and `dates` are empty unless the booking date makes the
+    /// difference; then they name the day judged, what it had, and the
+    /// bookings that decide it (see [`DateContext`]).
     #[error(
-        "wijk {wijk_id} has {remaining} left from fund {fund_id}, so an expense of {requested} would overspend it"
+        "wijk {wijk_id} has {remaining} left from fund {fund_id}{on}, so an expense of {requested} would overspend it{dates}"
     )]
-    Overspend { wijk_id: WijkId, fund_id: FundId, requested: String, remaining: String },
-    #[error("wijk {wijk_id} has {available} available in fund {fund_id}, so {requested} cannot be {what}")]
-    NotAvailable { wijk_id: WijkId, fund_id: FundId, requested: String, available: String, what: &'static str },
+    Overspend { wijk_id: WijkId, fund_id: FundId, requested: String, remaining: String, on: String, dates: String },
+    #[error("wijk {wijk_id} has {available} available in fund {fund_id}{on}, so {requested} cannot be {what}{dates}")]
+    NotAvailable {
+        wijk_id: WijkId,
+        fund_id: FundId,
+        requested: String,
+        available: String,
+        what: &'static str,
+        on: String,
+        dates: String,
+    },
     #[error("booking date {booked_on} is outside fund {fund_id}'s year {year}; book it within {year} or use a fund of that year")]
     OutsideFundYear { fund_id: FundId, year: Year, booked_on: NaiveDate },
     #[error("fund {fund_id}'s year {year} is closed, so nothing more can be booked on {booked_on}; a correction must be marked post_closing")]
@@ -578,9 +589,39 @@ fn euro(d: Decimal) -> String {
     format_euro(d)
 }
 
+/// A change of money with its sign, as a refusal quotes it: `+50000.00`.
+fn signed_euro(d: Decimal) -> String {
+    if d >= Decimal::ZERO {
+        format!("+{}", euro(d))
+    } else {
+        euro(d)
+    }
+}
+
+/// The dates behind a refusal for lack of money (see [`Fund::date_context`]).
+#[derive(Debug, Default)]
+struct DateContext {
+    /// ` on DAY` or ` from DAY on`, after the amount the refusal quotes.
+    on: String,
+    /// The bookings that decide it, and the fix, after the refusal.
+    dates: String,
+}
+
 impl Fund {
     pub fn terms(&self) -> Option<&FundTerms> {
         self.terms.as_ref()
+    }
+
+    /// The booking date of an allocation that names none: the day the
+    /// fund's money entered the ledger (its decision's adoption date, or the
+    /// first day of its year when the decision came before the year). Not
+    /// today: an allocation entered late, or clamped to the year's last day,
+    /// would make every earlier expense of the year overspend, and a retry
+    /// on another day would be another command. `None` before the fund is
+    /// established.
+    pub fn default_allocation_date(&self) -> Option<NaiveDate> {
+        let terms = self.terms.as_ref()?;
+        Some(self.booked_on.unwrap_or_else(|| terms.booking_date()))
     }
 
     pub fn amount_unallocated(&self) -> Decimal {
@@ -673,6 +714,50 @@ impl Fund {
         least
     }
 
+    /// Why a booking of `amount` dated `date` does not fit, in dates: the
+    /// day judged and what it had, the later bookings that take the money
+    /// below `amount`, and the day from which enough would be there. Empty
+    /// when no other date would change the answer.
+    fn date_context(&self, wijk_id: &WijkId, date: NaiveDate, amount: Decimal) -> DateContext {
+        let Some(changes) = self.available_by_date.get(wijk_id) else { return DateContext::default() };
+        let on_day: Decimal = changes.range(..=date).map(|(_, d)| *d).sum();
+        let later = || changes.range((std::ops::Bound::Excluded(date), std::ops::Bound::Unbounded));
+        // The first later day on which the money is at its lowest.
+        let mut running = on_day;
+        let mut lowest = (date, on_day);
+        for (day, change) in later() {
+            running += *change;
+            if running < lowest.1 {
+                lowest = (*day, running);
+            }
+        }
+        // The first later day from which enough stays available.
+        let enough_from =
+            later().map(|(day, change)| (*day, *change)).find(|(day, _)| self.available_from(wijk_id, *day) >= amount);
+        if lowest.0 == date && enough_from.is_none() {
+            return DateContext::default();
+        }
+        let mut dates = String::new();
+        if lowest.0 != date {
+            let change = changes.get(&lowest.0).copied().unwrap_or_default();
+            dates.push_str(&format!(
+                "; it has {} on {date}, but the bookings dated {} ({}) leave {} on that day, and no day may go below zero",
+                euro(on_day),
+                lowest.0,
+                signed_euro(change),
+                euro(lowest.1)
+            ));
+        }
+        if let Some((day, change)) = enough_from {
+            dates.push_str(&format!(
+                "; the bookings dated {day} ({}) make the difference: book it on or after {day}",
+                signed_euro(change)
+            ));
+        }
+        let on = if lowest.0 == date { format!(" on {date}") } else { format!(" from {date} on") };
+        DateContext { on, dates }
+    }
+
     fn track_available(&mut self, wijk_id: &WijkId, date: NaiveDate, change: Decimal) {
         if change != Decimal::ZERO {
             *self.available_by_date.entry(wijk_id.clone()).or_default().entry(date).or_default() += change;
@@ -696,12 +781,15 @@ impl Fund {
     ) -> Result<(), FundError> {
         let available = self.available_from(wijk_id, booked_on);
         if amount.as_decimal() > available {
+            let DateContext { on, dates } = self.date_context(wijk_id, booked_on, amount.as_decimal());
             return Err(FundError::NotAvailable {
                 wijk_id: wijk_id.clone(),
                 fund_id: terms.fund_id.clone(),
                 requested: amount.to_string(),
                 available: euro(available),
                 what,
+                on,
+                dates,
             });
         }
         Ok(())
@@ -791,11 +879,15 @@ impl Fund {
                 self.check_registered(services, &details.wijk_id).await?;
                 let remaining = self.available_from(&details.wijk_id, details.booked_on);
                 if details.amount.as_decimal() > remaining {
+                    let DateContext { on, dates } =
+                        self.date_context(&details.wijk_id, details.booked_on, details.amount.as_decimal());
                     return Err(FundError::Overspend {
                         wijk_id: details.wijk_id,
                         fund_id,
                         requested: details.amount.to_string(),
                         remaining: euro(remaining),
+                        on,
+                        dates,
                     });
                 }
                 Ok(vec![FundEvent::ExpenseRecorded(details)])

@@ -299,7 +299,8 @@ fn money_returned_by_a_reversal_cannot_be_spent_on_a_day_before_it_came_back() {
         ])
         .when(FundCommand::RecordExpense(wegaplein("juist", "100")))
         .then_expect_error_message(
-            "wijk oost-1223 has 0.00 left from fund A21-182, so an expense of 100.00 would overspend it",
+            "wijk oost-1223 has 0.00 left from fund A21-182 on 2022-06-01, so an expense of 100.00 would overspend it; \
+             the bookings dated 2022-07-01 (+100.00) make the difference: book it on or after 2022-07-01",
         );
 }
 
@@ -390,4 +391,72 @@ fn a_fund_established_event_of_version_1_is_upcast_to_version_2() {
     assert_eq!(upcast.event_version, "2.0.0");
     let event: FundEvent = serde_json::from_value(upcast.payload).unwrap();
     assert_eq!(event, established());
+}
+
+#[test]
+fn an_allocation_without_a_booking_date_is_booked_on_the_day_the_funds_money_entered_the_ledger() {
+    let mut fund = Fund::default();
+    assert_eq!(fund.default_allocation_date(), None, "no fund, no default");
+    fund.apply(established());
+    assert_eq!(fund.default_allocation_date(), Some(date("2022-01-01")), "decision before the year");
+
+    let mut terms = a21_182();
+    terms.decision.adopted_on = date("2022-03-15");
+    let mut adopted_in_year = Fund::default();
+    adopted_in_year.apply(FundEvent::FundEstablished { terms, booked_on: date("2022-03-15") });
+    assert_eq!(adopted_in_year.default_allocation_date(), Some(date("2022-03-15")), "decision in the year");
+}
+
+#[test]
+fn an_expense_dated_before_the_money_arrives_names_the_day_judged_and_the_booking_that_makes_the_difference() {
+    let late = FundEvent::BudgetAllocated {
+        wijk_id: wijk("oost-1223"),
+        amount: eur("50000"),
+        reason: text("Raadsbesluit"),
+        booked_on: date("2022-12-31"),
+    };
+    let mut expense = wegaplein("wegaplein", "50000");
+    expense.booked_on = date("2022-09-15");
+    fund().given(vec![established(), late]).when(FundCommand::RecordExpense(expense)).then_expect_error_message(
+        "wijk oost-1223 has 0.00 left from fund A21-182 on 2022-09-15, so an expense of 50000.00 would overspend it; \
+         the bookings dated 2022-12-31 (+50000.00) make the difference: book it on or after 2022-12-31",
+    );
+}
+
+#[test]
+fn a_back_dated_expense_that_a_later_booking_leaves_no_room_for_names_that_booking() {
+    let mut later = wegaplein("later", "30000");
+    later.booked_on = date("2022-10-01");
+    let mut earlier = wegaplein("earlier", "30000");
+    earlier.booked_on = date("2022-06-01");
+    fund()
+        .given(vec![established(), allocated("oost-1223", "50000"), FundEvent::ExpenseRecorded(later)])
+        .when(FundCommand::RecordExpense(earlier))
+        .then_expect_error_message(
+            "wijk oost-1223 has 20000.00 left from fund A21-182 from 2022-06-01 on, so an expense of 30000.00 \
+             would overspend it; it has 50000.00 on 2022-06-01, but the bookings dated 2022-10-01 (-30000.00) \
+             leave 20000.00 on that day, and no day may go below zero",
+        );
+}
+
+#[test]
+fn a_transfer_dated_before_the_money_arrives_says_from_when_the_money_is_there() {
+    let late = FundEvent::BudgetAllocated {
+        wijk_id: wijk("oost-1223"),
+        amount: eur("1000"),
+        reason: text("Raadsbesluit"),
+        booked_on: date("2022-05-01"),
+    };
+    let early = FundCommand::Transfer {
+        from_wijk: wijk("oost-1223"),
+        to_wijk: wijk("centrum"),
+        amount: eur("400"),
+        decision_reference: text("B&W 2022-114"),
+        reason: text("herverdeling"),
+        booked_on: date("2022-04-01"),
+    };
+    fund().given(vec![established(), late]).when(early).then_expect_error_message(
+        "wijk oost-1223 has 0.00 available in fund A21-182 on 2022-04-01, so 400.00 cannot be transferred; \
+         the bookings dated 2022-05-01 (+1000.00) make the difference: book it on or after 2022-05-01",
+    );
 }

@@ -293,7 +293,9 @@ fn a_commitment_larger_than_the_available_money_is_refused() {
     let mut given = with_commitment();
     given.push(FundEvent::ExpenseRecorded(wegaplein("wegaplein", "1500")));
     fund().given(given).when(FundCommand::Commit(grant("sv-2", "5500.01"))).then_expect_error_message(
-        "wijk oost-1223 has 5500.00 available in fund A21-182, so 5500.01 cannot be committed",
+        "wijk oost-1223 has 5500.00 available in fund A21-182 from 2022-03-01 on, so 5500.01 cannot be committed; \
+         it has 7000.00 on 2022-03-01, but the bookings dated 2022-06-01 (-1500.00) leave 5500.00 on that day, \
+         and no day may go below zero",
     );
 }
 
@@ -864,7 +866,8 @@ fn released_money_cannot_be_committed_on_a_day_before_it_was_released() {
     let mut given = with_commitment();
     given.push(withdrawn("sv-1", "3000", false, "2022-08-01", false));
     fund().given(given).when(FundCommand::Commit(grant("sv-2", "10000"))).then_expect_error_message(
-        "wijk oost-1223 has 7000.00 available in fund A21-182, so 10000.00 cannot be committed",
+        "wijk oost-1223 has 7000.00 available in fund A21-182 on 2022-03-01, so 10000.00 cannot be committed; \
+         the bookings dated 2022-08-01 (+3000.00) make the difference: book it on or after 2022-08-01",
     );
 }
 

@@ -35,7 +35,8 @@ fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
     match limit {
         None => Ok(PAGE_DEFAULT),
         Some(n) if (1..=PAGE_MAX).contains(&n) => Ok(n),
-        Some(n) => Err(ApiError::invalid("limit", format!("limit {n} is outside 1..={PAGE_MAX}"))),
+        Some(n) => Err(ApiError::invalid("limit", format!("limit {n} is outside 1..={PAGE_MAX}"))
+            .sent_in(super::error::SentIn::Query, "limit")),
     }
 }
 
@@ -109,6 +110,7 @@ pub struct AuditQuery {
     /// Continue after this global position (the previous page's `next_after`).
     pub after: Option<i64>,
     /// Rows per page, 1..=1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
 }
 
@@ -238,6 +240,7 @@ pub struct ExpensePageQuery {
     /// Expenses after this global position (the previous page's `next_after`).
     pub after: Option<i64>,
     /// Expenses per page, 1..=1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
 }
 
@@ -267,17 +270,25 @@ pub struct EventsQuery {
     /// Events after this global position (default 0).
     pub after: Option<i64>,
     /// Events per page, 1..=1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EventPage {
     pub events: Vec<ChainedEvent>,
-    /// Pass as `after` for the next page; absent at the head of the log.
-    pub next_after: Option<i64>,
+    /// Pass as `after` for the next page, always: the last event's position
+    /// on a page with events; on an empty page the `after` that was asked
+    /// (or the head, if that was beyond it), so a consumer polls from there.
+    pub next_after: i64,
+    /// True when this page reaches the head of the log: wait before asking
+    /// for the next page. False when more events follow right away.
+    pub at_head: bool,
 }
 
-/// The global event log in commit order, with its hash chain, for auditors and exports.
+/// The global event log in commit order, with its hash chain, for auditors
+/// and exports. A consumer tails it by passing each page's `next_after` as
+/// the next `after`, waiting a moment whenever `at_head` is true.
 #[utoipa::path(get, path = "/events", tag = "reads", params(EventsQuery),
     responses((status = 200, body = EventPage), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
@@ -288,15 +299,18 @@ pub async fn events(
 ) -> Result<Json<EventPage>, ApiError> {
     require(&caller, &[Role::Finance, Role::Auditor], "read the raw event log")?;
     let limit = page_limit(q.limit)?;
+    let after = q.after.unwrap_or(0).max(0);
     // One more than asked, to know whether another page follows.
-    let mut events = read_log(state.ledger.db(), q.after.unwrap_or(0), limit + 1).await?;
-    let next_after = if events.len() as i64 > limit {
-        events.truncate(limit as usize);
-        events.last().map(|e| e.position)
-    } else {
-        None
+    let mut events = read_log(state.ledger.db(), after, limit + 1).await?;
+    let at_head = events.len() as i64 <= limit;
+    events.truncate(limit as usize);
+    let next_after = match events.last() {
+        Some(last) => last.position,
+        // Positions are gap-free: nothing after `after` means it is at or
+        // beyond the head, and a consumer continues from the head.
+        None => after.min(crate::store::repository::head(state.ledger.db()).await?.0),
     };
-    Ok(Json(EventPage { events, next_after }))
+    Ok(Json(EventPage { events, next_after, at_head }))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -17,6 +17,7 @@ use utoipa::ToSchema;
 
 use super::error::{ApiError, Problem};
 use super::extract::{AmountInput, StrictJson};
+use super::schema::{AmountText, BoundedText, Identifier};
 use super::AppState;
 use crate::auth::{Caller, Role};
 use crate::domain::fund::{Decision, ExpenseDetails, FundCommand, FundError, FundKind, FundTerms};
@@ -62,16 +63,16 @@ pub struct Written<T: ToSchema> {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterWijk {
-    #[schema(value_type = String, example = "oost-1223")]
+    #[schema(value_type = Identifier, example = "oost-1223")]
     pub wijk_id: WijkId,
-    #[schema(value_type = String, example = "Oost 1223")]
+    #[schema(value_type = BoundedText, example = "Oost 1223")]
     pub name: Text,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DecisionInput {
-    #[schema(value_type = String, example = "A21-182")]
+    #[schema(value_type = BoundedText, example = "A21-182")]
     pub reference: Text,
     pub adopted_on: NaiveDate,
 }
@@ -79,31 +80,33 @@ pub struct DecisionInput {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EstablishFund {
-    #[schema(value_type = String, example = "A21-182")]
+    #[schema(value_type = Identifier, example = "A21-182")]
     pub fund_id: FundId,
     #[schema(value_type = i32, example = 2022)]
     pub year: Year,
     pub kind: FundKind,
-    #[schema(value_type = String)]
+    #[schema(value_type = BoundedText)]
     pub name: Text,
-    #[schema(value_type = String, example = "50000.00")]
+    #[schema(value_type = AmountText, example = "50000.00")]
     pub amount: AmountInput,
     pub decision: DecisionInput,
     /// The doelbinding: what the money may be spent on.
-    #[schema(value_type = String)]
+    #[schema(value_type = BoundedText)]
     pub purpose: Text,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Allocate {
-    #[schema(value_type = String, example = "oost-1223")]
+    #[schema(value_type = Identifier, example = "oost-1223")]
     pub wijk_id: WijkId,
-    #[schema(value_type = String, example = "50000.00")]
+    #[schema(value_type = AmountText, example = "50000.00")]
     pub amount: AmountInput,
-    #[schema(value_type = String)]
+    #[schema(value_type = BoundedText)]
     pub reason: Text,
-    /// Defaults to today, or the nearest day of the fund's year.
+    /// Defaults to the day the fund's money entered the ledger: its
+    /// decision's adoption date, or the first day of its year when the
+    /// decision came before the year.
     pub booked_on: Option<NaiveDate>,
 }
 
@@ -112,7 +115,7 @@ pub struct Allocate {
 pub struct Allocation {
     pub fund_id: String,
     pub wijk_id: String,
-    #[schema(value_type = String, example = "50000.00")]
+    #[schema(value_type = AmountText, example = "50000.00")]
     pub amount: AmountInput,
     pub reason: String,
     pub booked_on: NaiveDate,
@@ -121,28 +124,28 @@ pub struct Allocation {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RecordExpense {
-    #[schema(value_type = String, example = "2022-oost-1223-wegaplein")]
+    #[schema(value_type = Identifier, example = "2022-oost-1223-wegaplein")]
     pub expense_id: ExpenseId,
-    #[schema(value_type = String, example = "oost-1223")]
+    #[schema(value_type = Identifier, example = "oost-1223")]
     pub wijk_id: WijkId,
-    #[schema(value_type = String, example = "A21-182")]
+    #[schema(value_type = Identifier, example = "A21-182")]
     pub fund_id: FundId,
-    #[schema(value_type = String, example = "50000.00")]
+    #[schema(value_type = AmountText, example = "50000.00")]
     pub amount: AmountInput,
-    #[schema(value_type = String, example = "Herinrichting Wegaplein")]
+    #[schema(value_type = BoundedText, example = "Herinrichting Wegaplein")]
     pub initiative: Text,
-    #[schema(value_type = String, example = "spelen")]
+    #[schema(value_type = BoundedText, example = "spelen")]
     pub theme: Text,
     pub booked_on: NaiveDate,
     /// The document behind the payment, such as an invoice number.
-    #[schema(value_type = String, example = "factuur 2022-0042")]
+    #[schema(value_type = BoundedText, example = "factuur 2022-0042")]
     pub reference: Text,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Reverse {
-    #[schema(value_type = String, example = "dubbel geboekt")]
+    #[schema(value_type = BoundedText, example = "dubbel geboekt")]
     pub reason: Text,
     /// Must be true once the fund's year is closed: the reversal is then an
     /// explicitly marked post-closing correction, and its money lapses.
@@ -172,6 +175,30 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
         ));
     }
     Ok(Some(key.to_string()))
+}
+
+/// The money-moving writes whose body names no id of its own, so that a
+/// retry could not be told from a second booking: they require an
+/// `Idempotency-Key` (428 without one). Every other write is safe to retry
+/// by itself: it carries the client's id for what it creates (`wijk_id`,
+/// `fund_id`, `expense_id`, `commitment_id`) and a repeat changes nothing, or
+/// it can happen only once (a reversal, settlement, withdrawal, year close).
+pub const KEY_REQUIRED: [&str; 3] =
+    ["/funds/{fund_id}/allocations", "/funds/{fund_id}/transfers", "/commitments/{commitment_id}/repayments"];
+
+/// Refuses a write on a [`KEY_REQUIRED`] route that carries no key.
+pub(super) fn require_idempotency_key(headers: &HeaderMap) -> Result<(), ApiError> {
+    if headers.contains_key(IDEMPOTENCY_KEY) {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::PRECONDITION_REQUIRED,
+        "idempotency_key_required",
+        "this write moves money and its body has no id of its own, so a retry could book it twice: send an \
+         `Idempotency-Key` header with a new unique value (such as a UUID) for each booking, and the same value \
+         when you retry it",
+    )
+    .sent_in(super::error::SentIn::Header, "Idempotency-Key"))
 }
 
 fn written<T: Serialize + ToSchema>(status: StatusCode, resource: T, positions: Option<Positions>) -> Response {
@@ -313,13 +340,13 @@ pub async fn allocate(
     body: StrictJson<Allocate>,
 ) -> Result<Response, ApiError> {
     let fund_id = FundId::parse(&fund_id).map_err(|e| ApiError::not_found(format!("fund id in the path {e}")))?;
+    require_idempotency_key(&headers)?;
     let req = body.value.clone();
     let booked_on = match req.booked_on {
         Some(date) => date,
         None => {
             let fund = state.ledger.load_fund(&fund_id).await?;
-            let terms = fund.terms().ok_or(LedgerError::Fund(FundError::UnknownFund))?;
-            Utc::now().date_naive().clamp(terms.year.first_day(), terms.year.last_day())
+            fund.default_allocation_date().ok_or(LedgerError::Fund(FundError::UnknownFund))?
         }
     };
     let command = FundCommand::Allocate {

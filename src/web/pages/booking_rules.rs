@@ -152,20 +152,24 @@ pub fn refusal(err: &LedgerError) -> Option<FieldError> {
         LedgerError::Fund(f) => match f {
             FundError::UnknownFund => e("fonds", "Dit fonds bestaat niet; kies een fonds uit de lijst.".into()),
             FundError::UnknownWijk(w) => e("wijk", format!("Wijk {w} is niet geregistreerd; kies een wijk uit de lijst.")),
-            FundError::Overspend { wijk_id, fund_id, requested, remaining } => e(
+            FundError::Overspend { wijk_id, fund_id, requested, remaining, on, .. } => e(
                 "bedrag",
                 format!(
-                    "Wijk {wijk_id} heeft nog {} over uit fonds {fund_id}; een uitgave van {} past daar niet in.",
+                    "Wijk {wijk_id} heeft nog {} over uit fonds {fund_id}{}; een uitgave van {} past daar niet in.{}",
                     money_text(remaining),
-                    money_text(requested)
+                    on_the_day(on),
+                    money_text(requested),
+                    date_advice(on)
                 ),
             ),
-            FundError::NotAvailable { wijk_id, fund_id, requested, available, .. } => e(
+            FundError::NotAvailable { wijk_id, fund_id, requested, available, on, .. } => e(
                 "bedrag",
                 format!(
-                    "Wijk {wijk_id} heeft {} beschikbaar in fonds {fund_id}; dat is niet genoeg voor {}.",
+                    "Wijk {wijk_id} heeft {} beschikbaar in fonds {fund_id}{}; dat is niet genoeg voor {}.{}",
                     money_text(available),
-                    money_text(requested)
+                    on_the_day(on),
+                    money_text(requested),
+                    date_advice(on)
                 ),
             ),
             FundError::OutsideFundYear { fund_id, year, booked_on } => e(
@@ -219,6 +223,28 @@ pub fn refusal(err: &LedgerError) -> Option<FieldError> {
         }
         LedgerError::Store(_) => None,
         other => e(FORM, format!("Het grootboek weigert deze boeking: {other}.")),
+    }
+}
+
+/// The domain's " on 2022-09-15" or " from 2022-09-15 on" (the day a
+/// refusal for lack of money judged) in Dutch; empty when the day did not matter.
+fn on_the_day(on: &str) -> String {
+    let day = |text: &str| NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").ok().map(date);
+    if let Some(d) = on.trim().strip_prefix("from ").and_then(|rest| rest.strip_suffix(" on")).and_then(day) {
+        format!(" vanaf {d}")
+    } else if let Some(d) = on.trim().strip_prefix("on ").and_then(day) {
+        format!(" op {d}")
+    } else {
+        String::new()
+    }
+}
+
+/// Where the booking date decides a refusal, the place to see why.
+fn date_advice(on: &str) -> &'static str {
+    if on.is_empty() {
+        ""
+    } else {
+        " Het hangt af van de boekdatum: de audittrail van de wijk toont welke boekingen per dag het geld vastleggen."
     }
 }
 
