@@ -19,7 +19,8 @@ pub enum InvalidValue {
     YearOutOfRange(i32),
 }
 
-const ID_MAX: usize = 64;
+/// The longest identifier, in characters.
+pub const ID_MAX: usize = 64;
 
 macro_rules! identifier {
     ($(#[$doc:meta])* $name:ident) => {

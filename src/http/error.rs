@@ -11,21 +11,77 @@ use crate::domain::wijk::WijkError;
 use crate::ledger::LedgerError;
 use crate::store::repository::AppendRefused;
 
-/// An `application/problem+json` body.
+/// An `application/problem+json` body (RFC 9457), with the invalid-input
+/// extension of the NLGov API Design Rules when a request value is at fault.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Problem {
     /// A URI naming the kind of problem; stable, machine-readable.
     #[serde(rename = "type")]
     pub kind: String,
-    /// The same, short: `overspend`, `invalid_field`, ...
+    /// The same, short: `overspend`, `invalid_field`, ...; stable for clients.
     pub code: &'static str,
     pub title: &'static str,
     pub status: u16,
     /// What is wrong and how to fix it.
     pub detail: String,
-    /// The request field at fault, if one is.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub field: Option<String>,
+    /// The request values at fault, if any: where each is, and why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<InvalidInput>,
+}
+
+/// One request value at fault (the invalid-input extension's `errors` item).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct InvalidInput {
+    /// Where the value was sent: `body`, `query`, `path` or `header`.
+    #[serde(rename = "in")]
+    pub sent_in: &'static str,
+    /// A JSON pointer (RFC 6901) to the value, as a URI fragment: `#/amount`,
+    /// `#/decision/adopted_on`; for a parameter, `#/` and its name.
+    pub location: String,
+    /// The same stable code as the problem's.
+    pub code: &'static str,
+    pub detail: String,
+}
+
+/// Where a faulty request value was sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SentIn {
+    Body,
+    Query,
+    Path,
+    Header,
+}
+
+impl SentIn {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Body => "body",
+            Self::Query => "query",
+            Self::Path => "path",
+            Self::Header => "header",
+        }
+    }
+}
+
+/// `decision.adopted_on` or `carry_over[0]` (serde's paths) as a JSON pointer fragment.
+fn json_pointer(field: &str) -> String {
+    let mut pointer = String::from("#");
+    for part in field.split('.').filter(|p| !p.is_empty()) {
+        let mut rest = part;
+        let name_end = rest.find('[').unwrap_or(rest.len());
+        let (name, indices) = rest.split_at(name_end);
+        if !name.is_empty() {
+            pointer.push('/');
+            pointer.push_str(&name.replace('~', "~0").replace('/', "~1"));
+        }
+        rest = indices;
+        while let (Some(open), Some(close)) = (rest.find('['), rest.find(']')) {
+            pointer.push('/');
+            pointer.push_str(&rest[open + 1..close]);
+            rest = &rest[close + 1..];
+        }
+    }
+    pointer
 }
 
 #[derive(Debug)]
@@ -33,17 +89,24 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     detail: String,
-    field: Option<String>,
+    field: Option<(SentIn, String)>,
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
-        Self { status, code, detail: detail.into(), field: None }
+        Self { status, code, detail: detail.into(), field: None, retry_after: None }
     }
 
-    /// The same error, naming the request field at fault.
-    pub fn with_field(mut self, field: impl Into<String>) -> Self {
-        self.field = Some(field.into());
+    /// The same error, naming the body field at fault (`amount`,
+    /// `decision.adopted_on`).
+    pub fn with_field(self, field: impl Into<String>) -> Self {
+        self.sent_in(SentIn::Body, field)
+    }
+
+    /// The same error, naming the value at fault and where it was sent.
+    pub fn sent_in(mut self, sent_in: SentIn, name: impl Into<String>) -> Self {
+        self.field = Some((sent_in, name.into()));
         self
     }
 
@@ -65,7 +128,12 @@ impl ApiError {
     /// The request field at fault (`amount`, `booked_on`, ...), if one is;
     /// a form shows the detail next to this field.
     pub fn field(&self) -> Option<&str> {
-        self.field.as_deref()
+        self.field.as_ref().map(|(_, name)| name.as_str())
+    }
+
+    /// Where the value at fault was sent, if one is.
+    pub fn field_sent_in(&self) -> Option<SentIn> {
+        self.field.as_ref().map(|(sent_in, _)| *sent_in)
     }
 
     /// Another name for [`ApiError::field`].
@@ -235,16 +303,31 @@ impl From<LedgerError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let errors = self
+            .field
+            .as_ref()
+            .map(|(sent_in, name)| InvalidInput {
+                sent_in: sent_in.as_str(),
+                location: json_pointer(name),
+                code: self.code,
+                detail: self.detail.clone(),
+            })
+            .into_iter()
+            .collect();
         let problem = Problem {
             kind: format!("urn:wijkbudget:problem:{}", self.code),
             code: self.code,
             title: self.title(),
             status: self.status.as_u16(),
             detail: self.detail,
-            field: self.field,
+            errors,
         };
         let body = serde_json::to_vec(&problem).expect("a problem always serialises");
-        (self.status, [(header::CONTENT_TYPE, "application/problem+json")], body).into_response()
+        let mut response = (self.status, [(header::CONTENT_TYPE, "application/problem+json")], body).into_response();
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }
 
@@ -265,5 +348,19 @@ mod tests {
         assert_eq!(err.field(), Some("amount"));
         assert_eq!(err.field_name(), Some("amount"));
         assert!(err.detail().contains("c-1"), "{}", err.detail());
+        assert_eq!(err.field_sent_in(), Some(SentIn::Body));
+    }
+
+    #[test]
+    fn field_paths_become_json_pointers() {
+        for (field, pointer) in [
+            ("amount", "#/amount"),
+            ("decision.adopted_on", "#/decision/adopted_on"),
+            ("carry_over[2]", "#/carry_over/2"),
+            ("a[0].b", "#/a/0/b"),
+            ("odd/name~", "#/odd~1name~0"),
+        ] {
+            assert_eq!(json_pointer(field), pointer, "{field}");
+        }
     }
 }

@@ -14,6 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::error::{ApiError, Problem};
 use super::extract::{AmountInput, StrictJson, StrictQuery};
 use super::reads::{check_wijk, csv_field, require, wants_csv, YearQuery};
+use super::schema::{AmountText, BoundedText, Identifier};
 use super::writes::{write, DecisionInput, Writer, Written};
 use super::AppState;
 use crate::auth::{Caller, Role};
@@ -27,23 +28,23 @@ const READERS: [Role; 3] = [Role::Finance, Role::Auditor, Role::Council];
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MakeCommitment {
-    #[schema(value_type = String, example = "SUB-2022-017")]
+    #[schema(value_type = Identifier, example = "SUB-2022-017")]
     pub commitment_id: CommitmentId,
-    #[schema(value_type = String, example = "oost-1223")]
+    #[schema(value_type = Identifier, example = "oost-1223")]
     pub wijk_id: WijkId,
-    #[schema(value_type = String, example = "begroting-2022")]
+    #[schema(value_type = Identifier, example = "begroting-2022")]
     pub fund_id: FundId,
-    #[schema(value_type = String, example = "4500.00")]
+    #[schema(value_type = AmountText, example = "4500.00")]
     pub amount: AmountInput,
-    #[schema(value_type = String, example = "Buurtmoestuin Wirixstraat")]
+    #[schema(value_type = BoundedText, example = "Buurtmoestuin Wirixstraat")]
     pub initiative: Text,
-    #[schema(value_type = String, example = "Tuingroep Wirixstraat")]
+    #[schema(value_type = BoundedText, example = "Tuingroep Wirixstraat")]
     pub applicant: Text,
-    #[schema(value_type = String, example = "groen")]
+    #[schema(value_type = BoundedText, example = "groen")]
     pub theme: Text,
     /// The grant decision (subsidieverlening).
     pub decision: DecisionInput,
-    #[schema(value_type = String, example = "Subsidieregeling wijkbudgetten")]
+    #[schema(value_type = BoundedText, example = "Subsidieregeling wijkbudgetten")]
     pub grant_rule: Text,
     pub booked_on: NaiveDate,
 }
@@ -52,12 +53,12 @@ pub struct MakeCommitment {
 #[serde(deny_unknown_fields)]
 pub struct PayCommitment {
     /// The payment's own id, as for any expense.
-    #[schema(value_type = String)]
+    #[schema(value_type = Identifier)]
     pub expense_id: ExpenseId,
-    #[schema(value_type = String, example = "1500.00")]
+    #[schema(value_type = AmountText, example = "1500.00")]
     pub amount: AmountInput,
     pub booked_on: NaiveDate,
-    #[schema(value_type = String, example = "betaalopdracht 2022-311")]
+    #[schema(value_type = BoundedText, example = "betaalopdracht 2022-311")]
     pub reference: Text,
 }
 
@@ -67,7 +68,7 @@ pub struct SettleCommitment {
     /// The final grant (vaststelling), from 0.00 up to the committed amount.
     #[schema(value_type = String, example = "3800.00")]
     pub settled_amount: SettledAmount,
-    #[schema(value_type = String)]
+    #[schema(value_type = BoundedText)]
     pub decision_reference: Text,
     /// Default today. Never before the commitment's previous booking, nor
     /// inside a closed year.
@@ -102,19 +103,19 @@ impl Serialize for SettledAmount {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Repay {
-    #[schema(value_type = String, example = "700.00")]
+    #[schema(value_type = AmountText, example = "700.00")]
     pub amount: AmountInput,
     /// Default today. Never before the commitment's previous booking, nor
     /// inside a closed year.
     pub booked_on: Option<NaiveDate>,
-    #[schema(value_type = String)]
+    #[schema(value_type = BoundedText)]
     pub reference: Text,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WithdrawCommitment {
-    #[schema(value_type = String)]
+    #[schema(value_type = BoundedText)]
     pub reason: Text,
     /// true for annulering (cancellation), false for intrekking (withdrawal).
     #[serde(default)]
@@ -127,16 +128,16 @@ pub struct WithdrawCommitment {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Transfer {
-    #[schema(value_type = String, example = "centrum")]
+    #[schema(value_type = Identifier, example = "centrum")]
     pub from_wijk: WijkId,
-    #[schema(value_type = String, example = "oost-1223")]
+    #[schema(value_type = Identifier, example = "oost-1223")]
     pub to_wijk: WijkId,
-    #[schema(value_type = String, example = "2500.00")]
+    #[schema(value_type = AmountText, example = "2500.00")]
     pub amount: AmountInput,
     /// The council or college decision behind the transfer.
-    #[schema(value_type = String)]
+    #[schema(value_type = BoundedText)]
     pub decision_reference: Text,
-    #[schema(value_type = String)]
+    #[schema(value_type = BoundedText)]
     pub reason: Text,
     pub booked_on: NaiveDate,
 }
@@ -148,7 +149,7 @@ pub struct CloseYear {
     pub decision: DecisionInput,
     /// Wijken whose available money is carried over to next year; the rest lapses.
     #[serde(default)]
-    #[schema(value_type = Vec<String>)]
+    #[schema(value_type = Vec<Identifier>)]
     pub carry_over: Vec<WijkId>,
 }
 
@@ -307,7 +308,8 @@ pub async fn close_year(
     headers: HeaderMap,
     body: StrictJson<CloseYear>,
 ) -> Result<Json<YearClosed>, ApiError> {
-    let year = Year::new(year).map_err(|e| ApiError::invalid("year", format!("year {e}")))?;
+    let year = Year::new(year)
+        .map_err(|e| ApiError::invalid("year", format!("year {e}")).sent_in(super::error::SentIn::Path, "year"))?;
     let r = body.value;
     let decision = Decision { reference: r.decision.reference, adopted_on: r.decision.adopted_on };
     let mut meta =

@@ -5,12 +5,13 @@ pub mod error;
 pub mod extract;
 pub mod lifecycle;
 pub mod reads;
+pub mod schema;
 pub mod writes;
 
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::{header, HeaderName, StatusCode};
+use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -91,24 +92,28 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(reads::ready))
 }
 
-/// The OpenAPI 3.1 document, generated from the route table.
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    let (_, api) = OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", api_routes()).split_for_parts();
-    api
+/// The OpenAPI 3.1 document as served: generated from the route table,
+/// with paths relative to its `servers` entry (`/api/v1`) and the NLGov API
+/// Design Rules applied (see [`schema::conform`]).
+pub fn openapi() -> serde_json::Value {
+    let (_, api) = OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(api_routes()).split_for_parts();
+    schema::conform(serde_json::to_value(api).expect("the document serialises"))
 }
 
 /// The whole application as a `Router`, ready to serve or to drive in tests.
 pub fn router(state: AppState) -> Router {
-    let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", api_routes()).split_for_parts();
+    let (router, _) = OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", api_routes()).split_for_parts();
+    let document = std::sync::Arc::new(openapi());
     let request_id = HeaderName::from_static(REQUEST_ID);
     router
-        .route("/api/v1/openapi.json", axum::routing::get(move || async move { axum::Json(api) }))
+        .route("/api/v1/openapi.json", axum::routing::get(move || async move { axum::Json(document.as_ref().clone()) }))
         .fallback(|| async { ApiError::not_found("no such path; see GET /api/v1/openapi.json for the API") })
         .with_state(state)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
         // Outside the timeout, so its bare 408 becomes a problem too.
         .layer(axum::middleware::map_response(problem_for_bare_errors))
+        .layer(axum::middleware::map_response(with_api_version))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
             let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
@@ -127,28 +132,63 @@ pub fn correlation_id(headers: &axum::http::HeaderMap) -> String {
         .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_string)
 }
 
-/// axum answers a wrong method (405) or a timeout (408) with an empty body;
-/// give those the same problem+json shape as every other error.
+/// Every answer names the API's full version (NLGov rule /core/version-header).
+async fn with_api_version(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(HeaderName::from_static(schema::API_VERSION_HEADER), HeaderValue::from_static(schema::API_VERSION));
+    response
+}
+
+/// axum answers a wrong method (405) or a timeout (408) with an empty body,
+/// and its extractors refuse a malformed path or query in plain text; give
+/// every error the same problem+json shape, so the document's promise holds.
 async fn problem_for_bare_errors(response: Response) -> Response {
-    let bare = response.headers().get(header::CONTENT_TYPE).is_none();
-    match response.status() {
-        StatusCode::METHOD_NOT_ALLOWED if bare => {
-            let allow = response.headers().get(header::ALLOW).cloned();
-            let mut problem = ApiError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                "this path does not accept that method; see the Allow header",
-            )
-            .into_response();
-            if let Some(allow) = allow {
-                problem.headers_mut().insert(header::ALLOW, allow);
-            }
-            problem
-        }
-        StatusCode::REQUEST_TIMEOUT if bare => {
-            ApiError::new(StatusCode::REQUEST_TIMEOUT, "timeout", "the request took too long; try again")
-                .into_response()
-        }
-        _ => response,
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
     }
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if is_problem {
+        return response;
+    }
+    let allow = response.headers().get(header::ALLOW).cloned();
+    let (parts, body) = response.into_parts();
+    // The plain-text refusals of axum's extractors are short and name the
+    // value at fault; nothing else reaches here with a body.
+    let text = axum::body::to_bytes(body, 4096).await.map(|b| String::from_utf8_lossy(&b).into_owned());
+    let text = text.unwrap_or_default();
+    let error = match parts.status {
+        StatusCode::METHOD_NOT_ALLOWED => ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "this path does not accept that method; see the Allow header",
+        ),
+        StatusCode::REQUEST_TIMEOUT => {
+            ApiError::new(StatusCode::REQUEST_TIMEOUT, "timeout", "the request took too long; try again")
+        }
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the body is larger than the limit of {BODY_LIMIT} bytes; send less"),
+        ),
+        other if other.is_client_error() => ApiError::new(
+            other,
+            "bad_request",
+            if text.trim().is_empty() {
+                "the request could not be understood; check its path, query and headers".to_string()
+            } else {
+                format!("{}; check the path and query against GET /api/v1/openapi.json", text.trim())
+            },
+        ),
+        other => ApiError::internal(format!("{other} without a problem body: {text}")),
+    };
+    let mut problem = error.into_response();
+    if let Some(allow) = allow {
+        problem.headers_mut().insert(header::ALLOW, allow);
+    }
+    problem
 }

@@ -35,7 +35,8 @@ fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
     match limit {
         None => Ok(PAGE_DEFAULT),
         Some(n) if (1..=PAGE_MAX).contains(&n) => Ok(n),
-        Some(n) => Err(ApiError::invalid("limit", format!("limit {n} is outside 1..={PAGE_MAX}"))),
+        Some(n) => Err(ApiError::invalid("limit", format!("limit {n} is outside 1..={PAGE_MAX}"))
+            .sent_in(super::error::SentIn::Query, "limit")),
     }
 }
 
@@ -109,6 +110,7 @@ pub struct AuditQuery {
     /// Continue after this global position (the previous page's `next_after`).
     pub after: Option<i64>,
     /// Rows per page, 1..=1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
 }
 
@@ -222,6 +224,7 @@ pub struct ExpensePageQuery {
     /// Expenses after this global position (the previous page's `next_after`).
     pub after: Option<i64>,
     /// Expenses per page, 1..=1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
 }
 
@@ -251,6 +254,7 @@ pub struct EventsQuery {
     /// Events after this global position (default 0).
     pub after: Option<i64>,
     /// Events per page, 1..=1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
 }
 

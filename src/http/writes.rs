@@ -17,6 +17,7 @@ use utoipa::ToSchema;
 
 use super::error::{ApiError, Problem};
 use super::extract::{AmountInput, StrictJson};
+use super::schema::{AmountText, BoundedText, Identifier};
 use super::AppState;
 use crate::auth::{Caller, Role};
 use crate::domain::fund::{Decision, ExpenseDetails, FundCommand, FundError, FundKind, FundTerms};
@@ -62,16 +63,16 @@ pub struct Written<T: ToSchema> {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterWijk {
-    #[schema(value_type = String, example = "oost-1223")]
+    #[schema(value_type = Identifier, example = "oost-1223")]
     pub wijk_id: WijkId,
-    #[schema(value_type = String, example = "Oost 1223")]
+    #[schema(value_type = BoundedText, example = "Oost 1223")]
     pub name: Text,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DecisionInput {
-    #[schema(value_type = String, example = "A21-182")]
+    #[schema(value_type = BoundedText, example = "A21-182")]
     pub reference: Text,
     pub adopted_on: NaiveDate,
 }
@@ -79,29 +80,29 @@ pub struct DecisionInput {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EstablishFund {
-    #[schema(value_type = String, example = "A21-182")]
+    #[schema(value_type = Identifier, example = "A21-182")]
     pub fund_id: FundId,
     #[schema(value_type = i32, example = 2022)]
     pub year: Year,
     pub kind: FundKind,
-    #[schema(value_type = String)]
+    #[schema(value_type = BoundedText)]
     pub name: Text,
-    #[schema(value_type = String, example = "50000.00")]
+    #[schema(value_type = AmountText, example = "50000.00")]
     pub amount: AmountInput,
     pub decision: DecisionInput,
     /// The doelbinding: what the money may be spent on.
-    #[schema(value_type = String)]
+    #[schema(value_type = BoundedText)]
     pub purpose: Text,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Allocate {
-    #[schema(value_type = String, example = "oost-1223")]
+    #[schema(value_type = Identifier, example = "oost-1223")]
     pub wijk_id: WijkId,
-    #[schema(value_type = String, example = "50000.00")]
+    #[schema(value_type = AmountText, example = "50000.00")]
     pub amount: AmountInput,
-    #[schema(value_type = String)]
+    #[schema(value_type = BoundedText)]
     pub reason: Text,
     /// Defaults to the day the fund's money entered the ledger: its
     /// decision's adoption date, or the first day of its year when the
@@ -114,7 +115,7 @@ pub struct Allocate {
 pub struct Allocation {
     pub fund_id: String,
     pub wijk_id: String,
-    #[schema(value_type = String, example = "50000.00")]
+    #[schema(value_type = AmountText, example = "50000.00")]
     pub amount: AmountInput,
     pub reason: String,
     pub booked_on: NaiveDate,
@@ -123,28 +124,28 @@ pub struct Allocation {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RecordExpense {
-    #[schema(value_type = String, example = "2022-oost-1223-wegaplein")]
+    #[schema(value_type = Identifier, example = "2022-oost-1223-wegaplein")]
     pub expense_id: ExpenseId,
-    #[schema(value_type = String, example = "oost-1223")]
+    #[schema(value_type = Identifier, example = "oost-1223")]
     pub wijk_id: WijkId,
-    #[schema(value_type = String, example = "A21-182")]
+    #[schema(value_type = Identifier, example = "A21-182")]
     pub fund_id: FundId,
-    #[schema(value_type = String, example = "50000.00")]
+    #[schema(value_type = AmountText, example = "50000.00")]
     pub amount: AmountInput,
-    #[schema(value_type = String, example = "Herinrichting Wegaplein")]
+    #[schema(value_type = BoundedText, example = "Herinrichting Wegaplein")]
     pub initiative: Text,
-    #[schema(value_type = String, example = "spelen")]
+    #[schema(value_type = BoundedText, example = "spelen")]
     pub theme: Text,
     pub booked_on: NaiveDate,
     /// The document behind the payment, such as an invoice number.
-    #[schema(value_type = String, example = "factuur 2022-0042")]
+    #[schema(value_type = BoundedText, example = "factuur 2022-0042")]
     pub reference: Text,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Reverse {
-    #[schema(value_type = String, example = "dubbel geboekt")]
+    #[schema(value_type = BoundedText, example = "dubbel geboekt")]
     pub reason: Text,
     /// Must be true once the fund's year is closed, and only then: the
     /// reversal is then an explicitly marked post-closing correction, and
