@@ -1111,7 +1111,9 @@ async fn setup_over_http(addr: SocketAddr, auth: &str, wijken: &[String], funds:
             let body =
                 json!({"wijk_id": w, "amount": "100000000", "reason": "Raadsbesluit", "booked_on": "2022-01-03"})
                     .to_string();
-            http.post_ok(&format!("/api/v1/funds/{f}/allocations"), auth, None, &body).await?;
+            // Allocations require a key: a retry must not allocate twice.
+            let key = format!("bench-allocation-{f}-{w}");
+            http.post_ok(&format!("/api/v1/funds/{f}/allocations"), auth, Some(&key), &body).await?;
         }
     }
     Ok(())

@@ -122,6 +122,24 @@ fn database_url(cli: &Option<String>) -> String {
     cli.clone().unwrap_or_else(|| DEFAULT_DATABASE.to_string())
 }
 
+/// The database for a command that only reads (or rebuilds) a ledger: an
+/// SQLite file must already exist, because opening it would create an empty
+/// ledger that then reports zeros as if they were true.
+fn existing_ledger(cli: &Option<String>) -> anyhow::Result<String> {
+    let url = database_url(cli);
+    if let Some(rest) = url.strip_prefix("sqlite://") {
+        let path = rest.split('?').next().unwrap_or(rest);
+        if !std::path::Path::new(path).exists() {
+            anyhow::bail!(
+                "there is no ledger at {path} (the file does not exist; nothing was created). \
+                 `wijkbudget demo` keeps its ledger in {DEMO_DATABASE}: add --database sqlite://{DEMO_DATABASE}, \
+                 or name your ledger with --database or DATABASE_URL"
+            );
+        }
+    }
+    Ok(url)
+}
+
 fn progress_bar(total: u64, what: &str) -> ProgressBar {
     let bar = ProgressBar::new(total);
     bar.set_style(
@@ -151,12 +169,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Rebuild => {
-            let service = Service::open(&database_url(&cli.database)).await?;
+            let service = Service::open(&existing_ledger(&cli.database)?).await?;
             rebuild(&service.db, service.projector.with_batch_size(projections::REBUILD_BATCH)).await
         }
         Command::Demo { listen } => demo_command(cli.database, listen).await,
         Command::Report { year, as_of, kind } => {
-            let service = Service::open(&database_url(&cli.database)).await?;
+            let service = Service::open(&existing_ledger(&cli.database)?).await?;
             service.projector.catch_up(|_| {}).await?;
             let text = match kind {
                 ReportKind::Budget => report(&service.db, Period { year, as_of }).await?,
@@ -176,7 +194,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let outcome = match file {
                 Some(path) => crate::verify::verify_file(&path, expect_head.as_ref(), true)?,
                 None => {
-                    let db = Db::connect(&database_url(&cli.database)).await?;
+                    let db = Db::connect(&existing_ledger(&cli.database)?).await?;
                     crate::verify::verify_database(&db, expect_head.as_ref(), true).await?
                 }
             };
@@ -192,7 +210,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Export { to } => {
-            let db = Db::connect(&database_url(&cli.database)).await?;
+            let db = Db::connect(&existing_ledger(&cli.database)?).await?;
             let head = crate::verify::export(&db, &to, true).await?;
             println!("exported to {}; head {head}", to.display());
             Ok(())

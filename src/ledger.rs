@@ -249,7 +249,7 @@ impl Ledger {
 
     /// Closes every open fund of `year`. The available money of the wijken in
     /// `carry_over` moves into a new fund of the next year per closed fund
-    /// (`{fund}-overheveling`), allocated to the same wijken; everything else
+    /// (`{fund}-overheveling`, see [`FundId::carry_over`]), allocated to the same wijken; everything else
     /// lapses. Safe to run again after a crash: a closed fund is skipped and
     /// establishing its carry-over fund is idempotent.
     pub async fn close_year(
@@ -276,8 +276,7 @@ impl Ledger {
             let fund_id = FundId::parse(&id).map_err(|e| LedgerError::Store(format!("stored fund id {id} {e}")))?;
             let fund = self.load_fund(&fund_id).await?;
             let Some(terms) = fund.terms().filter(|t| t.year == year).cloned() else { continue };
-            let carry_over_fund = FundId::parse(&format!("{}-overheveling", terms.fund_id))
-                .map_err(|e| LedgerError::Store(format!("carry-over fund id for {fund_id} {e}")))?;
+            let carry_over_fund = terms.fund_id.carry_over();
             let first_position = if fund.is_closed() {
                 None
             } else {

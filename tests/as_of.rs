@@ -170,9 +170,13 @@ impl Api {
 
     async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> (u16, Value) {
         let mut request = Request::builder()
-            .method(method)
+            .method(method.clone())
             .uri(format!("/api/v1{path}"))
             .header(header::AUTHORIZATION, format!("Bearer {}", self.token));
+        if method == Method::POST {
+            // Each request here is a new booking: a fresh key, which some routes require.
+            request = request.header("idempotency-key", uuid::Uuid::new_v4().to_string());
+        }
         let body = match body {
             Some(value) => {
                 request = request.header(header::CONTENT_TYPE, "application/json");

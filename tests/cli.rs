@@ -213,3 +213,29 @@ async fn the_service_runs_with_only_insert_and_select_on_the_log() {
     let admin = sqlx::PgPool::connect(&format!("{}/postgres", common::postgres_admin_url())).await.unwrap();
     sqlx::query(&format!("DROP ROLE IF EXISTS {role}")).execute(&admin).await.unwrap();
 }
+
+#[test]
+fn a_read_on_a_ledger_file_that_does_not_exist_says_so_names_the_demo_file_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        vec!["report", "--year", "2022"],
+        vec!["report", "--kind", "stale"],
+        vec!["verify"],
+        vec!["export", "--to", "log.jsonl"],
+        vec!["rebuild"],
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_wijkbudget"))
+            .args(&args)
+            .current_dir(dir.path())
+            .env_remove("DATABASE_URL")
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?} succeeded on a missing ledger: {}", stdout(&output));
+        assert!(stderr.contains("no ledger at wijkbudget.db"), "{args:?}: {stderr}");
+        assert!(stderr.contains("--database sqlite://wijkbudget-demo.db"), "{args:?}: {stderr}");
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert!(left.is_empty(), "{args:?} left {left:?} behind");
+    }
+}

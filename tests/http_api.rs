@@ -266,9 +266,19 @@ impl Req {
 
     async fn send(self) -> Resp {
         let what = format!("{} {}{}", self.method, API, self.path);
-        let mut request = Request::builder().method(self.method).uri(format!("{API}{}", self.path));
+        let mut request = Request::builder().method(self.method.clone()).uri(format!("{API}{}", self.path));
         for (name, value) in &self.headers {
             request = request.header(name.as_str(), value.as_str());
+        }
+        // Each booking here is a new one: the routes that require an
+        // Idempotency-Key get a fresh key unless the test gives its own
+        // (tests/hardening.rs tests the 428).
+        let keyed = self.headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("idempotency-key"));
+        if self.method == Method::POST
+            && !keyed
+            && wijkbudget::http::writes::KEY_REQUIRED.iter().any(|r| same_route(r, &self.path))
+        {
+            request = request.header("idempotency-key", uuid::Uuid::new_v4().to_string());
         }
         let request = request.body(Body::from(self.body)).unwrap();
         let response = self.router.oneshot(request).await.expect("the router never fails");
@@ -448,6 +458,13 @@ fn allocation_of<'a>(fund: &'a Value, wijk_id: &str) -> &'a Value {
         .iter()
         .find(|a| a["wijk_id"] == wijk_id)
         .unwrap_or_else(|| panic!("no allocation to {wijk_id} in {fund}"))
+}
+
+/// Whether `path` (`/funds/F/allocations`) is an instance of `route` (`/funds/{fund_id}/allocations`).
+fn same_route(route: &str, path: &str) -> bool {
+    let path = path.split('?').next().unwrap_or(path);
+    let (route, path): (Vec<&str>, Vec<&str>) = (route.split('/').collect(), path.split('/').collect());
+    route.len() == path.len() && route.iter().zip(&path).all(|(r, p)| r.starts_with('{') || r == p)
 }
 
 /// The fields of one CSV line in which every field is quoted.

@@ -461,11 +461,16 @@ impl Api {
         };
         let what = format!("{who:?} {method} {path}");
         let mut request = Request::builder()
-            .method(method)
+            .method(method.clone())
             .uri(format!("/api/v1{path}"))
             .header(header::AUTHORIZATION, format!("Bearer {token}"));
         if let Some(accept) = accept {
             request = request.header(header::ACCEPT, accept);
+        }
+        // Each booking here is a new one: the routes that require an
+        // Idempotency-Key get a fresh key (tests/hardening.rs tests the 428).
+        if method == Method::POST && wijkbudget::http::writes::KEY_REQUIRED.iter().any(|r| same_route(r, path)) {
+            request = request.header("idempotency-key", uuid::Uuid::new_v4().to_string());
         }
         let body = match body {
             Some(value) => {
@@ -529,6 +534,13 @@ impl Api {
         }
         failures
     }
+}
+
+/// Whether `path` (`/funds/F/allocations`) is an instance of `route` (`/funds/{fund_id}/allocations`).
+fn same_route(route: &str, path: &str) -> bool {
+    let path = path.split('?').next().unwrap_or(path);
+    let (route, path): (Vec<&str>, Vec<&str>) = (route.split('/').collect(), path.split('/').collect());
+    route.len() == path.len() && route.iter().zip(&path).all(|(r, p)| r.starts_with('{') || r == p)
 }
 
 fn fund_body(amount: &str) -> Value {
@@ -1015,7 +1027,11 @@ async fn only_finance_writes_the_lifecycle_council_reads_reports_and_a_wijkregis
         let own = api.call(Who::Regisseur, Method::GET, "/commitments/SUB-OOST", None, None).await.expect(200);
         assert_eq!(own["wijk_id"], "oost-1221", "{label}: {own}");
         failures
-            .extend(api.refused(Who::Regisseur, Method::GET, "/commitments/SUB-CENTRUM", None, 403, "forbidden").await);
+            // Another wijk's commitment answers as one that does not exist (issue 12: no id probing).
+            .extend(
+                api.refused(Who::Regisseur, Method::GET, "/commitments/SUB-CENTRUM", None, 404, "unknown_commitment")
+                    .await,
+            );
         api.call(Who::Council, Method::GET, "/commitments/SUB-CENTRUM", None, None).await.expect(200);
         api.call(Who::Auditor, Method::GET, "/commitments/SUB-OOST", None, None).await.expect(200);
 

@@ -62,6 +62,26 @@ identifier!(
     /// A fund's identifier, chosen by finance (`begroting-2022`, `A21-182`).
     FundId
 );
+impl FundId {
+    /// The id of the fund a year's close carries this fund's money into:
+    /// `{id}-overheveling`. An id too long for that suffix keeps as much of
+    /// itself as fits plus eight hex digits of a hash of the whole id, so two
+    /// long ids that share a beginning still get different carry-over funds,
+    /// and the same fund always gets the same one.
+    pub fn carry_over(&self) -> FundId {
+        const SUFFIX: &str = "-overheveling";
+        let plain = format!("{}{SUFFIX}", self.0);
+        if plain.len() <= ID_MAX {
+            return FundId(plain);
+        }
+        // FNV-1a: stable across versions and platforms, unlike std's hasher.
+        let hash = self.0.bytes().fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+        let keep = ID_MAX - SUFFIX.len() - 9;
+        // Identifiers are ASCII, so a byte index is a character index.
+        FundId(format!("{}-{hash:08x}{SUFFIX}", &self.0[..keep]))
+    }
+}
+
 identifier!(
     /// An expense's identifier, chosen by the client (an invoice or booking number).
     ExpenseId
@@ -171,6 +191,22 @@ impl<'de> Deserialize<'de> for Year {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_fund_id_has_a_valid_carry_over_id_and_long_ones_stay_apart() {
+        assert_eq!(FundId::parse("A21-182").unwrap().carry_over().as_str(), "A21-182-overheveling");
+        let fits = "f".repeat(ID_MAX - "-overheveling".len());
+        assert_eq!(FundId::parse(&fits).unwrap().carry_over().as_str(), format!("{fits}-overheveling"));
+        let long_a = format!("{}a", "x".repeat(ID_MAX - 1));
+        let long_b = format!("{}b", "x".repeat(ID_MAX - 1));
+        let (a, b) = (FundId::parse(&long_a).unwrap().carry_over(), FundId::parse(&long_b).unwrap().carry_over());
+        for id in [&a, &b] {
+            assert_eq!(FundId::parse(id.as_str()).as_ref(), Ok(id), "a valid id");
+            assert!(id.as_str().ends_with("-overheveling") && id.as_str().len() == ID_MAX, "{id}");
+        }
+        assert_ne!(a, b, "long ids sharing a beginning get different carry-over funds");
+        assert_eq!(FundId::parse(&long_a).unwrap().carry_over(), a, "and always the same one");
+    }
 
     #[test]
     fn identifiers_refuse_what_would_not_survive_a_url_or_a_csv() {

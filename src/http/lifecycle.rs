@@ -13,7 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, Problem};
 use super::extract::{AmountInput, StrictJson, StrictQuery};
-use super::reads::{check_wijk, csv_field, require, wants_csv, YearQuery};
+use super::reads::{csv_field, require, wants_csv, YearQuery};
 use super::schema::{AmountText, BoundedText, Identifier};
 use super::writes::{write, DecisionInput, Writer, Written};
 use super::AppState;
@@ -224,6 +224,9 @@ macro_rules! commitment_write {
             headers: HeaderMap,
             body: StrictJson<$body>,
         ) -> Result<Response, ApiError> {
+            if super::writes::KEY_REQUIRED.contains(&$path) {
+                super::writes::require_idempotency_key(&headers)?;
+            }
             let ($cid, fund_id) = commitment_fund(&state, &id).await?;
             let $r = body.value.clone();
             let command = $command;
@@ -275,6 +278,7 @@ pub async fn transfer(
     body: StrictJson<Transfer>,
 ) -> Result<Response, ApiError> {
     let fund_id = FundId::parse(&fund_id).map_err(|e| ApiError::not_found(format!("fund id in the path {e}")))?;
+    super::writes::require_idempotency_key(&headers)?;
     let r = body.value.clone();
     let command = FundCommand::Transfer {
         from_wijk: r.from_wijk.clone(),
@@ -333,10 +337,16 @@ pub async fn commitment(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<CommitmentView>, ApiError> {
-    let mut view = reports::commitment(state.ledger.db(), &id).await?.ok_or_else(|| {
-        ApiError::new(StatusCode::NOT_FOUND, "unknown_commitment", format!("no commitment has id `{id}`"))
-    })?;
-    check_wijk(&caller, &view.wijk_id)?;
+    // A commitment outside the caller's wijken answers exactly as one that
+    // does not exist, so a wijkregisseur cannot probe which ids are taken.
+    let unknown = || {
+        let scope = if caller.role == Role::Wijkregisseur { " in the wijken on your token" } else { "" };
+        ApiError::new(StatusCode::NOT_FOUND, "unknown_commitment", format!("no commitment has id `{id}`{scope}"))
+    };
+    let mut view = reports::commitment(state.ledger.db(), &id).await?.ok_or_else(unknown)?;
+    if !caller.may_read_wijk(&view.wijk_id) {
+        return Err(unknown());
+    }
     withhold_personal_details(&caller, std::slice::from_mut(&mut view));
     Ok(Json(view))
 }

@@ -177,6 +177,20 @@ pub fn conform(mut doc: Value) -> Value {
 }
 
 fn conform_operation(path: &str, op: &mut Value) {
+    if super::writes::KEY_REQUIRED.contains(&path) {
+        for param in op["parameters"].as_array_mut().into_iter().flatten() {
+            if param["name"] == "Idempotency-Key" {
+                param["required"] = json!(true);
+                param["description"] = json!(
+                    "Required: this write has no id of its own. A new unique value per booking, the same on a retry"
+                );
+            }
+        }
+        op["responses"]["428"] = json!({
+            "description": "No Idempotency-Key; nothing was stored",
+            "content": { "application/problem+json": { "schema": { "$ref": "#/components/schemas/Problem" } } },
+        });
+    }
     if op.get("description").is_none() {
         if let Some(summary) = op.get("summary").cloned() {
             op["description"] = summary;

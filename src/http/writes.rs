@@ -182,6 +182,30 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     Ok(Some(key.to_string()))
 }
 
+/// The money-moving writes whose body names no id of its own, so that a
+/// retry could not be told from a second booking: they require an
+/// `Idempotency-Key` (428 without one). Every other write is safe to retry
+/// by itself: it carries the client's id for what it creates (`wijk_id`,
+/// `fund_id`, `expense_id`, `commitment_id`) and a repeat changes nothing, or
+/// it can happen only once (a reversal, settlement, withdrawal, year close).
+pub const KEY_REQUIRED: [&str; 3] =
+    ["/funds/{fund_id}/allocations", "/funds/{fund_id}/transfers", "/commitments/{commitment_id}/repayments"];
+
+/// Refuses a write on a [`KEY_REQUIRED`] route that carries no key.
+pub(super) fn require_idempotency_key(headers: &HeaderMap) -> Result<(), ApiError> {
+    if headers.contains_key(IDEMPOTENCY_KEY) {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::PRECONDITION_REQUIRED,
+        "idempotency_key_required",
+        "this write moves money and its body has no id of its own, so a retry could book it twice: send an \
+         `Idempotency-Key` header with a new unique value (such as a UUID) for each booking, and the same value \
+         when you retry it",
+    )
+    .sent_in(super::error::SentIn::Header, "Idempotency-Key"))
+}
+
 fn written<T: Serialize + ToSchema>(status: StatusCode, resource: T, positions: Option<Positions>) -> Response {
     (status, Json(Written { resource, positions })).into_response()
 }
@@ -321,6 +345,7 @@ pub async fn allocate(
     body: StrictJson<Allocate>,
 ) -> Result<Response, ApiError> {
     let fund_id = FundId::parse(&fund_id).map_err(|e| ApiError::not_found(format!("fund id in the path {e}")))?;
+    require_idempotency_key(&headers)?;
     let req = body.value.clone();
     let booked_on = match req.booked_on {
         Some(date) => date,
