@@ -265,8 +265,14 @@ impl From<LedgerError> for ApiError {
                 FundError::OutsideFundYear { .. } => {
                     Self::new(S::UNPROCESSABLE_ENTITY, "outside_fund_year", detail).with_field("booked_on")
                 }
-                FundError::YearClosed { .. } => {
+                FundError::YearClosed { .. } | FundError::YearClosedBookAfter { .. } => {
                     Self::new(S::UNPROCESSABLE_ENTITY, "year_closed", detail).with_field("booked_on")
+                }
+                FundError::NotPostClosing { .. } => {
+                    Self::new(S::UNPROCESSABLE_ENTITY, "not_post_closing", detail).with_field("post_closing")
+                }
+                FundError::CarryOverDecisionTooLate { .. } => {
+                    Self::new(S::UNPROCESSABLE_ENTITY, "carry_over_decision_too_late", detail).with_field("decision")
                 }
                 FundError::AlreadyClosed(_) => Self::new(S::CONFLICT, "already_closed", detail),
                 FundError::BookedTooEarly { .. } => {
