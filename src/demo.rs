@@ -148,6 +148,7 @@ pub fn steps() -> Vec<Step> {
             steps.push(Step::Fund(
                 fund.clone(),
                 FundCommand::ReverseExpense {
+                    booked_on: None,
                     expense_id: ExpenseId::parse(&id).expect("valid"),
                     reason: t("Factuur dubbel geboekt"),
                     requested_on: day(year, 10, 15),

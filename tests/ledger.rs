@@ -144,6 +144,7 @@ fn expense_on(id: &str, wijk_id: &str, amount: Amount, booked_on: NaiveDate) -> 
 
 fn reverse(id: &str, requested_on: &str) -> FundCommand {
     FundCommand::ReverseExpense {
+        booked_on: None,
         expense_id: ExpenseId::parse(id).unwrap(),
         reason: text("dubbel geboekt"),
         requested_on: date(requested_on),

@@ -151,6 +151,7 @@ async fn execute(ledger: &Ledger, op: &Op) -> Result<Outcome, LedgerError> {
             reference: text(&format!("factuur {id}")),
         }),
         Op::Reverse { id, requested_on, .. } => FundCommand::ReverseExpense {
+            booked_on: None,
             expense_id: ExpenseId::parse(&format!("exp-{id}")).unwrap(),
             reason: text("correctie"),
             requested_on: date(requested_on),

@@ -1231,6 +1231,7 @@ async fn run_op(ledger: &Ledger, op: &Op) -> Ran {
             reference: text("factuur"),
         }),
         Op::Reverse { expense, post_closing } => FundCommand::ReverseExpense {
+            booked_on: None,
             expense_id: expense_id(expense),
             reason: text("dubbel geboekt"),
             requested_on: date("2022-10-01"),

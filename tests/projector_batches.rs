@@ -27,6 +27,7 @@ async fn rich_log(h: &Harness) {
         .fund(
             &fund_id("begroting-2021"),
             FundCommand::ReverseExpense {
+                booked_on: None,
                 expense_id: ExpenseId::parse("2021-centrum-00").unwrap(),
                 reason: text("Factuur gecrediteerd na de jaarrekening"),
                 requested_on: date("2022-07-04"),

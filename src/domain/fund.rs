@@ -129,13 +129,16 @@ pub enum FundCommand {
         booked_on: NaiveDate,
     },
     RecordExpense(ExpenseDetails),
-    /// Reverses an expense. `requested_on` is the day the correction is made;
-    /// the reversal is booked on that day, or on the last day of the fund's
-    /// year when the correction comes later. Once the fund is closed, a
-    /// reversal must be marked `post_closing`.
+    /// Reverses an expense, booked on `booked_on` when given. Without it, a
+    /// reversal in an open year is booked on `requested_on` (the day the
+    /// correction is made), kept within the fund's year and not before the
+    /// expense; a post-closing correction on `requested_on`, and at the
+    /// earliest the day after the closed year. Once the fund is closed, a
+    /// reversal must be marked `post_closing`, and only then.
     ReverseExpense {
         expense_id: ExpenseId,
         reason: Text,
+        booked_on: Option<NaiveDate>,
         requested_on: NaiveDate,
         post_closing: bool,
     },
@@ -382,8 +385,12 @@ pub enum FundError {
     },
     #[error("booking date {booked_on} is outside fund {fund_id}'s year {year}; book it within {year} or use a fund of that year")]
     OutsideFundYear { fund_id: FundId, year: Year, booked_on: NaiveDate },
-    #[error("fund {fund_id}'s year {year} is closed, so nothing more can be booked on {booked_on}; a correction must be marked post_closing")]
+    #[error("fund {fund_id}'s year {year} is closed, so nothing more can be booked in it on {booked_on}; book it on a fund of an open year")]
     YearClosed { fund_id: FundId, year: Year, booked_on: NaiveDate },
+    /// A booking on a commitment (or a post-closing correction) dated inside
+    /// a closed year: it can still be booked after that year.
+    #[error("fund {fund_id}'s year {year} is closed, so nothing more can be booked in it on {booked_on}; book it on or after {from}")]
+    YearClosedBookAfter { fund_id: FundId, year: Year, booked_on: NaiveDate, from: NaiveDate },
     #[error("fund {0} is already closed")]
     AlreadyClosed(FundId),
     #[error("booking date {booked_on} is before {what} on {earlier}; book it on or after that day")]
@@ -400,8 +407,14 @@ pub enum FundError {
     AlreadyReversed(ExpenseId),
     #[error("expense {0} is a payment on a commitment; correct it through the commitment's settlement")]
     PaymentNotReversible(ExpenseId),
-    #[error("fund {fund_id} is closed, so this reversal must be marked post_closing")]
+    #[error(
+        "fund {fund_id} is closed, so this reversal must be marked post_closing: send \"post_closing\": true with it"
+    )]
     MarkPostClosing { fund_id: FundId },
+    #[error("fund {fund_id}'s year {year} is not closed, so this reversal is not a post-closing correction; send it without post_closing")]
+    NotPostClosing { fund_id: FundId, year: Year },
+    #[error("the close decision of {decided_on} comes after carry-over fund {fund_id}'s year {year}, so the money could never be used; a carry-over needs a decision adopted by {last_day}")]
+    CarryOverDecisionTooLate { fund_id: FundId, year: Year, decided_on: NaiveDate, last_day: NaiveDate },
     #[error("commitment {0} already exists with other details; choose another commitment_id")]
     CommitmentIdTaken(CommitmentId),
     #[error("commitment {commitment_id} is not recorded in fund {fund_id}")]
@@ -657,7 +670,14 @@ impl Fund {
         if self.closed {
             return Err(FundError::YearClosed { fund_id: terms.fund_id.clone(), year: terms.year, booked_on });
         }
-        Ok(())
+        // A carry-over fund's money exists from the council's close decision
+        // on, and any fund's from its own booking: nothing before that.
+        let what = if self.carried_over_from.is_some() {
+            "the close decision that carried this money over"
+        } else {
+            "the fund's booking"
+        };
+        Self::check_not_before(booked_on, what, self.booked_on)
     }
 
     /// Bookings on an existing commitment may also come after the fund's year,
@@ -668,7 +688,12 @@ impl Fund {
             return Err(FundError::OutsideFundYear { fund_id: terms.fund_id.clone(), year: terms.year, booked_on });
         }
         if self.closed && booked_on <= terms.year.last_day() {
-            return Err(FundError::YearClosed { fund_id: terms.fund_id.clone(), year: terms.year, booked_on });
+            return Err(FundError::YearClosedBookAfter {
+                fund_id: terms.fund_id.clone(),
+                year: terms.year,
+                booked_on,
+                from: terms.year.last_day() + chrono::Days::new(1),
+            });
         }
         Ok(())
     }
@@ -846,7 +871,19 @@ impl Fund {
                         for (wijk_id, _) in &allocations {
                             self.check_registered(services, wijk_id).await?;
                         }
-                        let booked_on = terms.year.first_day();
+                        // The money exists once the council decided to carry
+                        // it over: on the decision's date, or on 1 January if
+                        // the decision came before the new year.
+                        let decided_on = terms.decision.adopted_on;
+                        if decided_on > terms.year.last_day() {
+                            return Err(FundError::CarryOverDecisionTooLate {
+                                fund_id: terms.fund_id.clone(),
+                                year: terms.year,
+                                decided_on,
+                                last_day: terms.year.last_day(),
+                            });
+                        }
+                        let booked_on = decided_on.max(terms.year.first_day());
                         Ok(vec![FundEvent::FundCarriedOver { terms, from_fund, booked_on, allocations }])
                     }
                 };
@@ -859,7 +896,6 @@ impl Fund {
             FundCommand::Establish(_) | FundCommand::EstablishCarryOver { .. } => unreachable!("handled above"),
             FundCommand::Allocate { wijk_id, amount, reason, booked_on } => {
                 self.check_open_booking(terms, booked_on)?;
-                Self::check_not_before(booked_on, "the fund's booking", self.booked_on)?;
                 self.check_registered(services, &wijk_id).await?;
                 if amount.as_decimal() > self.amount_unallocated {
                     return Err(FundError::FundExhausted {
@@ -892,7 +928,7 @@ impl Fund {
                 }
                 Ok(vec![FundEvent::ExpenseRecorded(details)])
             }
-            FundCommand::ReverseExpense { expense_id, reason, requested_on, post_closing } => {
+            FundCommand::ReverseExpense { expense_id, reason, booked_on, requested_on, post_closing } => {
                 let original = match self.recorded_expense(services, terms, &expense_id).await {
                     Ok(Some(original)) => original,
                     Ok(None) | Err(FundError::ExpenseIdUsedElsewhere { .. }) => {
@@ -906,14 +942,23 @@ impl Fund {
                 let FundEvent::ExpenseRecorded(details) = original.event else {
                     return Err(FundError::PaymentNotReversible(expense_id));
                 };
-                let booked_on = requested_on.clamp(details.booked_on, terms.year.last_day());
+                if self.closed != post_closing {
+                    return Err(if self.closed {
+                        FundError::MarkPostClosing { fund_id }
+                    } else {
+                        FundError::NotPostClosing { fund_id, year: terms.year }
+                    });
+                }
                 let wijk_id = details.wijk_id;
                 let amount = details.amount;
                 let reverses_sequence = original.sequence;
                 if self.closed {
-                    if !post_closing {
-                        return Err(FundError::MarkPostClosing { fund_id });
-                    }
+                    // A post-closing correction is booked after the closed
+                    // year, so every as-of answer inside that year stays as
+                    // the close left it.
+                    let after_year = terms.year.last_day() + chrono::Days::new(1);
+                    let booked_on = booked_on.unwrap_or(requested_on.max(after_year));
+                    self.check_commitment_booking(terms, booked_on)?;
                     return Ok(vec![FundEvent::ExpenseReversedAfterClose {
                         expense_id,
                         wijk_id,
@@ -923,6 +968,11 @@ impl Fund {
                         reverses_sequence,
                     }]);
                 }
+                // Giving money back never makes an as-of answer negative, but
+                // undoing an expense before it was booked would.
+                let booked_on = booked_on.unwrap_or(requested_on.clamp(details.booked_on, terms.year.last_day()));
+                self.check_open_booking(terms, booked_on)?;
+                Self::check_not_before(booked_on, "the expense's own booking", Some(details.booked_on))?;
                 Ok(vec![FundEvent::ExpenseReversed {
                     expense_id,
                     wijk_id,

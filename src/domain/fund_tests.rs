@@ -190,6 +190,7 @@ fn an_expense_of_another_fund_cannot_be_reversed_here() {
         .with_expense_in_other_fund("B22-001", wegaplein("elders", "100"))
         .given(vec![established(), allocated("oost-1223", "50000")])
         .when(FundCommand::ReverseExpense {
+            booked_on: None,
             expense_id: ExpenseId::parse("elders").unwrap(),
             reason: text("?"),
             requested_on: date("2022-08-01"),
@@ -224,6 +225,7 @@ fn a_reversal_returns_the_money_and_references_the_original_event() {
             FundEvent::ExpenseRecorded(wegaplein("dubbel", "100")),
         ])
         .when(FundCommand::ReverseExpense {
+            booked_on: None,
             expense_id: ExpenseId::parse("dubbel").unwrap(),
             reason: text("dubbel geboekt"),
             requested_on: date("2022-07-01"),
@@ -248,6 +250,7 @@ fn a_reversal_made_after_the_fund_year_is_booked_on_its_last_day() {
             FundEvent::ExpenseRecorded(wegaplein("dubbel", "100")),
         ])
         .when(FundCommand::ReverseExpense {
+            booked_on: None,
             expense_id: ExpenseId::parse("dubbel").unwrap(),
             reason: text("dubbel geboekt"),
             requested_on: date("2023-02-01"),
@@ -333,6 +336,7 @@ fn an_expense_cannot_be_reversed_twice() {
             },
         ])
         .when(FundCommand::ReverseExpense {
+            booked_on: None,
             expense_id: ExpenseId::parse("dubbel").unwrap(),
             reason: text("nog eens"),
             requested_on: date("2022-08-01"),
@@ -346,6 +350,7 @@ fn reversing_an_unknown_expense_is_refused() {
     fund()
         .given(vec![established()])
         .when(FundCommand::ReverseExpense {
+            booked_on: None,
             expense_id: ExpenseId::parse("nooit").unwrap(),
             reason: text("?"),
             requested_on: date("2022-08-01"),

@@ -196,6 +196,7 @@ fn closed(lines: Vec<CloseLine>, unallocated_lapsed: &str, carry_over_fund: Opti
 
 fn reverse(expense_id: &str, requested_on: &str, post_closing: bool) -> FundCommand {
     FundCommand::ReverseExpense {
+        booked_on: None,
         expense_id: eid(expense_id),
         reason: text("dubbel geboekt"),
         requested_on: date(requested_on),
@@ -228,7 +229,8 @@ fn carried_over() -> FundEvent {
     FundEvent::FundCarriedOver {
         terms: carry_over_terms(),
         from_fund: fid("A21-182"),
-        booked_on: date("2023-01-01"),
+        // The close decision's date: the money exists from then on (issue 14).
+        booked_on: date("2023-03-30"),
         allocations: vec![(wijk("oost-1223"), eur("6500"))],
     }
 }
@@ -506,7 +508,7 @@ fn a_payment_dated_inside_a_closed_year_is_refused() {
         .given(closed_with_open_commitment())
         .when(pay("sv-1", "f-2", "500", "2022-12-20"))
         .then_expect_error_message(
-            "fund A21-182's year 2022 is closed, so nothing more can be booked on 2022-12-20; a correction must be marked post_closing",
+            "fund A21-182's year 2022 is closed, so nothing more can be booked in it on 2022-12-20; book it on or after 2023-01-01",
         );
 }
 
@@ -704,7 +706,7 @@ fn a_settlement_dated_inside_a_closed_year_is_refused() {
         .given(closed_with_open_commitment())
         .when(settle("sv-1", "2500", "2022-12-31"))
         .then_expect_error_message(
-            "fund A21-182's year 2022 is closed, so nothing more can be booked on 2022-12-31; a correction must be marked post_closing",
+            "fund A21-182's year 2022 is closed, so nothing more can be booked in it on 2022-12-31; book it on or after 2023-01-01",
         );
 }
 
@@ -1107,7 +1109,7 @@ fn after_closing_an_allocation_in_the_year_is_refused() {
         .given(closed_with_open_commitment())
         .when(allocate("oost-1223", "1"))
         .then_expect_error_message(
-            "fund A21-182's year 2022 is closed, so nothing more can be booked on 2022-01-10; a correction must be marked post_closing",
+            "fund A21-182's year 2022 is closed, so nothing more can be booked in it on 2022-01-10; book it on a fund of an open year",
         );
 }
 
@@ -1117,7 +1119,7 @@ fn after_closing_a_direct_expense_in_the_year_is_refused() {
         .given(closed_with_open_commitment())
         .when(FundCommand::RecordExpense(wegaplein("laat", "1")))
         .then_expect_error_message(
-            "fund A21-182's year 2022 is closed, so nothing more can be booked on 2022-06-01; a correction must be marked post_closing",
+            "fund A21-182's year 2022 is closed, so nothing more can be booked in it on 2022-06-01; book it on a fund of an open year",
         );
 }
 
@@ -1127,7 +1129,7 @@ fn after_closing_a_commitment_in_the_year_is_refused() {
         .given(closed_with_open_commitment())
         .when(FundCommand::Commit(grant("sv-2", "1")))
         .then_expect_error_message(
-            "fund A21-182's year 2022 is closed, so nothing more can be booked on 2022-03-01; a correction must be marked post_closing",
+            "fund A21-182's year 2022 is closed, so nothing more can be booked in it on 2022-03-01; book it on a fund of an open year",
         );
 }
 
@@ -1137,7 +1139,7 @@ fn after_closing_a_transfer_in_the_year_is_refused() {
         .given(closed_with_open_commitment())
         .when(transfer("oost-1223", "centrum", "1", "2022-12-31"))
         .then_expect_error_message(
-            "fund A21-182's year 2022 is closed, so nothing more can be booked on 2022-12-31; a correction must be marked post_closing",
+            "fund A21-182's year 2022 is closed, so nothing more can be booked in it on 2022-12-31; book it on a fund of an open year",
         );
 }
 
@@ -1146,10 +1148,9 @@ fn after_closing_a_reversal_not_marked_post_closing_is_refused() {
     let mut given = oost_has_10000();
     given.push(FundEvent::ExpenseRecorded(wegaplein("dubbel", "100")));
     given.push(closed(vec![close_line("oost-1223", "9900", "0", "0")], "40000", None));
-    fund()
-        .given(given)
-        .when(reverse("dubbel", "2023-03-01", false))
-        .then_expect_error_message("fund A21-182 is closed, so this reversal must be marked post_closing");
+    fund().given(given).when(reverse("dubbel", "2023-03-01", false)).then_expect_error_message(
+        "fund A21-182 is closed, so this reversal must be marked post_closing: send \"post_closing\": true with it",
+    );
 }
 
 #[test]
@@ -1162,7 +1163,9 @@ fn after_closing_a_reversal_marked_post_closing_lapses_the_money() {
         wijk_id: wijk("oost-1223"),
         amount: eur("100"),
         reason: text("dubbel geboekt"),
-        booked_on: date("2022-12-31"),
+        // Booked on the day it is made, after the closed year, so the
+        // closed year's as-of answers stay as the close left them (issue 14).
+        booked_on: date("2023-03-01"),
         reverses_sequence: 3,
     };
     fund().given(given.clone()).when(reverse("dubbel", "2023-03-01", true)).then_expect_events(vec![reversed.clone()]);
@@ -1222,7 +1225,7 @@ fn a_withdrawal_dated_inside_a_closed_year_is_refused() {
         .given(closed_with_open_commitment())
         .when(withdraw("sv-1", false, "2022-12-31"))
         .then_expect_error_message(
-            "fund A21-182's year 2022 is closed, so nothing more can be booked on 2022-12-31; a correction must be marked post_closing",
+            "fund A21-182's year 2022 is closed, so nothing more can be booked in it on 2022-12-31; book it on or after 2023-01-01",
         );
 }
 
@@ -1251,7 +1254,7 @@ fn a_repayment_dated_inside_a_closed_year_is_refused() {
         .given(given)
         .when(repay("sv-1", "300", "2022-12-30"))
         .then_expect_error_message(
-            "fund A21-182's year 2022 is closed, so nothing more can be booked on 2022-12-30; a correction must be marked post_closing",
+            "fund A21-182's year 2022 is closed, so nothing more can be booked in it on 2022-12-30; book it on or after 2023-01-01",
         );
 }
 
@@ -1268,6 +1271,103 @@ fn a_carry_over_fund_is_established_with_the_money_already_allocated() {
     let line = f.line(&wijk("oost-1223"));
     assert_eq!(line.amount_allocated, dec("6500"));
     assert_eq!(line.amount_available, dec("6500"));
+}
+
+#[test]
+fn carried_over_money_cannot_be_spent_before_the_close_decision() {
+    let mut expense = wegaplein("januari", "10");
+    expense.booked_on = date("2023-01-15");
+    fund().given(vec![carried_over()]).when(FundCommand::RecordExpense(expense)).then_expect_error_message(
+        "booking date 2023-01-15 is before the close decision that carried this money over on 2023-03-30; book it on or after that day",
+    );
+    let mut details = grant("sv-januari", "10");
+    details.booked_on = date("2023-03-29");
+    fund().given(vec![carried_over()]).when(FundCommand::Commit(details)).then_expect_error_message(
+        "booking date 2023-03-29 is before the close decision that carried this money over on 2023-03-30; book it on or after that day",
+    );
+}
+
+#[test]
+fn a_close_decision_before_the_new_year_carries_over_on_1_january() {
+    let mut terms = carry_over_terms();
+    terms.decision.adopted_on = date("2022-12-20");
+    let command = FundCommand::EstablishCarryOver {
+        terms: terms.clone(),
+        from_fund: fid("A21-182"),
+        allocations: vec![(wijk("oost-1223"), eur("6500"))],
+    };
+    fund().given_no_previous_events().when(command).then_expect_events(vec![FundEvent::FundCarriedOver {
+        terms,
+        from_fund: fid("A21-182"),
+        booked_on: date("2023-01-01"),
+        allocations: vec![(wijk("oost-1223"), eur("6500"))],
+    }]);
+}
+
+#[test]
+fn a_carry_over_decided_after_the_new_year_ended_is_refused() {
+    let mut terms = carry_over_terms();
+    terms.decision.adopted_on = date("2024-01-05");
+    let command = FundCommand::EstablishCarryOver {
+        terms,
+        from_fund: fid("A21-182"),
+        allocations: vec![(wijk("oost-1223"), eur("6500"))],
+    };
+    fund().given_no_previous_events().when(command).then_expect_error_message(
+        "the close decision of 2024-01-05 comes after carry-over fund A21-182-overheveling's year 2023, so the money could never be used; a carry-over needs a decision adopted by 2023-12-31",
+    );
+}
+
+#[test]
+fn a_reversal_marked_post_closing_in_an_open_year_is_refused() {
+    let mut given = oost_has_10000();
+    given.push(FundEvent::ExpenseRecorded(wegaplein("dubbel", "100")));
+    fund().given(given).when(reverse("dubbel", "2022-07-01", true)).then_expect_error_message(
+        "fund A21-182's year 2022 is not closed, so this reversal is not a post-closing correction; send it without post_closing",
+    );
+}
+
+#[test]
+fn a_reversal_is_booked_on_the_day_it_names_within_the_rules() {
+    let mut given = oost_has_10000();
+    given.push(FundEvent::ExpenseRecorded(wegaplein("dubbel", "100")));
+    let on = |booked_on: &str, post_closing: bool| FundCommand::ReverseExpense {
+        booked_on: Some(date(booked_on)),
+        expense_id: eid("dubbel"),
+        reason: text("dubbel geboekt"),
+        requested_on: date("2026-12-01"),
+        post_closing,
+    };
+    let reversed = |booked_on: &str| FundEvent::ExpenseReversed {
+        expense_id: eid("dubbel"),
+        wijk_id: wijk("oost-1223"),
+        amount: eur("100"),
+        reason: text("dubbel geboekt"),
+        booked_on: date(booked_on),
+        reverses_sequence: 3,
+    };
+    fund().given(given.clone()).when(on("2022-08-01", false)).then_expect_events(vec![reversed("2022-08-01")]);
+    // Not before the expense itself (wegaplein is booked on 2022-06-01).
+    fund().given(given.clone()).when(on("2022-05-31", false)).then_expect_error_message(
+        "booking date 2022-05-31 is before the expense's own booking on 2022-06-01; book it on or after that day",
+    );
+    // Not outside the fund's year while the year is open.
+    fund().given(given.clone()).when(on("2023-01-02", false)).then_expect_error_message(
+        "booking date 2023-01-02 is outside fund A21-182's year 2022; book it within 2022 or use a fund of that year",
+    );
+    // After the close: only after the closed year.
+    given.push(closed(vec![close_line("oost-1223", "9900", "0", "0")], "40000", None));
+    fund().given(given.clone()).when(on("2022-12-31", true)).then_expect_error_message(
+        "fund A21-182's year 2022 is closed, so nothing more can be booked in it on 2022-12-31; book it on or after 2023-01-01",
+    );
+    fund().given(given).when(on("2023-01-01", true)).then_expect_events(vec![FundEvent::ExpenseReversedAfterClose {
+        expense_id: eid("dubbel"),
+        wijk_id: wijk("oost-1223"),
+        amount: eur("100"),
+        reason: text("dubbel geboekt"),
+        booked_on: date("2023-01-01"),
+        reverses_sequence: 3,
+    }]);
 }
 
 #[test]

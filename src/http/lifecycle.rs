@@ -70,7 +70,9 @@ pub struct SettleCommitment {
     pub settled_amount: SettledAmount,
     #[schema(value_type = BoundedText)]
     pub decision_reference: Text,
-    pub booked_on: NaiveDate,
+    /// Default today. Never before the commitment's previous booking, nor
+    /// inside a closed year.
+    pub booked_on: Option<NaiveDate>,
 }
 
 /// A settled amount: a decimal, zero allowed.
@@ -103,7 +105,9 @@ impl Serialize for SettledAmount {
 pub struct Repay {
     #[schema(value_type = AmountText, example = "700.00")]
     pub amount: AmountInput,
-    pub booked_on: NaiveDate,
+    /// Default today. Never before the commitment's previous booking, nor
+    /// inside a closed year.
+    pub booked_on: Option<NaiveDate>,
     #[schema(value_type = BoundedText)]
     pub reference: Text,
 }
@@ -116,7 +120,9 @@ pub struct WithdrawCommitment {
     /// true for annulering (cancellation), false for intrekking (withdrawal).
     #[serde(default)]
     pub cancelled: bool,
-    pub booked_on: NaiveDate,
+    /// Default today. Never before the commitment's previous booking, nor
+    /// inside a closed year.
+    pub booked_on: Option<NaiveDate>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -151,6 +157,11 @@ pub struct CloseYear {
 pub struct YearClosed {
     pub year: i32,
     pub funds: Vec<ClosedFund>,
+}
+
+/// The booking date of a correction that names none: the day it is made.
+fn today() -> NaiveDate {
+    Utc::now().date_naive()
 }
 
 async fn commitment_fund(state: &AppState, id: &str) -> Result<(CommitmentId, FundId), ApiError> {
@@ -238,17 +249,17 @@ commitment_write!(
     /// Settles a commitment (vaststelling) at or below its amount; the unused
     /// part returns to the wijk, and what was paid above it is claimed back.
     settle_commitment, "/commitments/{commitment_id}/settlement", SettleCommitment, "POST /commitments/{}/settlement",
-    |r, commitment_id| FundCommand::Settle { commitment_id: commitment_id.clone(), settled_amount: r.settled_amount.0, decision_reference: r.decision_reference, booked_on: r.booked_on }
+    |r, commitment_id| FundCommand::Settle { commitment_id: commitment_id.clone(), settled_amount: r.settled_amount.0, decision_reference: r.decision_reference, booked_on: r.booked_on.unwrap_or_else(today) }
 );
 commitment_write!(
     /// Records money paid back on a recovery claim (terugvordering).
     repay_commitment, "/commitments/{commitment_id}/repayments", Repay, "POST /commitments/{}/repayments",
-    |r, commitment_id| FundCommand::Repay { commitment_id: commitment_id.clone(), amount: r.amount.0, booked_on: r.booked_on, reference: r.reference }
+    |r, commitment_id| FundCommand::Repay { commitment_id: commitment_id.clone(), amount: r.amount.0, booked_on: r.booked_on.unwrap_or_else(today), reference: r.reference }
 );
 commitment_write!(
     /// Withdraws (intrekking) or cancels (annulering) a commitment, releasing what is unpaid.
     withdraw_commitment, "/commitments/{commitment_id}/withdrawal", WithdrawCommitment, "POST /commitments/{}/withdrawal",
-    |r, commitment_id| FundCommand::Withdraw { commitment_id: commitment_id.clone(), reason: r.reason, cancelled: r.cancelled, booked_on: r.booked_on }
+    |r, commitment_id| FundCommand::Withdraw { commitment_id: commitment_id.clone(), reason: r.reason, cancelled: r.cancelled, booked_on: r.booked_on.unwrap_or_else(today) }
 );
 
 /// Moves available money between two wijken within one fund and year.

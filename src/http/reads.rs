@@ -335,19 +335,40 @@ pub struct Readiness {
     pub projector_lag: i64,
 }
 
+/// How long readiness waits for the store: far below the pool's acquire
+/// timeout, so a probe with a short timeout of its own sees a 503, not a hang.
+pub const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Readiness: the store answers; shows the projector's position and lag.
+/// When the store does not answer within a second, a 503 that says so.
 #[utoipa::path(get, path = "/ready", tag = "service",
     responses((status = 200, body = Readiness), (status = 503, body = Problem)))]
 pub async fn ready(State(state): State<AppState>) -> Result<Json<Readiness>, ApiError> {
     let db = state.ledger.db();
-    let (checkpoint, head) = crate::projections::status(db).await.map_err(|err| {
-        tracing::error!(error = %err, "store unreachable");
+    let not_ready = |what: String| {
+        tracing::warn!(%what, "not ready");
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "store_unavailable",
-            "the store does not answer; check the database",
+            format!("not ready: {what}; the service reconnects by itself once the database is back"),
         )
-    })?;
+        .retry_after_seconds(super::error::RETRY_AFTER_SECONDS)
+    };
+    let (checkpoint, head) = match tokio::time::timeout(READY_TIMEOUT, crate::projections::status(db)).await {
+        Ok(Ok(status)) => status,
+        // The error's text is sqlx's, about the connection; no SQL or data.
+        Ok(Err(err)) => {
+            let reason = if crate::store::is_unavailable(&err) {
+                format!("the database cannot be reached ({})", connection_failure(&err))
+            } else {
+                "the database refused the readiness query".to_string()
+            };
+            return Err(not_ready(reason));
+        }
+        Err(_) => {
+            return Err(not_ready(format!("the database did not answer within {} ms", READY_TIMEOUT.as_millis())))
+        }
+    };
     Ok(Json(Readiness {
         status: "ready",
         store: db.kind(),
@@ -355,6 +376,18 @@ pub async fn ready(State(state): State<AppState>) -> Result<Json<Readiness>, Api
         log_head: head,
         projector_lag: head - checkpoint,
     }))
+}
+
+/// The kind of connection failure, in words that leak nothing of the setup.
+fn connection_failure(err: &sqlx::Error) -> &'static str {
+    match err {
+        sqlx::Error::Io(_) => "the connection failed",
+        sqlx::Error::PoolTimedOut => "no connection could be had in time",
+        sqlx::Error::PoolClosed => "the pool is closed",
+        sqlx::Error::Tls(_) => "TLS failed",
+        sqlx::Error::Database(_) => "the database refuses connections",
+        _ => "the connection failed",
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]

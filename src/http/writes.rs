@@ -147,10 +147,15 @@ pub struct RecordExpense {
 pub struct Reverse {
     #[schema(value_type = BoundedText, example = "dubbel geboekt")]
     pub reason: Text,
-    /// Must be true once the fund's year is closed: the reversal is then an
-    /// explicitly marked post-closing correction, and its money lapses.
+    /// Must be true once the fund's year is closed, and only then: the
+    /// reversal is then an explicitly marked post-closing correction, and
+    /// its money lapses.
     #[serde(default)]
     pub post_closing: bool,
+    /// The day the correction is booked. In an open year: within the fund's
+    /// year and not before the expense (default today, kept within that
+    /// range). A post-closing correction: after the closed year (default today).
+    pub booked_on: Option<NaiveDate>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -432,6 +437,7 @@ pub async fn reverse_expense(
     let command = FundCommand::ReverseExpense {
         expense_id: id.clone(),
         reason: req.reason.clone(),
+        booked_on: req.booked_on,
         requested_on: Utc::now().date_naive(),
         post_closing: req.post_closing,
     };
