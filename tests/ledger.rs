@@ -1143,3 +1143,99 @@ async fn two_instances_with_warm_caches_on_one_fund_break_no_rule() {
         h.store.cleanup().await;
     }
 }
+
+/// A service's appends project their own events inside the append's
+/// transaction while the read models are at the head (issue 11), and leave
+/// them to the projector otherwise. Mixed with an instance that never
+/// projects and with projector steps, every event is still applied exactly
+/// once, and the read models equal those of a projector that applied the
+/// same commands on its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn appends_project_their_own_events_exactly_once_beside_the_projector() {
+    let skip = ["event_id", "recorded_at"];
+    for backend in BACKENDS {
+        let label = format!("{backend:?}");
+        let reference = Harness::new(backend).await;
+        // `plain` appends without projecting; `inline` is wired as a service is.
+        let plain = Harness::new(backend).await;
+        let repo = LedgerRepository::new(plain.store.db.clone());
+        let projector = Projector::for_repository(&repo);
+        let inline = Ledger::new(repo, projector.subscribe());
+        projector.catch_up(|_| {}).await.unwrap();
+
+        let script = random_script(11, 60);
+        let mut projected_inside = 0;
+        for (i, cmd) in script.iter().enumerate() {
+            let expected = kind_of(&run(&reference.ledger, cmd).await);
+            reference.projector.catch_up(|_| {}).await.unwrap();
+            if i % 5 == 4 {
+                // Behind the projector's back: the next inline append finds
+                // the read models behind and leaves its events to the projector.
+                assert_eq!(kind_of(&run(&plain.ledger, cmd).await), expected, "{label}: {cmd:?}");
+                continue;
+            }
+            if i % 5 == 0 {
+                projector.catch_up(|_| {}).await.unwrap();
+            }
+            let before = projections::status(&plain.store.db).await.unwrap();
+            let result = run(&inline, cmd).await;
+            assert_eq!(kind_of(&result), expected, "{label}: {cmd:?}");
+            let after = projections::status(&plain.store.db).await.unwrap();
+            if let (Ok(Outcome::Recorded { last_position, .. }), true) = (&result, before.0 == before.1) {
+                // No projector step ran: the append itself moved the read models.
+                assert_eq!(after, (*last_position, *last_position), "{label}: {cmd:?} was projected with its append");
+                assert!(inline.projected_position() >= *last_position, "{label}: and published for read-your-writes");
+                projected_inside += 1;
+            } else {
+                assert_eq!(after.0, before.0, "{label}: {cmd:?} left the lagging read models to the projector");
+            }
+        }
+        assert!(projected_inside > 10, "{label}: only {projected_inside} appends projected themselves");
+        projector.catch_up(|_| {}).await.unwrap();
+        assert_projected_exactly_once(&plain.store.db, &label).await;
+        assert_eq!(
+            read_models(&plain.store.db, &skip).await,
+            read_models(&reference.store.db, &skip).await,
+            "{label}: read models projected inside appends equal those of the projector alone"
+        );
+
+        // Two instances that both project inside their appends, racing on
+        // both funds, beside a projector that keeps stepping.
+        let other_repo = LedgerRepository::new(plain.store.db.clone());
+        let other_projector = Projector::for_repository(&other_repo);
+        let other = Ledger::new(other_repo, other_projector.subscribe());
+        let stop = Arc::new(AtomicBool::new(false));
+        let stepping = {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                while !stop.load(Ordering::SeqCst) {
+                    other_projector.step().await.unwrap();
+                    tokio::time::sleep(Duration::from_millis(3)).await;
+                }
+            })
+        };
+        let tasks: Vec<_> = (0..30)
+            .map(|i| {
+                let ledger = if i % 2 == 0 { inline.clone() } else { other.clone() };
+                tokio::spawn(async move {
+                    let fund = FUNDS[i % FUNDS.len()];
+                    let command = expense_on(&format!("samen-{i}"), WIJKEN[i % 3], eur("1"), date("2022-09-01"));
+                    ledger.fund(&fund_id(fund), command, &meta()).await
+                })
+            })
+            .collect();
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(_) | Err(LedgerError::Fund(FundError::Overspend { .. })) | Err(LedgerError::Conflict(_)) => {}
+                Err(other) => panic!("{label}: unexpected {other:?}"),
+            }
+        }
+        stop.store(true, Ordering::SeqCst);
+        stepping.await.unwrap();
+        projector.catch_up(|_| {}).await.unwrap();
+        assert_projected_exactly_once(&plain.store.db, &label).await;
+        assert_read_models_match_the_log(&inline, &plain.store.db, &FUNDS, &label).await;
+        reference.store.cleanup().await;
+        plain.store.cleanup().await;
+    }
+}
