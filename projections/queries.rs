@@ -263,17 +263,20 @@ pub struct AuditFilter {
     pub year: Option<i64>,
     pub fund_id: Option<String>,
     pub initiative: Option<String>,
+    /// Only postings booked on or before this day: the trail as it stood then.
+    pub as_of: Option<NaiveDate>,
 }
 
 impl AuditFilter {
     /// The whole trail: its balances are the wijk's available money itself.
     fn is_none(&self) -> bool {
-        self.year.is_none() && self.fund_id.is_none() && self.initiative.is_none()
+        self.year.is_none() && self.fund_id.is_none() && self.initiative.is_none() && self.as_of.is_none()
     }
 }
 
 const AUDIT_SCOPE: &str = "p.wijk_id = $1 \
-    AND ($2 IS NULL OR p.year = $2) AND ($3 IS NULL OR p.fund_id = $3) AND ($4 IS NULL OR p.initiative = $4)";
+    AND ($2 IS NULL OR p.year = $2) AND ($3 IS NULL OR p.fund_id = $3) AND ($4 IS NULL OR p.initiative = $4) \
+    AND ($5 IS NULL OR p.booked_on <= $5)";
 
 /// The wijk's available money after its last posting at or before position
 /// $2: the last line of that event, found through rm_postings_wijk in a few
@@ -302,9 +305,10 @@ pub async fn audit_trail(
     // `wijk_available_cents`; a filtered trail's count only the postings the
     // filter keeps, so it sums them from the start of the wijk's history.
     let unfiltered = filter.is_none();
+    let as_of = filter.as_of.map(|d| d.to_string());
     let summed_opening_sql = format!(
         "SELECT CAST(COALESCE(SUM(p.amount_cents), 0) AS BIGINT) FROM rm_postings p \
-         WHERE {AUDIT_SCOPE} AND p.account_kind = 'wijk_budget' AND p.position <= $5"
+         WHERE {AUDIT_SCOPE} AND p.account_kind = 'wijk_budget' AND p.position <= $6"
     );
     let page_sql = format!(
         "SELECT p.position, p.event_id, p.event_type, p.booked_on, p.recorded_at, p.fund_id, f.decision_reference, \
@@ -313,7 +317,7 @@ pub async fn audit_trail(
          p.amount_cents, p.wijk_available_cents, p.actor, p.role, p.reason, p.reference, p.initiative, p.theme, \
          p.expense_id \
          FROM rm_postings p JOIN rm_funds f ON f.fund_id = p.fund_id \
-         WHERE {AUDIT_SCOPE} AND p.position > $5 ORDER BY p.position, p.line LIMIT $6"
+         WHERE {AUDIT_SCOPE} AND p.position > $6 ORDER BY p.position, p.line LIMIT $7"
     );
     let (opening, rows) = on_db!(db, pool => {
         let opening: i64 = if unfiltered {
@@ -321,11 +325,13 @@ pub async fn audit_trail(
             sqlx::query_scalar(RUNNING_OPENING_SQL).bind(wijk_id).bind(after).fetch_optional(pool).await?.unwrap_or(0)
         } else {
             sqlx::query_scalar(&summed_opening_sql)
-                .bind(wijk_id).bind(filter.year).bind(filter.fund_id.as_deref()).bind(filter.initiative.as_deref()).bind(after)
+                .bind(wijk_id).bind(filter.year).bind(filter.fund_id.as_deref()).bind(filter.initiative.as_deref())
+                .bind(as_of.as_deref()).bind(after)
                 .fetch_one(pool).await?
         };
         let rows = sqlx::query(&page_sql)
-            .bind(wijk_id).bind(filter.year).bind(filter.fund_id.as_deref()).bind(filter.initiative.as_deref()).bind(after)
+            .bind(wijk_id).bind(filter.year).bind(filter.fund_id.as_deref()).bind(filter.initiative.as_deref())
+            .bind(as_of.as_deref()).bind(after)
             .bind(limit + POSTINGS_PER_EVENT_MAX)
             .fetch_all(pool).await?;
         let mut balance = opening;
@@ -442,23 +448,77 @@ pub struct FundDetail {
     pub next_after: Option<i64>,
 }
 
-const FUNDS: &str = "SELECT f.fund_id, f.year, f.kind, f.name, f.decision_reference, f.adopted_on, f.purpose, f.amount_cents, \
-    f.carried_over_from, f.closed_on, f.carry_over_fund, \
-    CAST(COALESCE((SELECT SUM(b.cents) FROM rm_balances b WHERE b.fund_id = f.fund_id AND b.kind = 'allocated'), 0) AS BIGINT) AS allocated, \
-    CAST(COALESCE((SELECT SUM(b.cents) FROM rm_balances b WHERE b.fund_id = f.fund_id AND b.kind = 'committed'), 0) AS BIGINT) AS committed, \
-    CAST(COALESCE((SELECT SUM(b.cents) FROM rm_balances b WHERE b.fund_id = f.fund_id AND b.kind = 'spent'), 0) AS BIGINT) AS spent, \
-    CAST(COALESCE((SELECT SUM(b.cents) FROM rm_balances b WHERE b.fund_id = f.fund_id AND b.kind IN ('lapsed', 'carried_over', 'receivable')), 0) AS BIGINT) AS gone, \
-    CAST(COALESCE(f.unallocated_lapsed_cents, 0) AS BIGINT) AS unallocated_lapsed \
-    FROM rm_funds f WHERE ($1 IS NULL OR f.year = $1) AND ($2 IS NULL OR f.fund_id = $2) ORDER BY f.year, f.fund_id";
+/// The funds and their totals: from the balances, or (`as_of`) summed from
+/// the postings booked on or before `$3`, leaving out a fund booked later
+/// and a close booked later.
+fn funds_sql(as_of: bool) -> String {
+    // Each total by its condition on a posting, and on a balance.
+    let sum = |posting: &str, balance: &str| {
+        if as_of {
+            format!(
+                "CAST(COALESCE((SELECT SUM(p.amount_cents) FROM rm_postings p WHERE p.fund_id = f.fund_id \
+                 AND p.booked_on <= $3 AND p.wijk_id IS NOT NULL AND {posting}), 0) AS BIGINT)"
+            )
+        } else {
+            format!(
+                "CAST(COALESCE((SELECT SUM(b.cents) FROM rm_balances b WHERE b.fund_id = f.fund_id AND {balance}), 0) AS BIGINT)"
+            )
+        }
+    };
+    let allocated = sum(
+        "p.account_kind = 'wijk_budget' AND p.event_type IN ('BudgetAllocated', 'FundCarriedOver')",
+        "b.kind = 'allocated'",
+    );
+    let committed = sum("p.account_kind = 'committed'", "b.kind = 'committed'");
+    let spent = sum("p.account_kind = 'spent'", "b.kind = 'spent'");
+    let gone = sum(
+        "p.account_kind IN ('lapsed', 'carried_over', 'receivable')",
+        "b.kind IN ('lapsed', 'carried_over', 'receivable')",
+    );
+    let (closed, unallocated_lapsed, booked) = if as_of {
+        (
+            "CASE WHEN f.closed_on <= $3 THEN f.closed_on END AS closed_on, \
+             CASE WHEN f.closed_on <= $3 THEN f.carry_over_fund END AS carry_over_fund"
+                .to_string(),
+            "CAST(COALESCE((SELECT SUM(p.amount_cents) FROM rm_postings p WHERE p.fund_id = f.fund_id \
+             AND p.booked_on <= $3 AND p.account_kind = 'lapsed' AND p.wijk_id IS NULL), 0) AS BIGINT)"
+                .to_string(),
+            " AND f.booked_on <= $3",
+        )
+    } else {
+        (
+            "f.closed_on, f.carry_over_fund".to_string(),
+            "CAST(COALESCE(f.unallocated_lapsed_cents, 0) AS BIGINT)".to_string(),
+            "",
+        )
+    };
+    format!(
+        "SELECT f.fund_id, f.year, f.kind, f.name, f.decision_reference, f.adopted_on, f.purpose, f.amount_cents, \
+         f.carried_over_from, {closed}, {allocated} AS allocated, {committed} AS committed, {spent} AS spent, \
+         {gone} AS gone, {unallocated_lapsed} AS unallocated_lapsed \
+         FROM rm_funds f WHERE ($1 IS NULL OR f.year = $1) AND ($2 IS NULL OR f.fund_id = $2){booked} \
+         ORDER BY f.year, f.fund_id"
+    )
+}
 
 /// Every fund (`GET /funds`), optionally for one year.
 pub async fn funds(db: &Db, year: Option<i64>) -> sqlx::Result<Vec<FundSummary>> {
-    fund_rows(db, year, None).await
+    fund_rows(db, year, None, None).await
 }
 
-async fn fund_rows(db: &Db, year: Option<i64>, fund_id: Option<&str>) -> sqlx::Result<Vec<FundSummary>> {
+async fn fund_rows(
+    db: &Db,
+    year: Option<i64>,
+    fund_id: Option<&str>,
+    as_of: Option<NaiveDate>,
+) -> sqlx::Result<Vec<FundSummary>> {
+    let sql = funds_sql(as_of.is_some());
     on_db!(db, pool => {
-        let rows = sqlx::query(FUNDS).bind(year).bind(fund_id).fetch_all(pool).await?;
+        let mut query = sqlx::query(&sql).bind(year).bind(fund_id);
+        if let Some(as_of) = as_of {
+            query = query.bind(as_of.to_string());
+        }
+        let rows = query.fetch_all(pool).await?;
         rows.iter().map(|r| {
             let amount: i64 = r.try_get("amount_cents")?;
             let allocated: i64 = r.try_get("allocated")?;
@@ -492,29 +552,53 @@ async fn fund_rows(db: &Db, year: Option<i64>, fund_id: Option<&str>) -> sqlx::R
 /// (`GET /funds/{id}`): at most `limit` (at least one) after global position
 /// `after`. The fund's totals always cover every expense.
 pub async fn fund_detail(db: &Db, fund_id: &str, after: i64, limit: i64) -> sqlx::Result<Option<FundDetail>> {
+    fund_detail_as_of(db, fund_id, None, after, limit).await
+}
+
+/// [`fund_detail`] as it stood on `as_of`: only what was booked on or before
+/// that day (a fund booked later is None, an expense reversed later is not
+/// reversed yet). Without `as_of`, everything.
+pub async fn fund_detail_as_of(
+    db: &Db,
+    fund_id: &str,
+    as_of: Option<NaiveDate>,
+    after: i64,
+    limit: i64,
+) -> sqlx::Result<Option<FundDetail>> {
     let limit = limit.max(1);
-    let Some(fund) = fund_rows(db, None, Some(fund_id)).await?.into_iter().next() else {
+    let Some(fund) = fund_rows(db, None, Some(fund_id), as_of).await?.into_iter().next() else {
         return Ok(None);
     };
+    let as_of = as_of.map(|d| d.to_string());
+    let lines_sql = if as_of.is_some() {
+        format!(
+            "SELECT p.wijk_id, {PIVOT_POSTINGS} FROM rm_postings p WHERE p.fund_id = $1 AND p.wijk_id IS NOT NULL \
+             AND p.booked_on <= $2 GROUP BY p.wijk_id ORDER BY p.wijk_id"
+        )
+    } else {
+        format!("SELECT b.wijk_id, {PIVOT_BALANCES} FROM rm_balances b WHERE b.fund_id = $1 GROUP BY b.wijk_id ORDER BY b.wijk_id")
+    };
     let (allocations, expenses) = on_db!(db, pool => {
-        let lines = sqlx::query(&format!(
-            "SELECT b.wijk_id, {PIVOT_BALANCES} FROM rm_balances b WHERE b.fund_id = $1 GROUP BY b.wijk_id ORDER BY b.wijk_id"
-        ))
-        .bind(fund_id)
-        .fetch_all(pool)
-        .await?;
+        let mut query = sqlx::query(&lines_sql).bind(fund_id);
+        if let Some(as_of) = &as_of {
+            query = query.bind(as_of.clone());
+        }
+        let lines = query.fetch_all(pool).await?;
         let allocations = lines.iter().map(|r| Ok(WijkAllocation {
             wijk_id: r.try_get("wijk_id")?,
             totals: Totals::from_row(r)?,
         })).collect::<sqlx::Result<Vec<_>>>()?;
         let rows = sqlx::query(
             "SELECT expense_id, wijk_id, amount_cents, initiative, theme, booked_on, reference, event_id, position, \
-             reversed_position, reversal_reason FROM rm_expenses WHERE fund_id = $1 AND position > $2 \
+             CASE WHEN $4 IS NULL OR reversed_on <= $4 THEN reversed_position END AS reversed_position, \
+             CASE WHEN $4 IS NULL OR reversed_on <= $4 THEN reversal_reason END AS reversal_reason \
+             FROM rm_expenses WHERE fund_id = $1 AND position > $2 AND ($4 IS NULL OR booked_on <= $4) \
              ORDER BY position LIMIT $3",
         )
         .bind(fund_id)
         .bind(after)
         .bind(limit + 1)
+        .bind(as_of.as_deref())
         .fetch_all(pool)
         .await?;
         let expenses = rows.iter().map(|r| Ok(ExpenseView {

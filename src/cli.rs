@@ -357,27 +357,43 @@ pub async fn report(db: &Db, period: Period) -> anyhow::Result<String> {
     Ok(out)
 }
 
-/// Spending per wijk and theme.
+/// Spending per wijk and theme: each wijk's row, then its theme rows, which
+/// sum to it in every column but allocated and remaining.
 pub async fn theme_report(db: &Db, year: Option<i64>) -> anyhow::Result<String> {
     use std::fmt::Write;
     let mut out = String::new();
-    writeln!(
-        out,
-        "{:<28} {:>12} {:>12} {:>12} {:>12} {:>12} {:>12}",
-        "wijk / theme", "allocated", "committed", "paid", "settled", "recovered", "remaining"
-    )?;
-    for w in projections::reports::themes(db, year).await? {
-        writeln!(
-            out,
-            "{:<28} {:>12} {:>12} {:>12} {:>12} {:>12} {:>12}",
-            w.name, w.amount_allocated, w.amount_committed, w.amount_spent, "", "", w.amount_remaining
-        )?;
-        for t in w.themes {
+    let line =
+        |out: &mut String, name: &str, allocated: String, a: &projections::reports::ThemeAmounts, remaining: String| {
             writeln!(
                 out,
-                "  {:<26} {:>12} {:>12} {:>12} {:>12} {:>12}",
-                t.theme, "", t.amount_committed, t.amount_paid, t.amount_settled, t.amount_recovered
-            )?;
+                "{name:<28} {allocated:>12} {:>12} {:>12} {:>12} {:>12} {:>12} {:>12} {:>12} {remaining:>12}",
+                a.amount_granted,
+                a.amount_committed,
+                a.amount_paid,
+                a.amount_spent,
+                a.amount_settled,
+                a.amount_recovered,
+                a.amount_repaid,
+            )
+        };
+    writeln!(
+        out,
+        "{:<28} {:>12} {:>12} {:>12} {:>12} {:>12} {:>12} {:>12} {:>12} {:>12}",
+        "wijk / theme",
+        "allocated",
+        "granted",
+        "committed",
+        "paid",
+        "spent",
+        "settled",
+        "recovered",
+        "repaid",
+        "remaining"
+    )?;
+    for w in projections::reports::themes(db, year).await? {
+        line(&mut out, &w.name, w.amount_allocated.to_string(), &w.amounts, w.amount_remaining.to_string())?;
+        for t in &w.themes {
+            line(&mut out, &format!("  {}", t.theme), String::new(), &t.amounts, String::new())?;
         }
     }
     Ok(out)
