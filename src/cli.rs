@@ -37,6 +37,12 @@ pub enum Command {
         /// service role with INSERT and SELECT on the log; see README).
         #[arg(long)]
         no_migrate: bool,
+        /// The most connections served at once; more wait until one closes.
+        #[arg(long, default_value_t = crate::service::MAX_CONNECTIONS)]
+        max_connections: usize,
+        /// Seconds a client has to send a request's headers before it is cut off.
+        #[arg(long, default_value_t = crate::service::HEADER_READ_TIMEOUT.as_secs())]
+        header_read_timeout: u64,
     },
     /// Apply the schema migrations and exit.
     Migrate,
@@ -153,11 +159,15 @@ fn progress_bar(total: u64, what: &str) -> ProgressBar {
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve { listen, no_migrate } => {
+        Command::Serve { listen, no_migrate, max_connections, header_read_timeout } => {
             let url = database_url(&cli.database);
             let service = Service::open_with(&url, !no_migrate).await?;
+            let limits = crate::service::Limits {
+                max_connections,
+                header_read_timeout: std::time::Duration::from_secs(header_read_timeout.max(1)),
+            };
             service
-                .serve(listen, |addr| {
+                .serve_with(listen, limits, |addr| {
                     tracing::info!(store = %redact(&url), "serving on http://{addr}/api/v1");
                 })
                 .await
@@ -292,9 +302,14 @@ async fn demo_command(database: Option<String>, listen: SocketAddr) -> anyhow::R
         tokens.push((role, auth::create_token(&service.db, role, &wijken, &format!("demo-{role}")).await?));
     }
     let base = format!("http://{listen}/api/v1");
-    println!("\nDemo tokens (the wijkregisseur token reads Oost 1223 only):");
+    println!("\nDemo tokens (the wijkregisseur token reads Oost 1223 only). Open the address in a");
+    println!("browser and sign in with the token beside it:");
     for (role, token) in &tokens {
-        println!("  {:<14} {token}", role.as_str());
+        println!(
+            "  {:<14} {token}  http://{listen}{}",
+            role.as_str(),
+            crate::web::start_page(*role, &["oost-1223".to_string()])
+        );
     }
     let finance = &tokens[0].1;
     let regisseur = &tokens[1].1;

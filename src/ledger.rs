@@ -104,11 +104,18 @@ pub enum LedgerError {
     Conflict(u32),
     #[error("the store failed: {0}")]
     Store(String),
+    /// The database cannot be reached just now; nothing was stored.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl From<sqlx::Error> for LedgerError {
     fn from(err: sqlx::Error) -> Self {
-        Self::Store(err.to_string())
+        if crate::store::is_unavailable(&err) {
+            Self::Unavailable(err.to_string())
+        } else {
+            Self::Store(err.to_string())
+        }
     }
 }
 
@@ -349,7 +356,10 @@ impl Ledger {
 }
 
 fn store_failure<E: std::error::Error>(err: AggregateError<E>) -> LedgerError {
-    LedgerError::Store(err.to_string())
+    match err {
+        AggregateError::DatabaseConnectionError(cause) => LedgerError::Unavailable(cause.to_string()),
+        other => LedgerError::Store(other.to_string()),
+    }
 }
 
 /// Load, decide, append; on a lost race reload and decide again. cqrs-es
@@ -403,7 +413,10 @@ where
             Err(AggregateError::UnexpectedError(err)) => {
                 return Err(match err.downcast::<AppendRefused>() {
                     Ok(refused) => LedgerError::Refused(*refused),
-                    Err(other) => LedgerError::Store(other.to_string()),
+                    Err(other) => match other.downcast::<sqlx::Error>() {
+                        Ok(sql) => <LedgerError as From<sqlx::Error>>::from(*sql),
+                        Err(other) => LedgerError::Store(other.to_string()),
+                    },
                 });
             }
             Err(other) => return Err(store_failure(other)),

@@ -43,6 +43,16 @@ impl Service {
     /// Serves HTTP on `listen` until SIGTERM or Ctrl-C; in-flight requests
     /// finish first, and the projector stops between transactions.
     pub async fn serve(self, listen: SocketAddr, ready: impl FnOnce(SocketAddr)) -> anyhow::Result<()> {
+        self.serve_with(listen, Limits::default(), ready).await
+    }
+
+    /// Like [`Service::serve`], with other connection limits.
+    pub async fn serve_with(
+        self,
+        listen: SocketAddr,
+        limits: Limits,
+        ready: impl FnOnce(SocketAddr),
+    ) -> anyhow::Result<()> {
         let Self { db, ledger, projector } = self;
         // Catching up can mean a whole rebuild (a new projection version on a
         // big log), so it runs in rebuild-sized batches and shows progress.
@@ -60,16 +70,90 @@ impl Service {
         ready(listener.local_addr()?);
         let state = AppState::new(ledger);
         let verifier = tokio::spawn(verify_periodically(db.clone(), state.last_verification.clone()));
-        axum::serve(listener, http::router(state))
-            .with_graceful_shutdown(shutdown_signal())
-            .await
-            .context("serving HTTP")?;
+        serve_connections(listener, http::router(state), limits).await;
         let _ = stop.send(true);
         verifier.abort();
         let _ = projector_task.await;
         db.close().await;
         tracing::info!("stopped cleanly");
         Ok(())
+    }
+}
+
+/// The most connections served at once. Past it, new connections wait in
+/// the listen backlog until one closes, so slow or idle clients cannot use
+/// up the process's file descriptors (commonly 1,024), which the store's
+/// connections and files need too.
+pub const MAX_CONNECTIONS: usize = 256;
+/// How long a client has to send a request's headers, counted from when the
+/// server starts waiting for them (after connecting, or after the previous
+/// answer on a kept-alive connection). A client sending byte by byte, or
+/// an idle connection, is cut off after it. A body that never finishes is
+/// cut off by the request timeout (`http::REQUEST_TIMEOUT`, 30 s).
+pub const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// What a server holds its clients to.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// See [`MAX_CONNECTIONS`].
+    pub max_connections: usize,
+    /// See [`HEADER_READ_TIMEOUT`].
+    pub header_read_timeout: std::time::Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { max_connections: MAX_CONNECTIONS, header_read_timeout: HEADER_READ_TIMEOUT }
+    }
+}
+
+/// How long in-flight requests get to finish after SIGTERM or Ctrl-C.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Accepts HTTP/1.1 connections until shutdown is asked, at most
+/// `max_connections` at a time, each with the header read timeout; then
+/// lets in-flight requests finish. (axum::serve sets neither limit.)
+async fn serve_connections(listener: tokio::net::TcpListener, router: axum::Router, limits: Limits) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+            () = &mut shutdown => break,
+        };
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    // Out of descriptors, or a connection reset before it
+                    // was accepted: wait a moment instead of spinning.
+                    tracing::warn!(error = %err, "accepting a connection failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let connection = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout)
+            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(router.clone()));
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                tracing::debug!(error = %err, "connection ended with an error");
+            }
+            drop(slot);
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await.is_err() {
+        tracing::warn!("in-flight requests did not finish within {} s; stopping anyway", SHUTDOWN_GRACE.as_secs());
     }
 }
 

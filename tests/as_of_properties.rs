@@ -303,7 +303,7 @@ async fn answers(db: &Db, as_of: Option<NaiveDate>, stale_on: NaiveDate) -> Vec<
         let mut budget = queries::wijk_budget(db, w, period).await.unwrap().unwrap();
         budget.as_of = None;
         out.push(format!("budget {w}: {budget:?}"));
-        let filter = AuditFilter { as_of, ..Default::default() };
+        let filter = AuditFilter { booked_to: as_of, ..Default::default() };
         let mut trail = queries::audit_trail(db, w, &filter, 0, 1000).await.unwrap();
         assert_eq!(trail.next_after, None, "one page holds every row");
         for row in &mut trail.rows {

@@ -84,6 +84,10 @@ fn json_pointer(field: &str) -> String {
     pointer
 }
 
+/// What a 503 tells a client to wait before retrying: a database restart
+/// usually takes a few seconds.
+pub const RETRY_AFTER_SECONDS: u64 = 2;
+
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
@@ -186,6 +190,34 @@ impl ApiError {
         )
     }
 
+    /// The database cannot be reached just now (down, restarting, its
+    /// connections cut): a 503 with `Retry-After`, because a retry is right
+    /// and nothing was stored. The cause is logged, never shown.
+    pub fn unavailable(cause: impl std::fmt::Display) -> Self {
+        tracing::warn!(%cause, "store unavailable");
+        let mut err = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            format!(
+                "the ledger's database cannot be reached just now; nothing was stored if the request wrote; \
+                 retry after {RETRY_AFTER_SECONDS} seconds (with the same Idempotency-Key, if you sent one)"
+            ),
+        );
+        err.retry_after = Some(RETRY_AFTER_SECONDS);
+        err
+    }
+
+    /// The same error, telling the client to retry after `seconds`.
+    pub fn retry_after_seconds(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
+    }
+
+    /// Seconds a client is told to wait in `Retry-After`, if any.
+    pub fn retry_after(&self) -> Option<u64> {
+        self.retry_after
+    }
+
     fn title(&self) -> &'static str {
         self.status.canonical_reason().unwrap_or("Error")
     }
@@ -193,13 +225,20 @@ impl ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(err: sqlx::Error) -> Self {
-        Self::internal(err)
+        if crate::store::is_unavailable(&err) {
+            Self::unavailable(err)
+        } else {
+            Self::internal(err)
+        }
     }
 }
 
 impl From<anyhow::Error> for ApiError {
     fn from(err: anyhow::Error) -> Self {
-        Self::internal(format!("{err:#}"))
+        match err.downcast_ref::<sqlx::Error>() {
+            Some(sql) if crate::store::is_unavailable(sql) => Self::unavailable(format!("{err:#}")),
+            _ => Self::internal(format!("{err:#}")),
+        }
     }
 }
 
@@ -277,8 +316,10 @@ impl From<LedgerError> for ApiError {
                 FundError::CarryOverMismatch { .. } | FundError::CarryOverNeedsFund => {
                     Self::new(S::UNPROCESSABLE_ENTITY, "bad_carry_over", detail).with_field("carry_over")
                 }
+                // The registers are read from the store: failing to read
+                // them means the store is unavailable, not a bad request.
                 FundError::DirectoryUnavailable(cause) | FundError::ExpenseRegisterUnavailable(cause) => {
-                    Self::internal(cause)
+                    Self::unavailable(cause)
                 }
             },
             LedgerError::Wijk(WijkError::AlreadyRegistered { .. }) => {
@@ -297,6 +338,7 @@ impl From<LedgerError> for ApiError {
             ),
             LedgerError::Conflict(_) => Self::new(S::CONFLICT, "concurrent_modification", detail),
             LedgerError::Store(cause) => Self::internal(cause),
+            LedgerError::Unavailable(cause) => Self::unavailable(cause),
         }
     }
 }

@@ -135,7 +135,13 @@ pub async fn audit_trail(
     if !queries::wijk_exists(db, &wijk_id).await? {
         return Err(ApiError::not_found(format!("wijk {wijk_id} is not registered")));
     }
-    let filter = AuditFilter { year: q.year, fund_id: q.fund_id, initiative: q.initiative, as_of: q.as_of };
+    let filter = AuditFilter {
+        year: q.year,
+        fund_id: q.fund_id,
+        initiative: q.initiative,
+        booked_to: q.as_of,
+        ..Default::default()
+    };
     let mut page = queries::audit_trail(db, &wijk_id, &filter, q.after.unwrap_or(0), limit).await?;
     if caller.role == Role::Council {
         // Council members see what happened, not which official recorded it.
@@ -167,36 +173,52 @@ pub(super) fn csv_field(value: &str) -> String {
     format!("\"{}\"", value.replace('"', "\"\""))
 }
 
-fn audit_csv(page: &AuditPage) -> String {
-    let mut out = String::from(
-        "position,booked_on,recorded_at,backdated,event_type,fund_id,decision_reference,account,counter_account,amount,balance,actor,role,reason,reference,initiative,theme,expense_id,event_id\n",
-    );
-    for r in &page.rows {
-        let fields = [
-            r.position.to_string(),
-            r.booked_on.clone(),
-            r.recorded_at.clone(),
-            r.backdated.to_string(),
-            r.event_type.clone(),
-            r.fund_id.clone(),
-            r.decision_reference.clone(),
-            r.account.clone(),
-            r.counter_account.clone(),
-            r.amount.to_string(),
-            r.balance.to_string(),
-            r.actor.clone().unwrap_or_default(),
-            r.role.clone(),
-            r.reason.clone().unwrap_or_default(),
-            r.reference.clone().unwrap_or_default(),
-            r.initiative.clone().unwrap_or_default(),
-            r.theme.clone().unwrap_or_default(),
-            r.expense_id.clone().unwrap_or_default(),
-            r.event_id.clone(),
-        ];
-        out.push_str(&fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(","));
+/// The audit trail's CSV columns, for the API and the web app alike.
+pub(crate) const AUDIT_CSV_HEADER: &str = "position,booked_on,recorded_at,backdated,event_type,fund_id,decision_reference,account,counter_account,amount,balance,actor,role,reason,reference,initiative,theme,expense_id,event_id,correlation_id";
+
+/// One CSV row per audit-trail row, in [`AUDIT_CSV_HEADER`]'s order.
+pub(crate) fn audit_csv_rows(page: &AuditPage) -> Vec<Vec<String>> {
+    page.rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.position.to_string(),
+                r.booked_on.clone(),
+                r.recorded_at.clone(),
+                r.backdated.to_string(),
+                r.event_type.clone(),
+                r.fund_id.clone(),
+                r.decision_reference.clone(),
+                r.account.clone(),
+                r.counter_account.clone(),
+                r.amount.to_string(),
+                r.balance.to_string(),
+                r.actor.clone().unwrap_or_default(),
+                r.role.clone(),
+                r.reason.clone().unwrap_or_default(),
+                r.reference.clone().unwrap_or_default(),
+                r.initiative.clone().unwrap_or_default(),
+                r.theme.clone().unwrap_or_default(),
+                r.expense_id.clone().unwrap_or_default(),
+                r.event_id.clone(),
+                r.correlation_id.clone().unwrap_or_default(),
+            ]
+        })
+        .collect()
+}
+
+/// A CSV document: the header line, then each row quoted by [`csv_field`].
+pub(crate) fn csv_text(header_line: &str, rows: impl Iterator<Item = Vec<String>>) -> String {
+    let mut out = format!("{header_line}\n");
+    for row in rows {
+        out.push_str(&row.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(","));
         out.push('\n');
     }
     out
+}
+
+fn audit_csv(page: &AuditPage) -> String {
+    csv_text(AUDIT_CSV_HEADER, audit_csv_rows(page).into_iter())
 }
 
 #[derive(Debug, Clone, Deserialize, IntoParams)]
@@ -324,19 +346,40 @@ pub struct Readiness {
     pub projector_lag: i64,
 }
 
+/// How long readiness waits for the store: far below the pool's acquire
+/// timeout, so a probe with a short timeout of its own sees a 503, not a hang.
+pub const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Readiness: the store answers; shows the projector's position and lag.
+/// When the store does not answer within a second, a 503 that says so.
 #[utoipa::path(get, path = "/ready", tag = "service",
     responses((status = 200, body = Readiness), (status = 503, body = Problem)))]
 pub async fn ready(State(state): State<AppState>) -> Result<Json<Readiness>, ApiError> {
     let db = state.ledger.db();
-    let (checkpoint, head) = crate::projections::status(db).await.map_err(|err| {
-        tracing::error!(error = %err, "store unreachable");
+    let not_ready = |what: String| {
+        tracing::warn!(%what, "not ready");
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "store_unavailable",
-            "the store does not answer; check the database",
+            format!("not ready: {what}; the service reconnects by itself once the database is back"),
         )
-    })?;
+        .retry_after_seconds(super::error::RETRY_AFTER_SECONDS)
+    };
+    let (checkpoint, head) = match tokio::time::timeout(READY_TIMEOUT, crate::projections::status(db)).await {
+        Ok(Ok(status)) => status,
+        // The error's text is sqlx's, about the connection; no SQL or data.
+        Ok(Err(err)) => {
+            let reason = if crate::store::is_unavailable(&err) {
+                format!("the database cannot be reached ({})", connection_failure(&err))
+            } else {
+                "the database refused the readiness query".to_string()
+            };
+            return Err(not_ready(reason));
+        }
+        Err(_) => {
+            return Err(not_ready(format!("the database did not answer within {} ms", READY_TIMEOUT.as_millis())))
+        }
+    };
     Ok(Json(Readiness {
         status: "ready",
         store: db.kind(),
@@ -344,6 +387,18 @@ pub async fn ready(State(state): State<AppState>) -> Result<Json<Readiness>, Api
         log_head: head,
         projector_lag: head - checkpoint,
     }))
+}
+
+/// The kind of connection failure, in words that leak nothing of the setup.
+fn connection_failure(err: &sqlx::Error) -> &'static str {
+    match err {
+        sqlx::Error::Io(_) => "the connection failed",
+        sqlx::Error::PoolTimedOut => "no connection could be had in time",
+        sqlx::Error::PoolClosed => "the pool is closed",
+        sqlx::Error::Tls(_) => "TLS failed",
+        sqlx::Error::Database(_) => "the database refuses connections",
+        _ => "the connection failed",
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]

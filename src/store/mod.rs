@@ -126,6 +126,29 @@ impl Db {
     }
 }
 
+/// Whether a store error means the database cannot be reached or cannot
+/// take the request just now (down, restarting, connections cut, pool
+/// exhausted, SQLite busy or full), rather than a fault in the request or
+/// the code. Such a request was not carried out and may be retried.
+pub fn is_unavailable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => {
+            let code = db.code().unwrap_or_default();
+            // PostgreSQL: 08 connection exceptions, 57P01-03 shutdown and
+            // start-up, 53300 too many connections, 55000 a database that does
+            // not accept connections. SQLite: 5 busy, 6 locked, 13 full.
+            code.starts_with("08")
+                || ["57P01", "57P02", "57P03", "53300", "55000", "5", "6", "13"].contains(&code.as_ref())
+        }
+        _ => false,
+    }
+}
+
 /// Hides a password in a connection URL before it is printed.
 pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {

@@ -61,11 +61,10 @@ pub struct LedgerRepository {
 }
 
 fn store_error(err: sqlx::Error) -> PersistenceError {
-    match &err {
-        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
-            PersistenceError::ConnectionError(Box::new(err))
-        }
-        _ => PersistenceError::UnknownError(Box::new(err)),
+    if super::is_unavailable(&err) {
+        PersistenceError::ConnectionError(Box::new(err))
+    } else {
+        PersistenceError::UnknownError(Box::new(err))
     }
 }
 

@@ -1,0 +1,214 @@
+//! Faults against a real server process: the database going away and
+//! coming back, and clients that are slow or idle on purpose.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use common::{Backend, TestStore};
+
+/// A `serve` process, stopped however the test ends.
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wijkbudget(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_wijkbudget")).args(args).env("RUST_LOG", "warn").output().expect("the binary runs")
+}
+
+async fn serve(database: &str, extra: &[&str]) -> Server {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    drop(listener);
+    let child = Command::new(env!("CARGO_BIN_EXE_wijkbudget"))
+        .args(["serve", "--listen", &addr, "--database", database])
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve starts");
+    let server = Server { child, addr };
+    // Wait for the port, not for a time: start-up migrates and verifies.
+    for _ in 0..600 {
+        if TcpStream::connect(&server.addr).await.is_ok() {
+            return server;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("serve never listened on {}", server.addr);
+}
+
+/// One answer, read to the end of the connection.
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    head: String,
+    body: String,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+}
+
+async fn request(addr: &str, method: &str, path: &str, token: &str, body: Option<&str>, key: Option<&str>) -> Answer {
+    let mut stream = TcpStream::connect(addr).await.expect("connects");
+    let body = body.unwrap_or("");
+    let mut req = format!(
+        "{method} /api/v1{path} HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if let Some(key) = key {
+        req.push_str(&format!("Idempotency-Key: {key}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    stream.write_all(req.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    Answer { status, head: head.to_string(), body: body.to_string() }
+}
+
+async fn admin(sql: &str) {
+    let pool = sqlx::PgPool::connect(&format!("{}/postgres", common::postgres_admin_url())).await.unwrap();
+    sqlx::query(sql).execute(&pool).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    pool.close().await;
+}
+
+#[tokio::test]
+async fn while_postgresql_is_away_requests_get_503_with_retry_after_and_the_service_recovers_by_itself() {
+    let store = TestStore::new(Backend::Postgres).await;
+    let url = store.url.clone();
+    let name = url.rsplit('/').next().unwrap().to_string();
+    let created = wijkbudget(&["token", "create", "--role", "finance", "--database", &url]);
+    assert!(created.status.success(), "{created:?}");
+    let token = String::from_utf8(created.stdout).unwrap().trim().to_string();
+    let server = serve(&url, &[]).await;
+    let addr = server.addr.clone();
+
+    let oost = r#"{"wijk_id":"oost-1223","name":"Oost 1223"}"#;
+    assert_eq!(request(&addr, "POST", "/wijken", &token, Some(oost), None).await.status, 201);
+
+    // The database goes away: no new connections, and the open ones are cut.
+    admin(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false")).await;
+    admin(&format!("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")).await;
+
+    let centrum = r#"{"wijk_id":"centrum","name":"Centrum"}"#;
+    for (method, path, body) in [("GET", "/wijken", None), ("POST", "/wijken", Some(centrum)), ("GET", "/ready", None)]
+    {
+        let answer = request(&addr, method, path, &token, body, Some("centrum-1")).await;
+        assert_eq!(answer.status, 503, "{method} {path} while the database is away: {answer:?}");
+        assert_eq!(answer.header("content-type"), Some("application/problem+json"), "{answer:?}");
+        assert!(answer.header("retry-after").is_some_and(|s| s.parse::<u64>().is_ok()), "{answer:?}");
+        let problem: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
+        assert_eq!(problem["code"], "store_unavailable", "{problem}");
+        assert!(!problem["detail"].as_str().unwrap().contains("pg_"), "no internals: {problem}");
+    }
+    let ready = request(&addr, "GET", "/ready", &token, None, None).await;
+    assert!(ready.body.contains("not ready: the database"), "/ready says what happened: {}", ready.body);
+
+    // It comes back; the service reconnects without a restart. A client
+    // retries as told; each retry of the refused write carries its key.
+    admin(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true")).await;
+    let mut written = None;
+    for _ in 0..20 {
+        let answer = request(&addr, "POST", "/wijken", &token, Some(centrum), Some("centrum-1")).await;
+        if answer.status != 503 {
+            written = Some(answer);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let written = written.expect("the service recovered");
+    assert_eq!(written.status, 201, "{written:?}");
+    let again = request(&addr, "POST", "/wijken", &token, Some(centrum), Some("centrum-1")).await;
+    assert_eq!((again.status, &again.body), (201, &written.body), "the retry answers as the write did");
+    assert_eq!(request(&addr, "GET", "/ready", &token, None, None).await.status, 200);
+    drop(server);
+
+    // Nothing lost, nothing doubled, and the chain verifies.
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&pool).await.unwrap();
+    assert_eq!(events, 2, "two wijken registered, once each");
+    pool.close().await;
+    let verified = wijkbudget(&["verify", "--database", &url]);
+    assert!(verified.status.success(), "{verified:?}");
+    store.cleanup().await;
+}
+
+/// Reads until the server closes the connection or answers; `None` means
+/// it closed without an answer.
+async fn closed_without_answer(stream: &mut TcpStream) -> Option<String> {
+    let mut buf = [0u8; 256];
+    match stream.read(&mut buf).await {
+        Ok(0) | Err(_) => None,
+        Ok(n) => Some(String::from_utf8_lossy(&buf[..n]).into_owned()),
+    }
+}
+
+#[tokio::test]
+async fn slow_and_idle_clients_are_cut_off_and_do_not_keep_others_from_an_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("ledger.db").display());
+    let server = serve(&database, &["--max-connections", "4", "--header-read-timeout", "1"]).await;
+    let addr = server.addr.clone();
+
+    // More idle connections than the limit, and one that sends its headers
+    // a byte at a time.
+    let mut idle = Vec::new();
+    for _ in 0..6 {
+        idle.push(TcpStream::connect(&addr).await.unwrap());
+    }
+    let slow_addr = addr.clone();
+    let slow = tokio::spawn(async move {
+        let mut stream = TcpStream::connect(&slow_addr).await.unwrap();
+        let header = format!("GET /api/v1/health HTTP/1.1\r\nHost: test\r\nX-Padding: {}\r\n\r\n", "a".repeat(200));
+        for byte in header.bytes() {
+            if stream.write_all(&[byte]).await.is_err() {
+                return (true, None);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            // Any answer or close before the headers are complete ends it.
+            let mut peek = [0u8; 1];
+            if let Ok(Ok(0)) = tokio::time::timeout(Duration::from_millis(1), stream.peek(&mut peek)).await {
+                return (true, None);
+            }
+        }
+        let answer = closed_without_answer(&mut stream).await;
+        (false, answer)
+    });
+
+    // Another client still gets its answer.
+    let health = tokio::time::timeout(Duration::from_secs(60), request(&addr, "GET", "/health", "-", None, None))
+        .await
+        .expect("a request is answered despite the idle connections");
+    assert_eq!(health.status, 200, "{health:?}");
+
+    for (i, stream) in idle.iter_mut().enumerate() {
+        let outcome = tokio::time::timeout(Duration::from_secs(60), closed_without_answer(stream)).await;
+        assert!(matches!(outcome, Ok(None)), "idle connection {i} was not closed: {outcome:?}");
+    }
+    let (cut_off, answer) = tokio::time::timeout(Duration::from_secs(120), slow).await.unwrap().unwrap();
+    assert!(cut_off, "the byte-by-byte client sent all its headers and got {answer:?}");
+}
