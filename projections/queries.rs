@@ -458,14 +458,31 @@ pub struct FundDetail {
     pub next_after: Option<i64>,
 }
 
-const FUNDS: &str = "SELECT f.fund_id, f.year, f.kind, f.name, f.decision_reference, f.adopted_on, f.purpose, f.amount_cents, \
+/// The funds with their balances summed per fund in one pass over the
+/// balances they have, not a subquery per fund and kind (which scanned the
+/// balances once for each, 50 ms for 70 funds).
+const FUNDS: &str =
+    "SELECT f.fund_id, f.year, f.kind, f.name, f.decision_reference, f.adopted_on, f.purpose, f.amount_cents, \
     f.carried_over_from, f.closed_on, f.carry_over_fund, \
-    CAST(COALESCE((SELECT SUM(b.cents) FROM rm_balances b WHERE b.fund_id = f.fund_id AND b.kind = 'allocated'), 0) AS BIGINT) AS allocated, \
-    CAST(COALESCE((SELECT SUM(b.cents) FROM rm_balances b WHERE b.fund_id = f.fund_id AND b.kind = 'committed'), 0) AS BIGINT) AS committed, \
-    CAST(COALESCE((SELECT SUM(b.cents) FROM rm_balances b WHERE b.fund_id = f.fund_id AND b.kind = 'spent'), 0) AS BIGINT) AS spent, \
-    CAST(COALESCE((SELECT SUM(b.cents) FROM rm_balances b WHERE b.fund_id = f.fund_id AND b.kind IN ('lapsed', 'carried_over', 'receivable')), 0) AS BIGINT) AS gone, \
+    CAST(COALESCE(b.allocated, 0) AS BIGINT) AS allocated, CAST(COALESCE(b.committed, 0) AS BIGINT) AS committed, \
+    CAST(COALESCE(b.spent, 0) AS BIGINT) AS spent, CAST(COALESCE(b.gone, 0) AS BIGINT) AS gone, \
     CAST(COALESCE(f.unallocated_lapsed_cents, 0) AS BIGINT) AS unallocated_lapsed \
-    FROM rm_funds f WHERE ($1 IS NULL OR f.year = $1) AND ($2 IS NULL OR f.fund_id = $2) ORDER BY f.year, f.fund_id";
+    FROM rm_funds f LEFT JOIN ( \
+        SELECT fund_id, \
+        SUM(CASE WHEN kind = 'allocated' THEN cents END) AS allocated, \
+        SUM(CASE WHEN kind = 'committed' THEN cents END) AS committed, \
+        SUM(CASE WHEN kind = 'spent' THEN cents END) AS spent, \
+        SUM(CASE WHEN kind IN ('lapsed', 'carried_over', 'receivable') THEN cents END) AS gone \
+        FROM rm_balances WHERE ($1 IS NULL OR year = $1) AND ($2 IS NULL OR fund_id = $2) GROUP BY fund_id \
+    ) b ON b.fund_id = f.fund_id \
+    WHERE ($1 IS NULL OR f.year = $1) AND ($2 IS NULL OR f.fund_id = $2) ORDER BY f.year, f.fund_id";
+
+/// The years that have a fund, newest first.
+pub async fn fund_years(db: &Db) -> sqlx::Result<Vec<i64>> {
+    on_db!(db, pool => {
+        sqlx::query_scalar("SELECT DISTINCT year FROM rm_funds ORDER BY year DESC").fetch_all(pool).await
+    })
+}
 
 /// Every fund (`GET /funds`), optionally for one year.
 pub async fn funds(db: &Db, year: Option<i64>) -> sqlx::Result<Vec<FundSummary>> {

@@ -235,7 +235,7 @@ pub async fn page(
             p { "Nog geen boekingen." }
         } @else {
             table data-testid="boekingen" {
-                caption { "De " (LATEST) " laatste boekingen, op boekdatum" }
+                caption { "De " (LATEST) " laatst vastgelegde boekingen" @if v.as_of.is_some() { " met een boekdatum tot en met de peildatum" } }
                 thead { tr {
                     th scope="col" { "Boekdatum" } th scope="col" { "Gebeurtenis" } th scope="col" { "Fonds" }
                     th scope="col" { "Omschrijving" } th scope="col" class="num" { "Bedrag" } th scope="col" class="num" { "Effect op beschikbaar" }
