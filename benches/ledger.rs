@@ -234,6 +234,8 @@ struct Http {
     addr: SocketAddr,
     stream: Option<TcpStream>,
     buf: Vec<u8>,
+    /// A web-app session to send with every request, for timing pages.
+    cookie: Option<String>,
 }
 
 fn find(haystack: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
@@ -242,7 +244,7 @@ fn find(haystack: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
 
 impl Http {
     fn new(addr: SocketAddr) -> Self {
-        Self { addr, stream: None, buf: Vec::with_capacity(64 * 1024) }
+        Self { addr, stream: None, buf: Vec::with_capacity(64 * 1024), cookie: None }
     }
 
     /// Sends one request and reads the whole answer. A keep-alive connection
@@ -385,7 +387,10 @@ impl Http {
     }
 
     async fn get(&mut self, path: &str, auth: &str) -> anyhow::Result<(u16, Vec<u8>)> {
-        self.request("GET", path, &[("Authorization", auth)], b"").await
+        match self.cookie.clone() {
+            Some(cookie) => self.request("GET", path, &[("Authorization", auth), ("Cookie", &cookie)], b"").await,
+            None => self.request("GET", path, &[("Authorization", auth)], b"").await,
+        }
     }
 
     /// POSTs JSON and insists on 200 or 201.
@@ -400,6 +405,41 @@ impl Http {
         }
         Ok(answer)
     }
+}
+
+/// Signs in to the web app as a browser would (the sign-in form, its cookie
+/// and CSRF value, then the token) and returns the session's `Cookie` header.
+async fn web_session(addr: SocketAddr, token: &str) -> anyhow::Result<String> {
+    async fn exchange(addr: SocketAddr, request: String) -> anyhow::Result<String> {
+        let mut stream = TcpStream::connect(addr).await?;
+        stream.write_all(request.as_bytes()).await?;
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await?;
+        Ok(String::from_utf8_lossy(&answer).into_owned())
+    }
+    let cookie_of = |answer: &str, name: &str| {
+        answer
+            .lines()
+            .filter_map(|l| l.strip_prefix("set-cookie: ").or_else(|| l.strip_prefix("Set-Cookie: ")))
+            .find_map(|c| c.strip_prefix(&format!("{name}=")).map(|v| v.split(';').next().unwrap_or("").to_string()))
+    };
+    let form = exchange(addr, format!("GET /inloggen HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")).await?;
+    let form_cookie = cookie_of(&form, "wb_inloggen").context("the sign-in page sets no cookie")?;
+    let marker = "name=\"csrf\" value=\"";
+    let start = form.find(marker).context("the sign-in page has no CSRF value")? + marker.len();
+    let csrf = form[start..].split('"').next().unwrap_or("");
+    let body = format!("csrf={csrf}&token={token}&terug=%2F");
+    let signed_in = exchange(
+        addr,
+        format!(
+            "POST /inloggen HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nCookie: wb_inloggen={form_cookie}\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+    .await?;
+    let session = cookie_of(&signed_in, "wb_sessie").context("signing in gave no session")?;
+    Ok(format!("wb_sessie={session}"))
 }
 
 // ---------------------------------------------------------------------------
@@ -2001,13 +2041,27 @@ impl Bench {
         };
 
         server.reset_peak();
-        let (light_stats, light_rate) = query_pass(&cfg, &load, &light, cfg.query_samples, "ql").await?;
+        let (light_stats, light_rate) = query_pass(&cfg, &load, &light, cfg.query_samples, "ql", None).await?;
         let light_peak = server.kb("VmHWM");
         self.progress(format!("light queries done; writers ran at {light_rate:.0} commands/s while loaded"));
         server.reset_peak();
-        let (heavy_stats, heavy_rate) = query_pass(&cfg, &load, &heavy, 50, "qh").await?;
+        let (heavy_stats, heavy_rate) = query_pass(&cfg, &load, &heavy, 50, "qh", None).await?;
         let heavy_peak = server.kb("VmHWM");
         self.progress(format!("heavy query done; writers ran at {heavy_rate:.0} commands/s while loaded"));
+        // The web app's main pages, as a signed-in finance officer sees them.
+        let token = auth.trim_start_matches("Bearer ").to_string();
+        let cookie = web_session(server.addr, &token).await?;
+        let pages: Vec<(String, String)> = vec![
+            ("page Mijn wijk: /wijken/wijk-3".into(), "/wijken/wijk-3".into()),
+            ("page Fondsen: /fondsen".into(), "/fondsen".into()),
+            (format!("page Amendement: /fondsen/{AMENDMENT}"), format!("/fondsen/{AMENDMENT}")),
+            (format!("page Audittrail of {hwijk}, first page"), format!("/audittrail?wijk={hwijk}")),
+            (format!("page Audittrail of {hwijk}, after position {mid}"), format!("/audittrail?wijk={hwijk}&na={mid}")),
+            ("page Jaarafsluiting: /jaarafsluiting".into(), "/jaarafsluiting".into()),
+            ("page Boeken: /boeken".into(), "/boeken".into()),
+        ];
+        let (page_stats, page_rate) = query_pass(&cfg, &load, &pages, cfg.query_samples, "qp", Some(cookie)).await?;
+        self.progress(format!("pages done; writers ran at {page_rate:.0} commands/s while loaded"));
 
         // Scenario 2: history growth, one client, on a fresh server process so
         // the queries' memory does not linger. Memory first, in ascending
@@ -2090,7 +2144,7 @@ impl Bench {
             "query", "idle p50 ms", "idle p99 ms", "loaded p50 ms", "loaded p99 ms", "requests"
         ));
         let mut json_rows = Vec::new();
-        for q in light_stats.iter().chain(&heavy_stats) {
+        for q in light_stats.iter().chain(&heavy_stats).chain(&page_stats) {
             self.say(format!(
                 "   {:<62} {:>22} {:>24} {:>22} {:>24} {:>9}",
                 q.name,
@@ -2211,6 +2265,7 @@ async fn query_pass(
     queries: &[(String, String)],
     max_n: usize,
     tag: &str,
+    cookie: Option<String>,
 ) -> anyhow::Result<(Vec<QueryStat>, f64)> {
     let mut stats: Vec<QueryStat> = queries
         .iter()
@@ -2223,6 +2278,7 @@ async fn query_pass(
         })
         .collect();
     let mut http = Http::new(load.addr);
+    http.cookie = cookie;
     let mut rate = f64::NAN;
     for loaded in [false, true] {
         let stop = Arc::new(AtomicBool::new(false));

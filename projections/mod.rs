@@ -7,6 +7,7 @@
 //! checkpoint row's lock, so nothing is ever applied twice.
 
 pub mod apply;
+pub mod overview;
 pub mod queries;
 pub mod reports;
 

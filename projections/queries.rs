@@ -246,6 +246,8 @@ pub struct AuditRow {
     pub initiative: Option<String>,
     pub theme: Option<String>,
     pub expense_id: Option<String>,
+    /// The request that recorded the event (its `x-request-id`), to find it in the service's logs.
+    pub correlation_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
@@ -263,17 +265,26 @@ pub struct AuditFilter {
     pub year: Option<i64>,
     pub fund_id: Option<String>,
     pub initiative: Option<String>,
+    /// Only postings booked on or after this day.
+    pub booked_from: Option<NaiveDate>,
+    /// Only postings booked on or before this day.
+    pub booked_to: Option<NaiveDate>,
 }
 
 impl AuditFilter {
     /// The whole trail: its balances are the wijk's available money itself.
     fn is_none(&self) -> bool {
-        self.year.is_none() && self.fund_id.is_none() && self.initiative.is_none()
+        self.year.is_none()
+            && self.fund_id.is_none()
+            && self.initiative.is_none()
+            && self.booked_from.is_none()
+            && self.booked_to.is_none()
     }
 }
 
 const AUDIT_SCOPE: &str = "p.wijk_id = $1 \
-    AND ($2 IS NULL OR p.year = $2) AND ($3 IS NULL OR p.fund_id = $3) AND ($4 IS NULL OR p.initiative = $4)";
+    AND ($2 IS NULL OR p.year = $2) AND ($3 IS NULL OR p.fund_id = $3) AND ($4 IS NULL OR p.initiative = $4) \
+    AND ($5 IS NULL OR p.booked_on >= $5) AND ($6 IS NULL OR p.booked_on <= $6)";
 
 /// The wijk's available money after its last posting at or before position
 /// $2: the last line of that event, found through rm_postings_wijk in a few
@@ -304,28 +315,32 @@ pub async fn audit_trail(
     let unfiltered = filter.is_none();
     let summed_opening_sql = format!(
         "SELECT CAST(COALESCE(SUM(p.amount_cents), 0) AS BIGINT) FROM rm_postings p \
-         WHERE {AUDIT_SCOPE} AND p.account_kind = 'wijk_budget' AND p.position <= $5"
+         WHERE {AUDIT_SCOPE} AND p.account_kind = 'wijk_budget' AND p.position <= $7"
     );
     let page_sql = format!(
         "SELECT p.position, p.event_id, p.event_type, p.booked_on, p.recorded_at, p.fund_id, f.decision_reference, \
          p.account, p.account_kind, \
          (SELECT c.account FROM rm_postings c WHERE c.position = p.position AND c.line = p.line + 1 - 2 * (p.line % 2)) AS counter_account, \
          p.amount_cents, p.wijk_available_cents, p.actor, p.role, p.reason, p.reference, p.initiative, p.theme, \
-         p.expense_id \
-         FROM rm_postings p JOIN rm_funds f ON f.fund_id = p.fund_id \
-         WHERE {AUDIT_SCOPE} AND p.position > $5 ORDER BY p.position, p.line LIMIT $6"
+         p.expense_id, e.metadata ->> 'correlation_id' AS correlation_id \
+         FROM rm_postings p JOIN rm_funds f ON f.fund_id = p.fund_id JOIN events e ON e.position = p.position \
+         WHERE {AUDIT_SCOPE} AND p.position > $7 ORDER BY p.position, p.line LIMIT $8"
     );
+    let from = filter.booked_from.map(|d| d.to_string());
+    let to = filter.booked_to.map(|d| d.to_string());
     let (opening, rows) = on_db!(db, pool => {
         let opening: i64 = if unfiltered {
             // A NULL here would be a projection that never filled the column: fail loudly.
             sqlx::query_scalar(RUNNING_OPENING_SQL).bind(wijk_id).bind(after).fetch_optional(pool).await?.unwrap_or(0)
         } else {
             sqlx::query_scalar(&summed_opening_sql)
-                .bind(wijk_id).bind(filter.year).bind(filter.fund_id.as_deref()).bind(filter.initiative.as_deref()).bind(after)
+                .bind(wijk_id).bind(filter.year).bind(filter.fund_id.as_deref()).bind(filter.initiative.as_deref())
+                .bind(from.as_deref()).bind(to.as_deref()).bind(after)
                 .fetch_one(pool).await?
         };
         let rows = sqlx::query(&page_sql)
-            .bind(wijk_id).bind(filter.year).bind(filter.fund_id.as_deref()).bind(filter.initiative.as_deref()).bind(after)
+            .bind(wijk_id).bind(filter.year).bind(filter.fund_id.as_deref()).bind(filter.initiative.as_deref())
+            .bind(from.as_deref()).bind(to.as_deref()).bind(after)
             .bind(limit + POSTINGS_PER_EVENT_MAX)
             .fetch_all(pool).await?;
         let mut balance = opening;
@@ -362,6 +377,7 @@ pub async fn audit_trail(
                 initiative: r.try_get("initiative")?,
                 theme: r.try_get("theme")?,
                 expense_id: r.try_get("expense_id")?,
+                correlation_id: r.try_get("correlation_id")?,
             });
         }
         (opening, out)

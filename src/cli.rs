@@ -302,9 +302,14 @@ async fn demo_command(database: Option<String>, listen: SocketAddr) -> anyhow::R
         tokens.push((role, auth::create_token(&service.db, role, &wijken, &format!("demo-{role}")).await?));
     }
     let base = format!("http://{listen}/api/v1");
-    println!("\nDemo tokens (the wijkregisseur token reads Oost 1223 only):");
+    println!("\nDemo tokens (the wijkregisseur token reads Oost 1223 only). Open the address in a");
+    println!("browser and sign in with the token beside it:");
     for (role, token) in &tokens {
-        println!("  {:<14} {token}", role.as_str());
+        println!(
+            "  {:<14} {token}  http://{listen}{}",
+            role.as_str(),
+            crate::web::start_page(*role, &["oost-1223".to_string()])
+        );
     }
     let finance = &tokens[0].1;
     let regisseur = &tokens[1].1;

@@ -12,3 +12,4 @@ pub mod projections;
 pub mod service;
 pub mod store;
 pub mod verify;
+pub mod web;

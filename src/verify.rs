@@ -399,9 +399,33 @@ pub async fn verify_database(
     expect_head: Option<&Head>,
     progress: bool,
 ) -> anyhow::Result<Result<VerifyReport, VerifyFailure>> {
+    let mut bar = None;
+    let outcome = verify_database_reporting(db, expect_head, |done, total| {
+        bar.get_or_insert_with(|| {
+            let bar = progress_bar(progress, total, EVENTS_TEMPLATE);
+            bar.set_message("verifying");
+            bar
+        })
+        .set_position(done)
+    })
+    .await;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    outcome
+}
+
+/// Like [`verify_database`], telling `on_progress` how many events of how
+/// many it has verified after each page, for a progress bar or a web page.
+pub async fn verify_database_reporting(
+    db: &Db,
+    expect_head: Option<&Head>,
+    mut on_progress: impl FnMut(u64, u64),
+) -> anyhow::Result<Result<VerifyReport, VerifyFailure>> {
     let (last, _) = head(db).await.context("reading the head of the event log")?;
-    let bar = progress_bar(progress, last.max(0) as u64, EVENTS_TEMPLATE);
-    bar.set_message("verifying");
+    let total = last.max(0) as u64;
+    let mut done = 0u64;
+    on_progress(done, total);
     let mut verifier = Verifier::new(expect_head);
     let mut after = 0;
     let outcome = 'walk: loop {
@@ -419,7 +443,8 @@ pub async fn verify_database(
                 break 'walk Err(failure);
             }
         }
-        bar.inc(count);
+        done = (done + count).min(total);
+        on_progress(done, total);
         if let Some((position, aggregate, error)) = unreadable {
             if position <= last {
                 break Err(unreadable_row(&verifier, position, aggregate, error));
@@ -431,7 +456,6 @@ pub async fn verify_database(
             None => break verifier.finish(),
         }
     };
-    bar.finish_and_clear();
     Ok(outcome)
 }
 

@@ -13,7 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, Problem};
 use super::extract::{AmountInput, StrictJson, StrictQuery};
-use super::reads::{csv_field, require, wants_csv, YearQuery};
+use super::reads::{csv_text, require, wants_csv, YearQuery};
 use super::schema::{AmountText, BoundedText, Identifier};
 use super::writes::{write, DecisionInput, Writer, Written};
 use super::AppState;
@@ -359,12 +359,7 @@ fn withhold_personal_details(caller: &Caller, commitments: &mut [CommitmentView]
 }
 
 fn csv(header_line: &str, rows: impl Iterator<Item = Vec<String>>) -> Response {
-    let mut out = format!("{header_line}\n");
-    for row in rows {
-        out.push_str(&row.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(","));
-        out.push('\n');
-    }
-    (StatusCode::OK, [(header::CONTENT_TYPE, "text/csv; charset=utf-8")], out).into_response()
+    (StatusCode::OK, [(header::CONTENT_TYPE, "text/csv; charset=utf-8")], csv_text(header_line, rows)).into_response()
 }
 
 /// Per wijk and theme: allocated, committed, paid, settled, recovered, available.
@@ -475,21 +470,32 @@ pub async fn close_statement(
     if !wants_csv(&headers) {
         return Ok(Json(statements).into_response());
     }
-    let rows = statements.into_iter().flat_map(|s| {
-        let fund = s.fund_id.clone();
-        s.lines.into_iter().map(move |l| {
-            vec![
-                fund.clone(),
-                l.wijk_id,
-                l.amount_allocated.to_string(),
-                l.amount_transferred.to_string(),
-                l.amount_spent.to_string(),
-                l.amount_committed.to_string(),
-                l.amount_receivable.to_string(),
-                l.amount_lapsed.to_string(),
-                l.amount_carried_over.to_string(),
-            ]
+    Ok(csv(CLOSE_CSV_HEADER, close_csv_rows(statements).into_iter()))
+}
+
+/// The close statement's CSV columns, for the API and the web app alike.
+pub(crate) const CLOSE_CSV_HEADER: &str =
+    "fund_id,wijk_id,allocated,transferred,spent,committed,receivable,lapsed,carried_over";
+
+/// One CSV row per wijk line of each statement, in [`CLOSE_CSV_HEADER`]'s order.
+pub(crate) fn close_csv_rows(statements: Vec<CloseStatement>) -> Vec<Vec<String>> {
+    statements
+        .into_iter()
+        .flat_map(|s| {
+            let fund = s.fund_id.clone();
+            s.lines.into_iter().map(move |l| {
+                vec![
+                    fund.clone(),
+                    l.wijk_id,
+                    l.amount_allocated.to_string(),
+                    l.amount_transferred.to_string(),
+                    l.amount_spent.to_string(),
+                    l.amount_committed.to_string(),
+                    l.amount_receivable.to_string(),
+                    l.amount_lapsed.to_string(),
+                    l.amount_carried_over.to_string(),
+                ]
+            })
         })
-    });
-    Ok(csv("fund_id,wijk_id,allocated,transferred,spent,committed,receivable,lapsed,carried_over", rows))
+        .collect()
 }

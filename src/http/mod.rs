@@ -36,11 +36,13 @@ pub struct AppState {
     pub ledger: Ledger,
     /// The outcome of the most recent `verify` run by this process.
     pub last_verification: crate::verify::LastVerificationCell,
+    /// The web app's sessions and its running verification.
+    pub web: crate::web::SharedWebState,
 }
 
 impl AppState {
     pub fn new(ledger: Ledger) -> Self {
-        Self { ledger, last_verification: Default::default() }
+        Self { ledger, last_verification: Default::default(), web: Default::default() }
     }
 }
 
@@ -107,7 +109,8 @@ pub fn router(state: AppState) -> Router {
     let request_id = HeaderName::from_static(REQUEST_ID);
     router
         .route("/api/v1/openapi.json", axum::routing::get(move || async move { axum::Json(document.as_ref().clone()) }))
-        .fallback(|| async { ApiError::not_found("no such path; see GET /api/v1/openapi.json for the API") })
+        .merge(crate::web::routes())
+        .fallback(not_found)
         .with_state(state)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
@@ -120,6 +123,15 @@ pub fn router(state: AppState) -> Router {
             tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
         }))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
+
+/// An unknown path under the API is a problem; any other is the web app's page.
+async fn not_found(uri: axum::http::Uri) -> Response {
+    if uri.path().starts_with("/api/") {
+        ApiError::not_found("no such path; see GET /api/v1/openapi.json for the API").into_response()
+    } else {
+        crate::web::not_found().await
+    }
 }
 
 /// The request id to record as a command's correlation id: the client's own
@@ -143,9 +155,10 @@ async fn with_api_version(mut response: Response) -> Response {
 /// axum answers a wrong method (405) or a timeout (408) with an empty body,
 /// and its extractors refuse a malformed path or query in plain text; give
 /// every error the same problem+json shape, so the document's promise holds.
-async fn problem_for_bare_errors(response: Response) -> Response {
+async fn problem_for_bare_errors(uri: axum::http::Uri, response: Response) -> Response {
     let status = response.status();
-    if !(status.is_client_error() || status.is_server_error()) {
+    // The web app answers its own errors with pages, not problems.
+    if !uri.path().starts_with("/api/") || !(status.is_client_error() || status.is_server_error()) {
         return response;
     }
     let is_problem = response

@@ -133,7 +133,7 @@ pub async fn audit_trail(
     if !queries::wijk_exists(db, &wijk_id).await? {
         return Err(ApiError::not_found(format!("wijk {wijk_id} is not registered")));
     }
-    let filter = AuditFilter { year: q.year, fund_id: q.fund_id, initiative: q.initiative };
+    let filter = AuditFilter { year: q.year, fund_id: q.fund_id, initiative: q.initiative, ..Default::default() };
     let mut page = queries::audit_trail(db, &wijk_id, &filter, q.after.unwrap_or(0), limit).await?;
     if caller.role == Role::Council {
         // Council members see what happened, not which official recorded it.
@@ -165,36 +165,52 @@ pub(super) fn csv_field(value: &str) -> String {
     format!("\"{}\"", value.replace('"', "\"\""))
 }
 
-fn audit_csv(page: &AuditPage) -> String {
-    let mut out = String::from(
-        "position,booked_on,recorded_at,backdated,event_type,fund_id,decision_reference,account,counter_account,amount,balance,actor,role,reason,reference,initiative,theme,expense_id,event_id\n",
-    );
-    for r in &page.rows {
-        let fields = [
-            r.position.to_string(),
-            r.booked_on.clone(),
-            r.recorded_at.clone(),
-            r.backdated.to_string(),
-            r.event_type.clone(),
-            r.fund_id.clone(),
-            r.decision_reference.clone(),
-            r.account.clone(),
-            r.counter_account.clone(),
-            r.amount.to_string(),
-            r.balance.to_string(),
-            r.actor.clone().unwrap_or_default(),
-            r.role.clone(),
-            r.reason.clone().unwrap_or_default(),
-            r.reference.clone().unwrap_or_default(),
-            r.initiative.clone().unwrap_or_default(),
-            r.theme.clone().unwrap_or_default(),
-            r.expense_id.clone().unwrap_or_default(),
-            r.event_id.clone(),
-        ];
-        out.push_str(&fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(","));
+/// The audit trail's CSV columns, for the API and the web app alike.
+pub(crate) const AUDIT_CSV_HEADER: &str = "position,booked_on,recorded_at,backdated,event_type,fund_id,decision_reference,account,counter_account,amount,balance,actor,role,reason,reference,initiative,theme,expense_id,event_id,correlation_id";
+
+/// One CSV row per audit-trail row, in [`AUDIT_CSV_HEADER`]'s order.
+pub(crate) fn audit_csv_rows(page: &AuditPage) -> Vec<Vec<String>> {
+    page.rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.position.to_string(),
+                r.booked_on.clone(),
+                r.recorded_at.clone(),
+                r.backdated.to_string(),
+                r.event_type.clone(),
+                r.fund_id.clone(),
+                r.decision_reference.clone(),
+                r.account.clone(),
+                r.counter_account.clone(),
+                r.amount.to_string(),
+                r.balance.to_string(),
+                r.actor.clone().unwrap_or_default(),
+                r.role.clone(),
+                r.reason.clone().unwrap_or_default(),
+                r.reference.clone().unwrap_or_default(),
+                r.initiative.clone().unwrap_or_default(),
+                r.theme.clone().unwrap_or_default(),
+                r.expense_id.clone().unwrap_or_default(),
+                r.event_id.clone(),
+                r.correlation_id.clone().unwrap_or_default(),
+            ]
+        })
+        .collect()
+}
+
+/// A CSV document: the header line, then each row quoted by [`csv_field`].
+pub(crate) fn csv_text(header_line: &str, rows: impl Iterator<Item = Vec<String>>) -> String {
+    let mut out = format!("{header_line}\n");
+    for row in rows {
+        out.push_str(&row.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(","));
         out.push('\n');
     }
     out
+}
+
+fn audit_csv(page: &AuditPage) -> String {
+    csv_text(AUDIT_CSV_HEADER, audit_csv_rows(page).into_iter())
 }
 
 #[derive(Debug, Clone, Deserialize, IntoParams)]
