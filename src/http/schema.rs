@@ -96,6 +96,25 @@ impl ToSchema for AmountText {
     }
 }
 
+/// A settled amount in a request: like [`AmountText`], but zero is allowed.
+pub struct SettledAmountText;
+
+impl PartialSchema for SettledAmountText {
+    fn schema() -> RefOr<Schema> {
+        OneOfBuilder::new()
+            .item(ObjectBuilder::new().schema_type(Type::String).pattern(Some(r"^[0-9]{1,10}(\.[0-9]{1,2})?$")))
+            .item(ObjectBuilder::new().schema_type(Type::Number).minimum(Some(0.0)).multiple_of(Some(0.01)))
+            .description(Some("Euro, from 0 up to the committed amount, with at most two decimals"))
+            .into()
+    }
+}
+
+impl ToSchema for SettledAmountText {
+    fn name() -> Cow<'static, str> {
+        "SettledAmountText".into()
+    }
+}
+
 /// The tags every operation must carry one of, with what they group.
 pub const TAGS: [(&str, &str); 5] = [
     ("writes", "Wijken, funds, allocations, expenses and reversals: finance only"),
