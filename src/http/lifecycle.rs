@@ -14,7 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::error::{ApiError, Problem};
 use super::extract::{AmountInput, StrictJson, StrictQuery};
 use super::reads::{csv_text, require, wants_csv, PeriodQuery};
-use super::schema::{AmountText, BoundedText, Identifier};
+use super::schema::{AmountText, BoundedText, Identifier, SettledAmountText};
 use super::writes::{write, DecisionInput, Writer, Written};
 use super::AppState;
 use crate::auth::{Caller, Role};
@@ -66,7 +66,7 @@ pub struct PayCommitment {
 #[serde(deny_unknown_fields)]
 pub struct SettleCommitment {
     /// The final grant (vaststelling), from 0.00 up to the committed amount.
-    #[schema(value_type = String, example = "3800.00")]
+    #[schema(value_type = SettledAmountText, example = "3800.00")]
     pub settled_amount: SettledAmount,
     #[schema(value_type = BoundedText)]
     pub decision_reference: Text,
