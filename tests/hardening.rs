@@ -1,7 +1,7 @@
 //! Holes a careless or curious client could find, closed, on both stores:
 //! money-moving writes that could book twice on a retry, a wijkregisseur
-//! probing commitment ids, and a year close on a fund whose id leaves no
-//! room for `-overheveling`.
+//! probing commitment ids, a year close on a fund whose id leaves no room
+//! for `-overheveling`, and funds established while their year closes.
 
 mod common;
 
