@@ -515,6 +515,8 @@ async fn world(store: &TestStore) -> (World, tokio::sync::watch::Sender<bool>, t
         let wijken = if role == Role::Wijkregisseur { vec![OWN_WIJK.to_string()] } else { vec![] };
         tokens.push((name, create_token(&db, role, &wijken, name).await.unwrap()));
     }
+    // A caller without a valid token: every secured operation must say 401.
+    tokens.push(("nobody", "wb_not_a_token".to_string()));
     let strings = |sql: &'static str| {
         let db = db.clone();
         async move { wijkbudget::on_db!(&db, pool => sqlx::query_scalar::<_, String>(sql).fetch_all(pool).await.unwrap()) }
