@@ -44,6 +44,7 @@ pub async fn open_commitments(
         CAST(SUM(CASE WHEN p.account_kind = 'spent' AND p.event_type = 'CommitmentPaid' THEN p.amount_cents ELSE 0 END) AS BIGINT) AS paid_cents \
         FROM rm_commitments c JOIN rm_postings p ON p.commitment_id = c.commitment_id AND p.wijk_id = c.wijk_id \
         WHERE c.wijk_id = $1 AND ($2 IS NULL OR p.year = $2) AND ($3 IS NULL OR p.booked_on <= $3) \
+        AND ($3 IS NOT NULL OR c.status = 'open') AND ($3 IS NULL OR c.booked_on <= $3) \
         GROUP BY c.commitment_id, c.fund_id, c.initiative, c.theme, c.decided_on, c.amount_cents \
         HAVING SUM(CASE WHEN p.account_kind = 'committed' THEN p.amount_cents ELSE 0 END) > 0 \
         ORDER BY c.decided_on, c.commitment_id";
@@ -78,7 +79,13 @@ pub struct Booking {
     pub description: String,
 }
 
-/// The wijk's `limit` latest bookings up to `as_of`, latest booking date first.
+/// The most postings one event makes on one wijk's accounts (as the audit
+/// trail's `POSTINGS_PER_EVENT_MAX`).
+const POSTINGS_PER_EVENT_MAX: i64 = 8;
+
+/// The wijk's `limit` last recorded bookings among those booked up to
+/// `as_of`, newest first. It reads only the last postings of the wijk
+/// (through `rm_postings_wijk`), however long its history.
 pub async fn latest_bookings(
     db: &Db,
     wijk_id: &str,
@@ -86,34 +93,66 @@ pub async fn latest_bookings(
     as_of: Option<NaiveDate>,
     limit: i64,
 ) -> sqlx::Result<Vec<Booking>> {
+    const SQL: &str = "SELECT p.position, p.event_type, p.booked_on, p.fund_id, p.account_kind, p.amount_cents, \
+        COALESCE(p.initiative, p.reason, p.reference, '') AS description \
+        FROM rm_postings p WHERE p.wijk_id = $1 AND ($2 IS NULL OR p.year = $2) AND ($3 IS NULL OR p.booked_on <= $3) \
+        ORDER BY p.position DESC, p.line LIMIT $4";
+    let as_of = as_of.map(|d| d.to_string());
+    // Enough rows for `limit` whole events and one more, so the last event kept is whole.
+    let rows_wanted = (limit + 1) * POSTINGS_PER_EVENT_MAX;
+    let rows = on_db!(db, pool => {
+        let rows = sqlx::query(SQL).bind(wijk_id).bind(year).bind(as_of).bind(rows_wanted).fetch_all(pool).await?;
+        rows.iter().map(|r| Ok((
+            r.try_get::<i64, _>("position")?,
+            r.try_get::<String, _>("event_type")?,
+            r.try_get::<String, _>("booked_on")?,
+            r.try_get::<String, _>("fund_id")?,
+            r.try_get::<String, _>("account_kind")?,
+            r.try_get::<i64, _>("amount_cents")?,
+            r.try_get::<String, _>("description")?,
+        ))).collect::<sqlx::Result<Vec<_>>>()?
+    });
     // A pair of postings moves money from one account to another; the
     // positive lines on this wijk's accounts are what the event moved here,
     // and a transfer away from it has only a negative line.
-    const SQL: &str = "SELECT p.position, MIN(p.event_type) AS event_type, MIN(p.booked_on) AS booked_on, \
-        MIN(p.fund_id) AS fund_id, \
-        CAST(SUM(CASE WHEN p.amount_cents > 0 THEN p.amount_cents ELSE 0 END) AS BIGINT) AS moved_in, \
-        CAST(SUM(CASE WHEN p.amount_cents < 0 THEN -p.amount_cents ELSE 0 END) AS BIGINT) AS moved_out, \
-        CAST(SUM(CASE WHEN p.account_kind = 'wijk_budget' THEN p.amount_cents ELSE 0 END) AS BIGINT) AS available_change, \
-        MIN(COALESCE(p.initiative, p.reason, p.reference, '')) AS description \
-        FROM rm_postings p WHERE p.wijk_id = $1 AND ($2 IS NULL OR p.year = $2) AND ($3 IS NULL OR p.booked_on <= $3) \
-        GROUP BY p.position ORDER BY MIN(p.booked_on) DESC, p.position DESC LIMIT $4";
-    let as_of = as_of.map(|d| d.to_string());
-    on_db!(db, pool => {
-        let rows = sqlx::query(SQL).bind(wijk_id).bind(year).bind(as_of).bind(limit).fetch_all(pool).await?;
-        rows.iter().map(|r| {
-            let moved_in: i64 = r.try_get("moved_in")?;
-            let moved_out: i64 = r.try_get("moved_out")?;
-            Ok(Booking {
-                position: r.try_get("position")?,
-                event_type: r.try_get("event_type")?,
-                booked_on: r.try_get("booked_on")?,
-                fund_id: r.try_get("fund_id")?,
-                amount: Euro(if moved_in > 0 { moved_in } else { moved_out }),
-                available_change: Euro(r.try_get("available_change")?),
-                description: r.try_get("description")?,
-            })
-        }).collect()
-    })
+    let mut bookings: Vec<(Booking, i64, i64)> = Vec::new();
+    for (position, event_type, booked_on, fund_id, kind, cents, description) in rows {
+        if bookings.last().map(|(b, _, _)| b.position) != Some(position) {
+            bookings.push((
+                Booking {
+                    position,
+                    event_type,
+                    booked_on,
+                    fund_id,
+                    amount: Euro(0),
+                    available_change: Euro(0),
+                    description: String::new(),
+                },
+                0,
+                0,
+            ));
+        }
+        let (booking, moved_in, moved_out) = bookings.last_mut().expect("pushed above");
+        if cents > 0 {
+            *moved_in += cents;
+        } else {
+            *moved_out -= cents;
+        }
+        if kind == "wijk_budget" {
+            booking.available_change.0 += cents;
+        }
+        if booking.description.is_empty() {
+            booking.description = description;
+        }
+    }
+    bookings.truncate(limit as usize);
+    Ok(bookings
+        .into_iter()
+        .map(|(mut b, moved_in, moved_out)| {
+            b.amount = Euro(if moved_in > 0 { moved_in } else { moved_out });
+            b
+        })
+        .collect())
 }
 
 /// What one initiative in one wijk got from one fund of the chain.

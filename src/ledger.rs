@@ -137,9 +137,9 @@ struct ProjectedYears(Db);
 
 #[async_trait]
 impl YearRegister for ProjectedYears {
-    /// A close is projected before `POST /years/{year}/close` answers, so the
-    /// window in which a new fund could slip into a year being closed is the
-    /// projector's lag.
+    /// The first, cheap refusal, with the domain's message. It lags the log
+    /// by the projector's lag; the append itself closes that window
+    /// (`AppendRefused::YearClosed`, see `store::repository`).
     async fn is_closed(&self, year: Year) -> Result<bool, String> {
         let closed: Option<i64> = on_db!(&self.0, pool => {
             sqlx::query_scalar("SELECT CAST(1 AS BIGINT) FROM rm_funds WHERE year = $1 AND closed_on IS NOT NULL LIMIT 1")
@@ -315,12 +315,40 @@ impl Ledger {
                 return Err(FundError::UnknownWijk(wijk_id.clone()).into());
             }
         }
-        let funds: Vec<String> = on_db!(self.db(), pool => {
-            sqlx::query_scalar("SELECT aggregate_id FROM events WHERE aggregate_type = 'fund' AND sequence = 1 ORDER BY position")
-                .fetch_all(pool)
-                .await?
-        });
+        // The funds are listed again after each pass, until a pass finds no
+        // new one: a fund established before the first close of the year
+        // was appended is then listed, and one established after it is
+        // refused by the append itself (see `store::repository`), so no fund
+        // of the year stays open, whichever process established it.
         let mut closed = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        loop {
+            let funds: Vec<String> = on_db!(self.db(), pool => {
+                sqlx::query_scalar("SELECT aggregate_id FROM events WHERE aggregate_type = 'fund' AND sequence = 1 ORDER BY position")
+                    .fetch_all(pool)
+                    .await?
+            });
+            let new: Vec<String> = funds.into_iter().filter(|id| seen.insert(id.clone())).collect();
+            if new.is_empty() {
+                break;
+            }
+            self.close_funds(year, next_year, &decision, carry_over, meta, new, &mut closed).await?;
+        }
+        Ok(closed)
+    }
+
+    /// One pass of [`Ledger::close_year`] over `funds`.
+    #[allow(clippy::too_many_arguments)]
+    async fn close_funds(
+        &self,
+        year: Year,
+        next_year: Year,
+        decision: &Decision,
+        carry_over: &[WijkId],
+        meta: &CommandMeta,
+        funds: Vec<String>,
+        closed: &mut Vec<ClosedFund>,
+    ) -> Result<(), LedgerError> {
         for id in funds {
             let fund_id = FundId::parse(&id).map_err(|e| LedgerError::Store(format!("stored fund id {id} {e}")))?;
             let fund = self.load_fund(&fund_id).await?;
@@ -372,7 +400,7 @@ impl Ledger {
             }
             closed.push(ClosedFund { fund_id, closed_at_position: first_position, carried_into });
         }
-        Ok(closed)
+        Ok(())
     }
 
     /// The stored claim of an idempotency key: `(fingerprint, first_position, last_position)`.

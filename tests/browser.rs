@@ -18,6 +18,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::{Backend, TestStore};
+use fantoccini::actions::InputSource;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
 use web::dutch_euro;
@@ -264,8 +265,29 @@ async fn each_role_reads_the_apis_figures_is_refused_the_rest_and_every_page_is_
     let found = browser.accessibility_violations().await;
     assert!(found.iter().any(|v| v.starts_with("label")), "axe-core misses an unlabelled input: {found:?}");
 
-    // The wijkregisseur: their own wijk, as today and as of a day.
-    browser.sign_in(&server, Role::Wijkregisseur).await;
+    // The wijkregisseur signs in with the keyboard alone: Tab past the skip
+    // link and the home link to the token, type it, and press Enter.
+    browser.goto(&format!("{base}/inloggen")).await;
+    let keys = |text: &str| {
+        let text = text.to_string();
+        let client = browser.client.clone();
+        async move {
+            let actions = fantoccini::actions::KeyActions::new("toetsenbord".into());
+            let actions = text.chars().fold(actions, |a, c| {
+                a.then(fantoccini::actions::KeyAction::Down { value: c })
+                    .then(fantoccini::actions::KeyAction::Up { value: c })
+            });
+            client.perform_actions(actions).await.expect("the keys are sent");
+        }
+    };
+    keys("\u{E004}\u{E004}\u{E004}").await;
+    let focused = browser.client.active_element().await.unwrap();
+    assert_eq!(focused.attr("id").await.unwrap().as_deref(), Some("veld-token"), "Tab reaches the token field");
+    keys(server.token(Role::Wijkregisseur)).await;
+    keys("\u{E007}").await;
+    browser.wait_for("form.sign-out").await;
+
+    // Their own wijk, as today and as of a day.
     assert!(browser.url().await.ends_with("/wijken/oost-1223"), "{}", browser.url().await);
     let api = server.api(Role::Wijkregisseur, "/wijken/oost-1223/budget?year=2022").await;
     assert_eq!(browser.text("[data-testid=resterend]").await, dutch_euro(api["amount_remaining"].as_str().unwrap()));
@@ -301,6 +323,12 @@ async fn each_role_reads_the_apis_figures_is_refused_the_rest_and_every_page_is_
     assert!(!browser.source().await.contains("demo-finance"), "council sees no names");
     browser.goto(&format!("{base}/jaarafsluiting")).await;
     browser.assert_accessible("Jaarafsluiting").await;
+    browser.goto(&format!("{base}/wijken")).await;
+    browser.assert_accessible("the list of wijken").await;
+    browser.goto(&format!("{base}/bestaat-niet")).await;
+    assert_eq!(browser.text("h1").await, "Niet gevonden");
+    browser.assert_accessible("the 404 page").await;
+    browser.goto(&format!("{base}/fondsen")).await;
     browser.sign_out().await;
 
     // The auditor: the trail, an event and its chain, integrity, the close.

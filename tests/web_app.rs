@@ -387,3 +387,38 @@ async fn a_funds_page_follows_the_money_to_what_it_was_spent_on() {
     assert!(page.body.contains(&format!("via de overheveling naar <a href=\"/fondsen/{next}\"")), "{}", page.body);
     app.finish().await;
 }
+
+#[tokio::test]
+async fn finance_starts_a_verification_and_watches_it_finish() {
+    let app = DemoApp::start(Backend::Sqlite).await;
+    let mut auditor = app.signed_in(Role::Auditor).await;
+    let page = auditor.get("/integriteit").await;
+    assert!(!page.body.contains("Controleer de keten nu"), "only finance may start one");
+    let csrf = page.input_value("csrf");
+    auditor.post("/integriteit", &[("csrf", &csrf)]).await.expect_status(403);
+
+    let mut finance = app.signed_in(Role::Finance).await;
+    let page = finance.get("/integriteit").await;
+    let csrf = page.input_value("csrf");
+    finance.post("/integriteit", &[("csrf", "wrong")]).await.expect_status(400);
+    let started = finance.post("/integriteit", &[("csrf", &csrf)]).await;
+    started.expect_status(303);
+    let head = app.head().await;
+    let mut finished = false;
+    for _ in 0..100 {
+        let page = finance.get("/integriteit").await;
+        if page.body.contains("Controle gestart door Fenna Financiën") && page.body.contains("data-testid=\"uitkomst\"")
+        {
+            let gestart = &page.body[page.body.find("Controle gestart door").unwrap()..];
+            assert!(
+                gestart.contains("In orde.") && gestart.contains(&format!("{head} gebeurtenissen gecontroleerd")),
+                "{gestart}"
+            );
+            finished = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(finished, "the verification finishes and says so");
+    app.finish().await;
+}

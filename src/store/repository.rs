@@ -47,6 +47,22 @@ pub enum AppendRefused {
     ClientIdTaken { kind: String, id: String, owner: String },
     #[error("idempotency key {0} was already used")]
     IdempotencyKeyUsed(String),
+    /// A fund would be established in a year of which a fund has closed.
+    #[error("year {0} is closed, so no new fund can be established in it; use a fund of an open year")]
+    YearClosed(i64),
+}
+
+/// The `client_ids` kind that records, in the same transaction as a fund's
+/// `FundClosed`, that its year is closed (`{year}:{fund}`). Checked under
+/// the append lock before a fund of that year is established, so a fund can
+/// never slip into a year closed moments before, from any process.
+const CLOSED_YEAR: &str = "closed_year";
+
+/// The budget year in a fund stream's first event (`FundEstablished` or
+/// `FundCarriedOver`), if `payload` is one.
+fn year_of_first_fund_event(payload: &Value) -> Option<i64> {
+    let (_, inner) = payload.as_object()?.iter().next()?;
+    inner.pointer("/terms/year")?.as_i64()
 }
 
 /// The PostgreSQL advisory lock that serialises appends, so positions are
@@ -312,6 +328,20 @@ async fn append_group(db: &Db, group: &[AppendJob], project: bool) -> Result<Gro
         }
     }
     let streams: Vec<(String, String)> = streams.into_iter().collect();
+    // Per command: the year it establishes a fund in, and whether it closes a fund.
+    let establishes: Vec<Option<i64>> = group
+        .iter()
+        .map(|job| {
+            job.events
+                .iter()
+                .filter(|e| job.aggregate_type == "fund" && e.sequence == 1)
+                .find_map(|e| year_of_first_fund_event(&e.payload))
+        })
+        .collect();
+    let closes: Vec<bool> = group
+        .iter()
+        .map(|job| job.aggregate_type == "fund" && job.events.iter().any(|e| e.event_type == "FundClosed"))
+        .collect();
 
     on_db!(db, pool => {
         let mut tx = pool.begin_write().await.map_err(store_error)?;
@@ -385,10 +415,44 @@ async fn append_group(db: &Db, group: &[AppendJob], project: bool) -> Result<Gro
             }
         }
 
+        // The years closed already, among those this group establishes funds in.
+        let mut closed_years: HashSet<i64> = HashSet::new();
+        for year in establishes.iter().flatten().collect::<BTreeSet<_>>() {
+            let closed: Option<String> =
+                sqlx::query_scalar("SELECT id FROM client_ids WHERE kind = $1 AND id LIKE $2 LIMIT 1")
+                    .bind(CLOSED_YEAR)
+                    .bind(format!("{year}:%"))
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(store_error)?;
+            if closed.is_some() {
+                closed_years.insert(*year);
+            }
+        }
+        // The year of each fund this group closes, from the stream's first event.
+        let mut years_closing: HashMap<String, i64> = HashMap::new();
+        for (job, _) in group.iter().zip(&closes).filter(|(_, closes)| **closes) {
+            let Some(first) = job.events.first() else { continue };
+            let payload: Option<sqlx::types::Json<Value>> = sqlx::query_scalar(
+                "SELECT payload FROM events WHERE aggregate_type = 'fund' AND aggregate_id = $1 AND sequence = 1",
+            )
+            .bind(first.aggregate_id.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(store_error)?;
+            if let Some(year) = payload.and_then(|p| year_of_first_fund_event(&p.0)) {
+                years_closing.insert(first.aggregate_id.clone(), year);
+            }
+        }
+
         let mut rows = GroupRows::default();
         let mut outcomes = Vec::with_capacity(group.len());
-        for (job, claims) in group.iter().zip(claims) {
+        for ((job, claims), establishes) in group.iter().zip(claims).zip(&establishes) {
             let events = &job.events;
+            if let Some(year) = establishes.filter(|y| closed_years.contains(y)) {
+                outcomes.push(Err(refused(AppendRefused::YearClosed(year))));
+                continue;
+            }
             // First every check, then the rows: a refused command leaves
             // nothing behind, and the commands after it see the ones before.
             if let Some(first) = events.first() {
@@ -440,6 +504,13 @@ async fn append_group(db: &Db, group: &[AppendJob], project: bool) -> Result<Gro
                 }
                 heads.insert((job.aggregate_type.to_string(), event.aggregate_id.clone()), event.sequence as i64);
                 rows.events.push(chained);
+            }
+            if let Some(year) = events.first().and_then(|e| years_closing.get(&e.aggregate_id)) {
+                if events.iter().any(|e| e.event_type == "FundClosed") {
+                    let fund = events[0].aggregate_id.clone();
+                    closed_years.insert(*year);
+                    rows.claims.push(Claim { kind: CLOSED_YEAR, id: format!("{year}:{fund}"), owner: fund, position });
+                }
             }
             if let Some(key) = key {
                 let fingerprint = metadata_str(&events[0].metadata, meta::REQUEST_FINGERPRINT).unwrap_or_default();

@@ -206,11 +206,17 @@ struct Parsed {
     wijk_id: Option<String>,
 }
 
-fn parse(kind: Kind, f: &BookingForm, check: &mut Check) -> Option<Parsed> {
-    let own_id = kind.own_id(f.formulier_id.trim());
-    if f.formulier_id.trim().is_empty() || f.formulier_id.len() > 40 {
+/// The booking's own id from the form's id; a form without one was not rendered here.
+fn own_id(kind: Kind, f: &BookingForm, check: &mut Check) -> String {
+    let form_id = f.formulier_id.trim();
+    if form_id.is_empty() || form_id.len() > 40 {
         check.fail(FORM, "Dit formulier is onvolledig. Open de pagina opnieuw.");
     }
+    kind.own_id(form_id)
+}
+
+fn parse(kind: Kind, f: &BookingForm, check: &mut Check) -> Option<Parsed> {
+    let own_id = own_id(kind, f, check);
     let amount = check.amount("bedrag", &f.bedrag);
     let booked_on = check.date("boekdatum", "boekdatum", &f.boekdatum);
     match kind {
@@ -326,10 +332,7 @@ async fn refused(state: &AppState, viewer: &Viewer, kind: Kind, f: &BookingForm,
 
 /// A payment names its commitment; the fund and wijk are the commitment's.
 async fn parse_payment(state: &AppState, f: &BookingForm, check: &mut Check) -> Result<Option<Parsed>, Response> {
-    let own_id = Kind::Payment.own_id(f.formulier_id.trim());
-    if f.formulier_id.trim().is_empty() || f.formulier_id.len() > 40 {
-        check.fail(FORM, "Dit formulier is onvolledig. Open de pagina opnieuw.");
-    }
+    let own_id = own_id(Kind::Payment, f, check);
     let commitment = check.value("verplichting", "de verplichting", &f.verplichting, CommitmentId::parse);
     let amount = check.amount("bedrag", &f.bedrag);
     let booked_on = check.date("boekdatum", "boekdatum", &f.boekdatum);

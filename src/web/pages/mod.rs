@@ -176,10 +176,7 @@ pub fn parse_date(viewer: &Viewer, label: &str, text: Option<&str>) -> Result<Op
 
 /// The years that have funds, newest first: what a year picker offers.
 pub async fn fund_years(db: &crate::store::Db) -> sqlx::Result<Vec<i64>> {
-    let mut years: Vec<i64> = crate::projections::queries::funds(db, None).await?.iter().map(|f| f.year).collect();
-    years.sort_unstable_by(|a, b| b.cmp(a));
-    years.dedup();
-    Ok(years)
+    crate::projections::queries::fund_years(db).await
 }
 
 /// A `<select>` of years with the chosen one selected.

@@ -235,7 +235,7 @@ pub async fn page(
             p { "Nog geen boekingen." }
         } @else {
             table data-testid="boekingen" {
-                caption { "De " (LATEST) " laatste boekingen, op boekdatum" }
+                caption { "De " (LATEST) " laatst vastgelegde boekingen" @if v.as_of.is_some() { " met een boekdatum tot en met de peildatum" } }
                 thead { tr {
                     th scope="col" { "Boekdatum" } th scope="col" { "Gebeurtenis" } th scope="col" { "Fonds" }
                     th scope="col" { "Omschrijving" } th scope="col" class="num" { "Bedrag" } th scope="col" class="num" { "Effect op beschikbaar" }
@@ -271,44 +271,39 @@ pub async fn csv(
     Query(q): Query<WijkQuery>,
 ) -> PageResult {
     let v = view(&state, &viewer, &wijk_id, &q).await?;
+    // Each row fills the columns that mean something for it: a fund line and
+    // the total their money, a commitment what is still committed and paid
+    // on it and its amount, a booking its amount and its effect on what is
+    // available.
+    let blank = String::new;
     let mut rows = Vec::new();
-    for line in &v.budget.funds {
-        let t = &line.totals;
+    let totals = v.budget.funds.iter().map(|l| ("fund", l.fund_id.clone(), l.fund_name.clone(), &l.totals));
+    for (row, id, name, t) in totals.chain([("total", blank(), v.budget.name.clone(), &v.budget.totals)]) {
         rows.push(vec![
-            "fund".into(),
-            line.fund_id.clone(),
-            line.fund_name.clone(),
-            String::new(),
+            row.into(),
+            id,
+            name,
+            blank(),
             t.amount_allocated.to_string(),
             t.amount_committed.to_string(),
             t.amount_spent.to_string(),
             t.amount_remaining.to_string(),
-            String::new(),
+            blank(),
+            blank(),
         ]);
     }
-    let t = &v.budget.totals;
-    rows.push(vec![
-        "total".into(),
-        String::new(),
-        v.budget.name.clone(),
-        String::new(),
-        t.amount_allocated.to_string(),
-        t.amount_committed.to_string(),
-        t.amount_spent.to_string(),
-        t.amount_remaining.to_string(),
-        String::new(),
-    ]);
     for c in &v.commitments {
         rows.push(vec![
             "commitment".into(),
             c.commitment_id.clone(),
             c.initiative.clone(),
             c.decided_on.clone(),
-            String::new(),
+            blank(),
             c.amount_open.to_string(),
             c.amount_paid.to_string(),
-            String::new(),
+            blank(),
             c.amount.to_string(),
+            blank(),
         ]);
     }
     for b in &v.bookings {
@@ -317,11 +312,12 @@ pub async fn csv(
             b.position.to_string(),
             format!("{}: {}", b.event_type, b.description),
             b.booked_on.clone(),
-            String::new(),
-            String::new(),
-            String::new(),
-            b.available_change.to_string(),
+            blank(),
+            blank(),
+            blank(),
+            blank(),
             b.amount.to_string(),
+            b.available_change.to_string(),
         ]);
     }
     let name = format!(
@@ -332,7 +328,7 @@ pub async fn csv(
     );
     Ok(csv_download(
         &name,
-        "row,id,name,date,amount_allocated,amount_committed,amount_spent,amount_remaining,amount",
+        "row,id,name,date,amount_allocated,amount_committed,amount_spent,amount_remaining,amount,available_change",
         rows,
     ))
 }
