@@ -43,7 +43,7 @@ pub mod meta {
 /// recovered by downcasting in `Ledger::execute`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AppendRefused {
-    #[error("{kind} id {id} is already used in {owner}")]
+    #[error("{kind} id {id} is already used in {owner}; choose another {kind}_id")]
     ClientIdTaken { kind: String, id: String, owner: String },
     #[error("idempotency key {0} was already used")]
     IdempotencyKeyUsed(String),
@@ -873,7 +873,7 @@ mod tests {
             outcomes,
             [
                 "appended",
-                "expense id e-1 is already used in a",
+                "expense id e-1 is already used in a; choose another expense_id",
                 "conflict",
                 "appended",
                 "idempotency key k was already used",
@@ -919,7 +919,7 @@ mod tests {
         twice.events.push(second);
         let outcomes: Vec<String> =
             append_group(&db, &[twice], false).await.unwrap().0.iter().map(outcome_name).collect();
-        assert_eq!(outcomes, ["expense id e-1 is already used in a"]);
+        assert_eq!(outcomes, ["expense id e-1 is already used in a; choose another expense_id"]);
         assert_eq!(read_log(&db, 0, 10).await.unwrap().len(), 0);
     }
 
