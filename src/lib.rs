@@ -6,6 +6,7 @@ pub mod cli;
 pub mod demo;
 pub mod domain;
 pub mod http;
+pub mod import;
 pub mod ledger;
 #[path = "../projections/mod.rs"]
 pub mod projections;
