@@ -18,7 +18,8 @@ use std::time::Duration;
 use tokio::sync::{watch, Notify};
 
 use crate::on_db;
-use crate::store::repository::{chained_event_from_row, log_page_sql};
+use crate::store::chain::ChainedEvent;
+use crate::store::repository::{chained_event_from_row, log_page_sql, LedgerRepository};
 use crate::store::{Db, WritePool};
 
 use apply::{Param, Write};
@@ -54,14 +55,25 @@ const POLL: Duration = Duration::from_millis(250);
 pub struct Projector {
     db: Db,
     appended: Arc<Notify>,
-    position: watch::Sender<i64>,
+    position: Arc<watch::Sender<i64>>,
     batch_size: i64,
 }
 
 impl Projector {
+    /// A projector on its own, woken by `appended`.
     pub fn new(db: Db, appended: Arc<Notify>) -> Self {
         let (position, _) = watch::channel(0);
-        Self { db, appended, position, batch_size: BATCH }
+        Self { db, appended, position: Arc::new(position), batch_size: BATCH }
+    }
+
+    /// The projector of a service: the repository's group commit projects
+    /// each group inside its own transaction while the read models are up
+    /// to date, and this projector catches up whatever it did not (after a
+    /// start, behind another instance's appends, or after a failure). Both
+    /// publish the checkpoint they reached on the same channel.
+    pub fn for_repository(repo: &LedgerRepository) -> Self {
+        let position = repo.project_inside_appends();
+        Self { db: repo.db().clone(), appended: repo.appended(), position, batch_size: BATCH }
     }
 
     /// At most `events` events per step (per transaction). The read models
@@ -77,6 +89,11 @@ impl Projector {
 
     /// Applies at most one batch. Returns how many events it applied.
     pub async fn step(&self) -> anyhow::Result<usize> {
+        Ok(self.step_to().await?.0)
+    }
+
+    /// Applies at most one batch: how many events, and the checkpoint after it.
+    async fn step_to(&self) -> anyhow::Result<(usize, i64)> {
         let postgres = matches!(self.db, Db::Postgres(_));
         let (applied, checkpoint) = on_db!(&self.db, pool => {
             let mut tx = pool.begin_write().await?;
@@ -135,65 +152,28 @@ impl Projector {
                 .map(chained_event_from_row)
                 .collect::<sqlx::Result<Vec<_>>>()?;
             let last = events.last().map_or(checkpoint, |event| event.position);
-            let plan = apply::Plan::new(&events)?;
-            // Before anything of the batch is written, the wijk_budget
-            // balances are the sum of every wijk_budget posting so far.
-            let wijken = plan.wijken();
-            let mut available_before = BTreeMap::new();
-            if !wijken.is_empty() {
-                let mut sql = sqlx::QueryBuilder::new(
-                    "SELECT wijk_id, CAST(SUM(cents) AS BIGINT) FROM rm_balances WHERE kind = 'wijk_budget' AND wijk_id IN (",
-                );
-                let mut list = sql.separated(", ");
-                for wijk_id in wijken {
-                    list.push_bind(wijk_id);
-                }
-                sql.push(") GROUP BY wijk_id");
-                let rows: Vec<(String, i64)> = sql.build_query_as().persistent(false).fetch_all(&mut *tx).await?;
-                available_before.extend(rows);
-            }
-            for write in plan.into_writes(&available_before)? {
-                match write {
-                    Write::Insert(insert) => {
-                        for mut statement in InsertRows::insert_statements(&insert)? {
-                            // PostgreSQL's text is the same for every batch (one array per
-                            // column), so it is prepared once; SQLite's grows with the rows
-                            // and stays out of the statement cache.
-                            statement.build().persistent(postgres).execute(&mut *tx).await?;
-                        }
-                    }
-                    Write::Statement(statement) => {
-                        let mut query = sqlx::query(statement.sql);
-                        for param in statement.params {
-                            query = match param {
-                                Param::Int(v) => query.bind(v),
-                                Param::OptInt(v) => query.bind(v),
-                                Param::Text(v) => query.bind(v),
-                                Param::OptText(v) => query.bind(v),
-                            };
-                        }
-                        query.execute(&mut *tx).await?;
-                    }
-                }
-            }
-            sqlx::query("UPDATE projector_checkpoints SET position = $1 WHERE name = $2")
-                .bind(last)
-                .bind(CHECKPOINT)
-                .execute(&mut *tx)
-                .await?;
+            Apply::apply_batch(&mut *tx, &events, last).await?;
             tx.commit().await?;
             (events.len(), last)
         });
-        self.position.send_replace(checkpoint);
-        Ok(applied)
+        // Never backwards: an append may have projected further meanwhile.
+        self.position.send_if_modified(|position| {
+            let moved = checkpoint > *position;
+            *position = (*position).max(checkpoint);
+            moved
+        });
+        Ok((applied, checkpoint))
     }
 
     /// Applies everything in the log now; `progress` is told the checkpoint after each batch.
     pub async fn catch_up(&self, mut progress: impl FnMut(i64)) -> anyhow::Result<i64> {
-        while self.step().await? > 0 {
-            progress(*self.position.borrow());
+        loop {
+            let (applied, checkpoint) = self.step_to().await?;
+            if applied == 0 {
+                return Ok(checkpoint);
+            }
+            progress(checkpoint);
         }
-        Ok(*self.position.borrow())
     }
 
     /// Runs until `shutdown` flips to true, waking on every local append.
@@ -215,6 +195,80 @@ impl Projector {
         }
     }
 }
+
+/// Writes a batch of events (the next ones after the checkpoint, in position
+/// order) into the read models and moves the checkpoint to `checkpoint`, on
+/// a transaction that holds the checkpoint's lock. The projector's step and
+/// the group commit's projection inside the append (see
+/// [`crate::store::repository`]) share it, so both write the same rows.
+pub trait Apply {
+    fn apply_batch(
+        &mut self,
+        events: &[ChainedEvent],
+        checkpoint: i64,
+    ) -> impl std::future::Future<Output = anyhow::Result<()>> + Send;
+}
+
+macro_rules! impl_apply {
+    ($connection:ty, $postgres:expr) => {
+        impl Apply for $connection {
+            async fn apply_batch(&mut self, events: &[ChainedEvent], checkpoint: i64) -> anyhow::Result<()> {
+                let postgres = $postgres;
+                let tx = self;
+                let plan = apply::Plan::new(events)?;
+                // Before anything of the batch is written, the wijk_budget
+                // balances are the sum of every wijk_budget posting so far.
+                let wijken = plan.wijken();
+                let mut available_before = BTreeMap::new();
+                if !wijken.is_empty() {
+                    let mut sql = sqlx::QueryBuilder::new(
+                        "SELECT wijk_id, CAST(SUM(cents) AS BIGINT) FROM rm_balances WHERE kind = 'wijk_budget' AND wijk_id IN (",
+                    );
+                    let mut list = sql.separated(", ");
+                    for wijk_id in wijken {
+                        list.push_bind(wijk_id);
+                    }
+                    sql.push(") GROUP BY wijk_id");
+                    let rows: Vec<(String, i64)> = sql.build_query_as().persistent(false).fetch_all(&mut *tx).await?;
+                    available_before.extend(rows);
+                }
+                for write in plan.into_writes(&available_before)? {
+                    match write {
+                        Write::Insert(insert) => {
+                            for mut statement in InsertRows::insert_statements(&insert)? {
+                                // PostgreSQL's text is the same for every batch (one array per
+                                // column), so it is prepared once; SQLite's grows with the rows
+                                // and stays out of the statement cache.
+                                statement.build().persistent(postgres).execute(&mut *tx).await?;
+                            }
+                        }
+                        Write::Statement(statement) => {
+                            let mut query = sqlx::query(statement.sql);
+                            for param in statement.params {
+                                query = match param {
+                                    Param::Int(v) => query.bind(v),
+                                    Param::OptInt(v) => query.bind(v),
+                                    Param::Text(v) => query.bind(v),
+                                    Param::OptText(v) => query.bind(v),
+                                };
+                            }
+                            query.execute(&mut *tx).await?;
+                        }
+                    }
+                }
+                sqlx::query("UPDATE projector_checkpoints SET position = $1 WHERE name = $2")
+                    .bind(checkpoint)
+                    .bind(CHECKPOINT)
+                    .execute(&mut *tx)
+                    .await?;
+                Ok(())
+            }
+        }
+    };
+}
+
+impl_apply!(sqlx::PgConnection, true);
+impl_apply!(sqlx::SqliteConnection, false);
 
 /// How a store takes the rows of an [`apply::Insert`] in as few statements as it can.
 trait InsertRows: sqlx::Database {

@@ -484,14 +484,51 @@ pub async fn fund_years(db: &Db) -> sqlx::Result<Vec<i64>> {
     })
 }
 
-/// Every fund (`GET /funds`), optionally for one year.
-pub async fn funds(db: &Db, year: Option<i64>) -> sqlx::Result<Vec<FundSummary>> {
-    fund_rows(db, year, None).await
+/// The funds and their totals as of `$3`: summed from the postings booked
+/// on or before that day, leaving out a fund booked later and a close
+/// booked later. Without a day, [`FUNDS`] reads the balances.
+fn funds_as_of_sql() -> String {
+    let sum = |condition: &str| {
+        format!(
+            "CAST(COALESCE((SELECT SUM(p.amount_cents) FROM rm_postings p WHERE p.fund_id = f.fund_id \
+             AND p.booked_on <= $3 AND {condition}), 0) AS BIGINT)"
+        )
+    };
+    let allocated =
+        sum("p.wijk_id IS NOT NULL AND p.account_kind = 'wijk_budget' AND p.event_type IN ('BudgetAllocated', 'FundCarriedOver')");
+    let committed = sum("p.wijk_id IS NOT NULL AND p.account_kind = 'committed'");
+    let spent = sum("p.wijk_id IS NOT NULL AND p.account_kind = 'spent'");
+    let gone = sum("p.wijk_id IS NOT NULL AND p.account_kind IN ('lapsed', 'carried_over', 'receivable')");
+    let unallocated_lapsed = sum("p.wijk_id IS NULL AND p.account_kind = 'lapsed'");
+    format!(
+        "SELECT f.fund_id, f.year, f.kind, f.name, f.decision_reference, f.adopted_on, f.purpose, f.amount_cents, \
+         f.carried_over_from, CASE WHEN f.closed_on <= $3 THEN f.closed_on END AS closed_on, \
+         CASE WHEN f.closed_on <= $3 THEN f.carry_over_fund END AS carry_over_fund, \
+         {allocated} AS allocated, {committed} AS committed, {spent} AS spent, {gone} AS gone, \
+         {unallocated_lapsed} AS unallocated_lapsed \
+         FROM rm_funds f WHERE ($1 IS NULL OR f.year = $1) AND ($2 IS NULL OR f.fund_id = $2) AND f.booked_on <= $3 \
+         ORDER BY f.year, f.fund_id"
+    )
 }
 
-async fn fund_rows(db: &Db, year: Option<i64>, fund_id: Option<&str>) -> sqlx::Result<Vec<FundSummary>> {
+/// Every fund (`GET /funds`), optionally for one year.
+pub async fn funds(db: &Db, year: Option<i64>) -> sqlx::Result<Vec<FundSummary>> {
+    fund_rows(db, year, None, None).await
+}
+
+async fn fund_rows(
+    db: &Db,
+    year: Option<i64>,
+    fund_id: Option<&str>,
+    as_of: Option<NaiveDate>,
+) -> sqlx::Result<Vec<FundSummary>> {
+    let sql = if as_of.is_some() { funds_as_of_sql() } else { FUNDS.to_string() };
     on_db!(db, pool => {
-        let rows = sqlx::query(FUNDS).bind(year).bind(fund_id).fetch_all(pool).await?;
+        let mut query = sqlx::query(&sql).bind(year).bind(fund_id);
+        if let Some(as_of) = as_of {
+            query = query.bind(as_of.to_string());
+        }
+        let rows = query.fetch_all(pool).await?;
         rows.iter().map(|r| {
             let amount: i64 = r.try_get("amount_cents")?;
             let allocated: i64 = r.try_get("allocated")?;
@@ -525,29 +562,53 @@ async fn fund_rows(db: &Db, year: Option<i64>, fund_id: Option<&str>) -> sqlx::R
 /// (`GET /funds/{id}`): at most `limit` (at least one) after global position
 /// `after`. The fund's totals always cover every expense.
 pub async fn fund_detail(db: &Db, fund_id: &str, after: i64, limit: i64) -> sqlx::Result<Option<FundDetail>> {
+    fund_detail_as_of(db, fund_id, None, after, limit).await
+}
+
+/// [`fund_detail`] as it stood on `as_of`: only what was booked on or before
+/// that day (a fund booked later is None, an expense reversed later is not
+/// reversed yet). Without `as_of`, everything.
+pub async fn fund_detail_as_of(
+    db: &Db,
+    fund_id: &str,
+    as_of: Option<NaiveDate>,
+    after: i64,
+    limit: i64,
+) -> sqlx::Result<Option<FundDetail>> {
     let limit = limit.max(1);
-    let Some(fund) = fund_rows(db, None, Some(fund_id)).await?.into_iter().next() else {
+    let Some(fund) = fund_rows(db, None, Some(fund_id), as_of).await?.into_iter().next() else {
         return Ok(None);
     };
+    let as_of = as_of.map(|d| d.to_string());
+    let lines_sql = if as_of.is_some() {
+        format!(
+            "SELECT p.wijk_id, {PIVOT_POSTINGS} FROM rm_postings p WHERE p.fund_id = $1 AND p.wijk_id IS NOT NULL \
+             AND p.booked_on <= $2 GROUP BY p.wijk_id ORDER BY p.wijk_id"
+        )
+    } else {
+        format!("SELECT b.wijk_id, {PIVOT_BALANCES} FROM rm_balances b WHERE b.fund_id = $1 GROUP BY b.wijk_id ORDER BY b.wijk_id")
+    };
     let (allocations, expenses) = on_db!(db, pool => {
-        let lines = sqlx::query(&format!(
-            "SELECT b.wijk_id, {PIVOT_BALANCES} FROM rm_balances b WHERE b.fund_id = $1 GROUP BY b.wijk_id ORDER BY b.wijk_id"
-        ))
-        .bind(fund_id)
-        .fetch_all(pool)
-        .await?;
+        let mut query = sqlx::query(&lines_sql).bind(fund_id);
+        if let Some(as_of) = &as_of {
+            query = query.bind(as_of.clone());
+        }
+        let lines = query.fetch_all(pool).await?;
         let allocations = lines.iter().map(|r| Ok(WijkAllocation {
             wijk_id: r.try_get("wijk_id")?,
             totals: Totals::from_row(r)?,
         })).collect::<sqlx::Result<Vec<_>>>()?;
         let rows = sqlx::query(
             "SELECT expense_id, wijk_id, amount_cents, initiative, theme, booked_on, reference, event_id, position, \
-             reversed_position, reversal_reason FROM rm_expenses WHERE fund_id = $1 AND position > $2 \
+             CASE WHEN $4 IS NULL OR reversed_on <= $4 THEN reversed_position END AS reversed_position, \
+             CASE WHEN $4 IS NULL OR reversed_on <= $4 THEN reversal_reason END AS reversal_reason \
+             FROM rm_expenses WHERE fund_id = $1 AND position > $2 AND ($4 IS NULL OR booked_on <= $4) \
              ORDER BY position LIMIT $3",
         )
         .bind(fund_id)
         .bind(after)
         .bind(limit + 1)
+        .bind(as_of.as_deref())
         .fetch_all(pool)
         .await?;
         let expenses = rows.iter().map(|r| Ok(ExpenseView {

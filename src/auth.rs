@@ -1,8 +1,20 @@
 //! Bearer tokens and roles. A token is shown once, when created; only its
 //! SHA-256 hash is stored, so a copy of the database reveals no token.
+//!
+//! A token that authenticated is remembered in memory for at most
+//! [`TOKEN_CACHE_TTL`], so a busy client costs one token lookup a second
+//! rather than one per request. Revoking a token in this process (the CLI's
+//! `wijkbudget token revoke` against the same process's store, or
+//! [`revoke_token`]) forgets every remembered token at once; a revocation
+//! made by another process (another instance, the CLI run separately) takes
+//! effect here within [`TOKEN_CACHE_TTL`].
 
+use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{LazyLock, Mutex};
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use rand::RngCore;
@@ -99,11 +111,77 @@ pub async fn create_token(db: &Db, role: Role, wijken: &[String], name: &str) ->
     Ok(token)
 }
 
-/// The caller a token belongs to, if it exists and is not revoked.
+/// The longest a token revoked by another process (another instance, or the
+/// CLI run on its own) is still accepted here. A revocation in this process
+/// takes effect at once.
+pub const TOKEN_CACHE_TTL: Duration = Duration::from_secs(1);
+/// At most this many remembered tokens; when full, the cache starts afresh.
+const TOKEN_CACHE_MAX: usize = 10_000;
+
+/// Tokens that authenticated lately, per store: (store, token hash) -> caller.
+/// The store is told apart by its pool's identity, so a process with two
+/// stores (tests do this) never accepts one store's token for the other.
+/// Only positive answers are remembered: an unknown or revoked token is
+/// looked up every time.
+struct TokenCache {
+    /// Bumped by every revocation in this process; an entry from an older
+    /// generation is never used.
+    generation: AtomicU64,
+    entries: Mutex<HashMap<(usize, String), (Caller, Instant, u64)>>,
+}
+
+static TOKENS: LazyLock<TokenCache> =
+    LazyLock::new(|| TokenCache { generation: AtomicU64::new(0), entries: Mutex::new(HashMap::new()) });
+
+/// Which store a pool reaches, for as long as the pool lives.
+fn store_identity(db: &Db) -> usize {
+    on_db!(db, pool => std::sync::Arc::as_ptr(&pool.connect_options()) as usize)
+}
+
+impl TokenCache {
+    fn get(&self, key: &(usize, String)) -> Option<Caller> {
+        let generation = self.generation.load(Ordering::SeqCst);
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let (caller, at, seen_generation) = entries.get(key)?;
+        (*seen_generation == generation && at.elapsed() < TOKEN_CACHE_TTL).then(|| caller.clone())
+    }
+
+    /// `generation` is the one read before the lookup, so a revocation that
+    /// raced the lookup leaves an entry that is never used.
+    fn put(&self, key: (usize, String), caller: Caller, generation: u64) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if entries.len() >= TOKEN_CACHE_MAX {
+            entries.clear();
+        }
+        entries.insert(key, (caller, Instant::now(), generation));
+    }
+
+    fn forget_all(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.entries.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+}
+
+/// The caller a token belongs to, if it exists and is not revoked (see the
+/// module's note on how long a revocation elsewhere takes to reach here).
 pub async fn authenticate(db: &Db, token: &str) -> sqlx::Result<Option<Caller>> {
+    let hash = hash_token(token);
+    let key = (store_identity(db), hash);
+    if let Some(caller) = TOKENS.get(&key) {
+        return Ok(Some(caller));
+    }
+    let generation = TOKENS.generation.load(Ordering::SeqCst);
+    let caller = lookup(db, &key.1).await?;
+    if let Some(caller) = &caller {
+        TOKENS.put(key, caller.clone(), generation);
+    }
+    Ok(caller)
+}
+
+async fn lookup(db: &Db, hash: &str) -> sqlx::Result<Option<Caller>> {
     let row = on_db!(db, pool => {
         sqlx::query("SELECT name, role, wijken FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL")
-            .bind(hash_token(token))
+            .bind(hash)
             .fetch_optional(pool)
             .await?
             .map(|r| -> sqlx::Result<(String, String, String)> {
@@ -165,5 +243,7 @@ pub async fn revoke_token(db: &Db, id_or_name: &str) -> anyhow::Result<u64> {
             .await?
             .rows_affected()
     });
+    // After the update, so a lookup that starts now sees the revocation.
+    TOKENS.forget_all();
     Ok(revoked)
 }

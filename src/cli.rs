@@ -198,12 +198,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             service.projector.catch_up(|_| {}).await?;
             let text = match kind {
                 ReportKind::Budget => report(&service.db, Period { year, as_of }).await?,
-                ReportKind::Themes => theme_report(&service.db, year).await?,
+                ReportKind::Themes => theme_report(&service.db, Period { year, as_of }).await?,
                 ReportKind::Stale => {
                     stale_report(&service.db, as_of.unwrap_or_else(|| chrono::Utc::now().date_naive())).await?
                 }
                 ReportKind::Close => {
                     let year = year.context("a close statement needs --year")?;
+                    // A close statement is what the close froze; it has no other day.
+                    anyhow::ensure!(as_of.is_none(), "a close statement is frozen at the close; leave out --as-of");
                     close_report(&service.db, year).await?
                 }
             };
@@ -421,27 +423,44 @@ pub async fn report(db: &Db, period: Period) -> anyhow::Result<String> {
     Ok(out)
 }
 
-/// Spending per wijk and theme.
-pub async fn theme_report(db: &Db, year: Option<i64>) -> anyhow::Result<String> {
+/// Spending per wijk and theme (as of a day, with `--as-of`): each wijk's
+/// row, then its theme rows, which sum to it in every column but allocated
+/// and remaining.
+pub async fn theme_report(db: &Db, period: Period) -> anyhow::Result<String> {
     use std::fmt::Write;
     let mut out = String::new();
-    writeln!(
-        out,
-        "{:<28} {:>12} {:>12} {:>12} {:>12} {:>12} {:>12}",
-        "wijk / theme", "allocated", "committed", "paid", "settled", "recovered", "remaining"
-    )?;
-    for w in projections::reports::themes(db, year).await? {
-        writeln!(
-            out,
-            "{:<28} {:>12} {:>12} {:>12} {:>12} {:>12} {:>12}",
-            w.name, w.amount_allocated, w.amount_committed, w.amount_spent, "", "", w.amount_remaining
-        )?;
-        for t in w.themes {
+    let line =
+        |out: &mut String, name: &str, allocated: String, a: &projections::reports::ThemeAmounts, remaining: String| {
             writeln!(
                 out,
-                "  {:<26} {:>12} {:>12} {:>12} {:>12} {:>12}",
-                t.theme, "", t.amount_committed, t.amount_paid, t.amount_settled, t.amount_recovered
-            )?;
+                "{name:<28} {allocated:>12} {:>12} {:>12} {:>12} {:>12} {:>12} {:>12} {:>12} {remaining:>12}",
+                a.amount_granted,
+                a.amount_committed,
+                a.amount_paid,
+                a.amount_spent,
+                a.amount_settled,
+                a.amount_recovered,
+                a.amount_repaid,
+            )
+        };
+    writeln!(
+        out,
+        "{:<28} {:>12} {:>12} {:>12} {:>12} {:>12} {:>12} {:>12} {:>12} {:>12}",
+        "wijk / theme",
+        "allocated",
+        "granted",
+        "committed",
+        "paid",
+        "spent",
+        "settled",
+        "recovered",
+        "repaid",
+        "remaining"
+    )?;
+    for w in projections::reports::themes_in(db, period).await? {
+        line(&mut out, &w.name, w.amount_allocated.to_string(), &w.amounts, w.amount_remaining.to_string())?;
+        for t in &w.themes {
+            line(&mut out, &format!("  {}", t.theme), String::new(), &t.amounts, String::new())?;
         }
     }
     Ok(out)

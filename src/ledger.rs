@@ -8,13 +8,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use cqrs_es::event_sink::EventSink;
-use cqrs_es::persist::PersistedEventStore;
-use cqrs_es::{Aggregate, AggregateContext, AggregateError, EventStore};
+use cqrs_es::persist::{PersistedEventStore, PersistenceError, SerializedEvent};
+use cqrs_es::{Aggregate, AggregateContext, AggregateError, DomainEvent, EventStore};
 use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::domain::fund::{
-    Closing, Decision, Fund, FundCommand, FundError, FundKind, FundServices, FundTerms, WijkDirectory, YearRegister,
+    Closing, Decision, ExpenseRegister, Fund, FundCommand, FundError, FundKind, FundServices, FundTerms,
+    RecordedExpense, WijkDirectory, YearRegister,
 };
 use crate::domain::ids::{CommitmentId, ExpenseId, FundId, Text, WijkId, Year};
 use crate::domain::money::Amount;
@@ -136,9 +137,9 @@ struct ProjectedYears(Db);
 
 #[async_trait]
 impl YearRegister for ProjectedYears {
-    /// A close is projected before `POST /years/{year}/close` answers, so the
-    /// window in which a new fund could slip into a year being closed is the
-    /// projector's lag.
+    /// The first, cheap refusal, with the domain's message. It lags the log
+    /// by the projector's lag; the append itself closes that window
+    /// (`AppendRefused::YearClosed`, see `store::repository`).
     async fn is_closed(&self, year: Year) -> Result<bool, String> {
         let closed: Option<i64> = on_db!(&self.0, pool => {
             sqlx::query_scalar("SELECT CAST(1 AS BIGINT) FROM rm_funds WHERE year = $1 AND closed_on IS NOT NULL LIMIT 1")
@@ -177,12 +178,29 @@ impl Turns {
     }
 }
 
+/// Answers "no such expense" without asking, for recording a new expense:
+/// the store claims the expense id in the same transaction as the event and
+/// refuses the append if it is taken, and then the command is decided again
+/// with the real register (see [`execute`]). This saves a read per expense.
+struct PresumedNew;
+
+#[async_trait]
+impl ExpenseRegister for PresumedNew {
+    async fn recorded(&self, _expense_id: &ExpenseId) -> Result<Option<RecordedExpense>, String> {
+        Ok(None)
+    }
+}
+
 #[derive(Clone)]
 pub struct Ledger {
     repo: LedgerRepository,
     fund_services: FundServices,
+    /// `fund_services` with [`PresumedNew`] as the expense register.
+    presumed_new: FundServices,
     projected: watch::Receiver<i64>,
     turns: Arc<Turns>,
+    funds: Arc<Decided<Fund>>,
+    wijken: Arc<Decided<Wijk>>,
 }
 
 impl Ledger {
@@ -193,7 +211,16 @@ impl Ledger {
             years: Arc::new(ProjectedYears(repo.db().clone())),
             expenses: Arc::new(repo.clone()),
         };
-        Self { repo, fund_services, projected, turns: Arc::new(Turns::new()) }
+        let presumed_new = FundServices { expenses: Arc::new(PresumedNew), ..fund_services.clone() };
+        Self {
+            repo,
+            fund_services,
+            presumed_new,
+            projected,
+            turns: Arc::new(Turns::new()),
+            funds: Arc::new(Decided::new()),
+            wijken: Arc::new(Decided::new()),
+        }
     }
 
     pub fn db(&self) -> &Db {
@@ -215,7 +242,7 @@ impl Ledger {
     pub async fn register_wijk(&self, command: WijkCommand, meta: &CommandMeta) -> Result<Outcome, LedgerError> {
         let WijkCommand::Register { wijk_id, .. } = &command;
         let id = wijk_id.to_string();
-        execute(&self.wijk_store(), &self.repo, &self.turns, &id, command, &(), meta).await
+        execute(&self.wijk_store(), None, &self.repo, &self.wijken, &self.turns, &id, command, &(), None, meta).await
     }
 
     pub async fn fund(
@@ -224,7 +251,22 @@ impl Ledger {
         command: FundCommand,
         meta: &CommandMeta,
     ) -> Result<Outcome, LedgerError> {
-        execute(&self.fund_store(), &self.repo, &self.turns, fund_id.as_str(), command, &self.fund_services, meta).await
+        // Recording an expense is the hot path; its id is checked by the
+        // store's claim instead of a read first (see `PresumedNew`).
+        let presumed = matches!(command, FundCommand::RecordExpense(_)).then_some(&self.presumed_new);
+        execute(
+            &self.fund_store(),
+            Some(FUND_SNAPSHOT_EVERY),
+            &self.repo,
+            &self.funds,
+            &self.turns,
+            fund_id.as_str(),
+            command,
+            &self.fund_services,
+            presumed,
+            meta,
+        )
+        .await
     }
 
     /// The current state of a fund, straight from its stream (not a projection).
@@ -273,12 +315,40 @@ impl Ledger {
                 return Err(FundError::UnknownWijk(wijk_id.clone()).into());
             }
         }
-        let funds: Vec<String> = on_db!(self.db(), pool => {
-            sqlx::query_scalar("SELECT aggregate_id FROM events WHERE aggregate_type = 'fund' AND sequence = 1 ORDER BY position")
-                .fetch_all(pool)
-                .await?
-        });
+        // The funds are listed again after each pass, until a pass finds no
+        // new one: a fund established before the first close of the year
+        // was appended is then listed, and one established after it is
+        // refused by the append itself (see `store::repository`), so no fund
+        // of the year stays open, whichever process established it.
         let mut closed = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        loop {
+            let funds: Vec<String> = on_db!(self.db(), pool => {
+                sqlx::query_scalar("SELECT aggregate_id FROM events WHERE aggregate_type = 'fund' AND sequence = 1 ORDER BY position")
+                    .fetch_all(pool)
+                    .await?
+            });
+            let new: Vec<String> = funds.into_iter().filter(|id| seen.insert(id.clone())).collect();
+            if new.is_empty() {
+                break;
+            }
+            self.close_funds(year, next_year, &decision, carry_over, meta, new, &mut closed).await?;
+        }
+        Ok(closed)
+    }
+
+    /// One pass of [`Ledger::close_year`] over `funds`.
+    #[allow(clippy::too_many_arguments)]
+    async fn close_funds(
+        &self,
+        year: Year,
+        next_year: Year,
+        decision: &Decision,
+        carry_over: &[WijkId],
+        meta: &CommandMeta,
+        funds: Vec<String>,
+        closed: &mut Vec<ClosedFund>,
+    ) -> Result<(), LedgerError> {
         for id in funds {
             let fund_id = FundId::parse(&id).map_err(|e| LedgerError::Store(format!("stored fund id {id} {e}")))?;
             let fund = self.load_fund(&fund_id).await?;
@@ -330,7 +400,7 @@ impl Ledger {
             }
             closed.push(ClosedFund { fund_id, closed_at_position: first_position, carried_into });
         }
-        Ok(closed)
+        Ok(())
     }
 
     /// The stored claim of an idempotency key: `(fingerprint, first_position, last_position)`.
@@ -362,16 +432,55 @@ fn store_failure<E: std::error::Error>(err: AggregateError<E>) -> LedgerError {
     }
 }
 
-/// Load, decide, append; on a lost race reload and decide again. cqrs-es
-/// itself never retries, and retrying here is safe because every attempt
-/// decides afresh on the state that is actually stored.
+/// How a failed append reaches the caller.
+fn append_failure(err: PersistenceError) -> LedgerError {
+    match err {
+        PersistenceError::ConnectionError(cause) => LedgerError::Unavailable(cause.to_string()),
+        PersistenceError::UnknownError(err) => match err.downcast::<AppendRefused>() {
+            Ok(refused) => LedgerError::Refused(*refused),
+            Err(other) => match other.downcast::<sqlx::Error>() {
+                Ok(sql) => <LedgerError as From<sqlx::Error>>::from(*sql),
+                Err(other) => LedgerError::Store(other.to_string()),
+            },
+        },
+        other => LedgerError::Store(other.to_string()),
+    }
+}
+
+/// Whether appending `added` events to a stream at `sequence` passes a
+/// multiple of `every` (the aggregate's snapshot interval, if it has one), as
+/// cqrs-es's snapshot store counts.
+fn snapshot_due(every: Option<usize>, sequence: usize, added: usize) -> bool {
+    every.is_some_and(|every| sequence / every != (sequence + added) / every)
+}
+
+/// Decide, append; on a lost race reload and decide again. cqrs-es itself
+/// never retries, and retrying here is safe because every attempt that
+/// appends was decided on the state the append's stream-head check found
+/// stored.
+///
+/// The state comes from this process's [`Decided`] cache when it holds the
+/// aggregate, and otherwise from the store (snapshot and the events after
+/// it). The cache is never trusted: the group commit appends only if the
+/// stream's head is still the sequence the decision was taken on, so a
+/// stale entry (another instance appended meanwhile) costs one conflict,
+/// after which the aggregate is loaded from the store and decided again
+/// without a backoff sleep. `presumed` are services that answer without IO
+/// on the assumption the store will refuse what they get wrong (see
+/// `Ledger::fund`); any refusal or domain error decided with them is decided
+/// again with the real `services`, so only a command the store accepted
+/// ever rests on them.
+#[allow(clippy::too_many_arguments)]
 async fn execute<A>(
     store: &PersistedEventStore<LedgerRepository, A>,
+    snapshot_every: Option<usize>,
     repo: &LedgerRepository,
+    decided: &Decided<A>,
     turns: &Turns,
     aggregate_id: &str,
     command: A::Command,
     services: &A::Services,
+    presumed: Option<&A::Services>,
     meta: &CommandMeta,
 ) -> Result<Outcome, LedgerError>
 where
@@ -380,47 +489,149 @@ where
     LedgerError: From<A::Error>,
 {
     let _turn = turns.of(A::TYPE, aggregate_id).lock().await;
-    let metadata = meta.to_metadata();
-    for attempt in 1..=MAX_ATTEMPTS {
-        let mut context = store.load_aggregate(aggregate_id).await.map_err(store_failure)?;
-        let first_sequence = context.current_sequence + 1;
+    let metadata = serde_json::to_value(meta.to_metadata()).map_err(|e| LedgerError::Store(e.to_string()))?;
+    let mut presumed = presumed;
+    let mut attempt = 0;
+    while attempt < MAX_ATTEMPTS {
+        let (state, from_cache) = match decided.take(aggregate_id) {
+            Some(entry) => (entry, true),
+            None => {
+                let context = store.load_aggregate(aggregate_id).await.map_err(store_failure)?;
+                let entry = Entry {
+                    state: context.aggregate,
+                    sequence: context.current_sequence,
+                    snapshot: context.current_snapshot,
+                };
+                (entry, false)
+            }
+        };
+        // Decide on a copy: the state stays as stored until the append says so.
+        let mut decider = state.state.clone();
         let sink = EventSink::<A>::default();
-        // Decide on a copy. cqrs-es 0.5's `EventSink::write` applies each new
-        // event to the aggregate it is given, and `PersistedEventStore::commit`
-        // applies them again to the context's aggregate when it takes a
-        // snapshot; deciding on the context itself would store a snapshot in
-        // which every event of this command counts twice.
-        let mut decider = context.aggregate().clone();
-        decider.handle(command.clone(), services, &sink).await.map_err(LedgerError::from)?;
+        let decision = decider.handle(command.clone(), presumed.unwrap_or(services), &sink).await;
+        if decision.is_err() && presumed.take().is_some() {
+            decided.put(aggregate_id, state);
+            continue;
+        }
         let events = sink.collect().await;
-        if events.is_empty() {
+        if decision.is_err() || events.is_empty() {
+            // Nothing to append, so no stream-head check confirms the
+            // decision: a cached state is confirmed by reading the head (a
+            // refusal or "unchanged" is rare, and one probe), and if another
+            // instance appended meanwhile the command is decided again on
+            // what is stored. Without this a stale entry could refuse an
+            // expense the stored state allows.
+            if from_cache && repo.stream_head(A::TYPE, aggregate_id).await? != state.sequence as i64 {
+                continue;
+            }
+            decided.put(aggregate_id, state);
+            decision?;
             return Ok(Outcome::Unchanged);
         }
-        match store.commit(events, context, metadata.clone()).await {
-            Ok(committed) => {
-                let last_sequence = committed.last().map_or(first_sequence, |e| e.sequence);
-                let (first_position, last_position) =
-                    repo.positions_of(A::TYPE, aggregate_id, first_sequence, last_sequence).await?;
+        attempt += 1;
+        let added = events.len();
+        let serialized = events
+            .iter()
+            .zip(state.sequence + 1..)
+            .map(|(event, sequence)| {
+                Ok(SerializedEvent::new(
+                    aggregate_id.to_string(),
+                    sequence,
+                    A::TYPE.to_string(),
+                    event.event_type(),
+                    event.event_version(),
+                    serde_json::to_value(event)?,
+                    metadata.clone(),
+                ))
+            })
+            .collect::<Result<Vec<_>, serde_json::Error>>()
+            .map_err(|e| LedgerError::Store(e.to_string()))?;
+        // The snapshot is of the state after the whole command, stored
+        // under the command's last sequence (see `append_group`).
+        let snapshot = if snapshot_due(snapshot_every, state.sequence, added) {
+            let payload = serde_json::to_value(&decider).map_err(|e| LedgerError::Store(e.to_string()))?;
+            Some((aggregate_id.to_string(), payload, state.snapshot.map_or(1, |s| s + 1)))
+        } else {
+            None
+        };
+        let next_snapshot = snapshot.as_ref().map(|(_, _, counter)| *counter).or(state.snapshot);
+        match repo.append_events(A::TYPE, serialized, snapshot).await {
+            Ok(positions) => {
+                let (first_position, last_position) = positions.ok_or_else(|| {
+                    LedgerError::Store("the store answered an append of events with no positions".into())
+                })?;
+                let entry = Entry { state: decider, sequence: state.sequence + added, snapshot: next_snapshot };
+                decided.put(aggregate_id, entry);
                 return Ok(Outcome::Recorded { first_position, last_position });
             }
-            Err(AggregateError::AggregateConflict) => {
-                tracing::debug!(aggregate_id, attempt, "lost a race; reloading and retrying");
-                // Exponential backoff with full jitter, so a crowd of commands on
-                // one fund spreads out instead of colliding again in lockstep.
-                let ceiling_ms = (4u64 << attempt.min(6)).min(250);
-                tokio::time::sleep(Duration::from_millis(rand::random::<u64>() % ceiling_ms + 1)).await;
+            Err(PersistenceError::OptimisticLockError) => {
+                // The entry is gone (taken above): the next attempt loads what is stored.
+                tracing::debug!(aggregate_id, attempt, from_cache, "lost a race; reloading and retrying");
+                if !from_cache {
+                    // Exponential backoff with full jitter, so a crowd of commands on
+                    // one fund spreads out instead of colliding again in lockstep.
+                    let ceiling_ms = (4u64 << attempt.min(6)).min(250);
+                    tokio::time::sleep(Duration::from_millis(rand::random::<u64>() % ceiling_ms + 1)).await;
+                }
             }
-            Err(AggregateError::UnexpectedError(err)) => {
-                return Err(match err.downcast::<AppendRefused>() {
-                    Ok(refused) => LedgerError::Refused(*refused),
-                    Err(other) => match other.downcast::<sqlx::Error>() {
-                        Ok(sql) => <LedgerError as From<sqlx::Error>>::from(*sql),
-                        Err(other) => LedgerError::Store(other.to_string()),
-                    },
-                });
+            Err(PersistenceError::UnknownError(err)) if presumed.is_some() && err.is::<AppendRefused>() => {
+                // Nothing was stored, and the head was checked before the
+                // refusal: the state is still the stored one.
+                decided.put(aggregate_id, state);
+                presumed = None;
             }
-            Err(other) => return Err(store_failure(other)),
+            // Whatever else went wrong, the entry stays out: a commit that
+            // failed may still have reached the disk.
+            Err(err) => return Err(append_failure(err)),
         }
     }
     Err(LedgerError::Conflict(MAX_ATTEMPTS))
+}
+
+/// The state of an aggregate as this process last decided or loaded it,
+/// with the stream's sequence it reflects and its snapshot counter.
+struct Entry<A> {
+    state: A,
+    sequence: usize,
+    snapshot: Option<usize>,
+}
+
+/// Aggregates this process decided on lately, kept so that the next command
+/// on one decides without reading the store. A cache, never the truth: see
+/// [`execute`]. At most [`Decided::CAPACITY`] aggregates are kept; inserting
+/// into a full cache drops the least recently used one. A fund's state does
+/// not grow with its expenses (only with its wijken, commitments, reversals
+/// and booking days), typically a few KB, so the cache stays within a few
+/// MB.
+///
+/// An entry is taken out while a command decides on it (under the
+/// aggregate's turn) and put back only when the command's outcome is known
+/// to match the store: unchanged, refused by the domain, or appended.
+struct Decided<A> {
+    entries: std::sync::Mutex<(u64, HashMap<String, (Entry<A>, u64)>)>,
+}
+
+impl<A> Decided<A> {
+    const CAPACITY: usize = 1_024;
+
+    fn new() -> Self {
+        Self { entries: std::sync::Mutex::new((0, HashMap::new())) }
+    }
+
+    fn take(&self, aggregate_id: &str) -> Option<Entry<A>> {
+        let mut guard = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        guard.1.remove(aggregate_id).map(|(entry, _)| entry)
+    }
+
+    fn put(&self, aggregate_id: &str, entry: Entry<A>) {
+        let mut guard = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let (clock, entries) = &mut *guard;
+        *clock += 1;
+        if entries.len() >= Self::CAPACITY && !entries.contains_key(aggregate_id) {
+            if let Some(oldest) = entries.iter().min_by_key(|(_, (_, used))| *used).map(|(id, _)| id.clone()) {
+                entries.remove(&oldest);
+            }
+        }
+        entries.insert(aggregate_id.to_string(), (entry, *clock));
+    }
 }

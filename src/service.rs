@@ -35,7 +35,9 @@ impl Service {
             db.check_migrated().await?;
         }
         let repo = LedgerRepository::new(db.clone());
-        let projector = Projector::new(db.clone(), repo.appended());
+        // Appends project their own events while the read models are up to
+        // date; the projector catches up the rest (see ARCHITECTURE.md).
+        let projector = Projector::for_repository(&repo);
         let ledger = Ledger::new(repo, projector.subscribe());
         Ok(Self { db, ledger, projector })
     }

@@ -325,15 +325,70 @@ async fn every_refusal_that_advises_a_fix_is_followed_by_that_fix_being_accepted
                 ),
             ),
         ];
-        for (what, (path, body), code, advice, (fixed_path, fixed_body)) in cases {
+        let fund_body = |fund_id: &str, year: i32| {
+            json!({"fund_id": fund_id, "year": year, "kind": "begrotingswijziging", "name": "Extra", "amount": "100.00",
+                "decision": {"reference": "Wijziging", "adopted_on": format!("{year}-02-01")}, "purpose": "Initiatieven"})
+        };
+        let commitment_body = |id: &str, amount: &str| {
+            json!({"commitment_id": id, "wijk_id": "oost-1223", "fund_id": CARRIED, "amount": amount,
+                "initiative": "Speeltuin", "applicant": "Buurtgroep", "theme": "spelen",
+                "decision": {"reference": format!("Beschikking {id}"), "adopted_on": "2023-04-01"},
+                "grant_rule": "Subsidieregeling wijkbudgetten", "booked_on": "2023-04-01"})
+        };
+        let more: Vec<(&str, (&str, Value), &str, &str, (String, Value))> = vec![
+            (
+                "a fund id already used with other terms",
+                ("/funds", fund_body(FUND, 2023)),
+                "fund_exists",
+                "choose another fund_id",
+                ("/funds".into(), fund_body("wijziging-2023", 2023)),
+            ),
+            (
+                "a new fund in the closed year",
+                ("/funds", fund_body("wijziging-2022", 2022)),
+                "year_closed",
+                "use a fund of an open year",
+                ("/funds".into(), fund_body("wijziging-2022-b", 2023)),
+            ),
+            (
+                "a commitment id used with other details",
+                ("/commitments", commitment_body("SUB-1", "10.00")),
+                "commitment_exists",
+                "choose another commitment_id",
+                ("/commitments".into(), commitment_body("SUB-9", "10.00")),
+            ),
+            (
+                "a payment before the commitment's last booking",
+                (
+                    "/commitments/SUB-9/payments",
+                    json!({"expense_id": "SUB-9-b1", "amount": "5.00", "booked_on": "2023-03-31", "reference": "b"}),
+                ),
+                "booked_too_early",
+                "on 2023-04-01; book it on or after that day",
+                (
+                    "/commitments/SUB-9/payments".into(),
+                    json!({"expense_id": "SUB-9-b1", "amount": "5.00", "booked_on": "2023-04-01", "reference": "b"}),
+                ),
+            ),
+        ];
+        for (what, (path, body), code, advice, (fixed_path, fixed_body)) in cases.into_iter().chain(more) {
             let (status, problem) = api.call(Method::POST, path, Some(&body)).await;
-            let expected = if code == "expense_exists" { 409 } else { 422 };
+            let expected = if code.ends_with("_exists") { 409 } else { 422 };
             assert_eq!((status, problem["code"].as_str()), (expected, Some(code)), "{backend:?}: {what}: {problem}");
             let detail = problem["detail"].as_str().unwrap_or_default();
             assert!(detail.contains(advice), "{backend:?}: {what}: the advice `{advice}` is missing from {detail:?}");
             let (status, answer) = api.call(Method::POST, &fixed_path, Some(&fixed_body)).await;
             assert_eq!(status, 201, "{backend:?}: {what}: the advised {fixed_path} {fixed_body} was refused: {answer}");
         }
+        // A wijk nobody registered: register it, as advised, and the transfer goes through.
+        let transfer = json!({"from_wijk": "oost-1223", "to_wijk": "nieuw-1", "amount": "10.00",
+            "decision_reference": "Collegebesluit", "reason": "herverdeling", "booked_on": "2023-05-01"});
+        let path = format!("/funds/{CARRIED}/transfers");
+        let (status, problem) = api.call(Method::POST, &path, Some(&transfer)).await;
+        assert_eq!((status, problem["code"].as_str()), (422, Some("unknown_wijk")), "{backend:?}: {problem}");
+        assert!(problem["detail"].as_str().unwrap_or_default().contains("register it first with POST /api/v1/wijken"));
+        api.ok("/wijken", json!({"wijk_id": "nieuw-1", "name": "Nieuw 1"})).await;
+        api.ok(&path, transfer).await;
         api.finish().await;
     }
 }

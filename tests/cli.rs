@@ -1,5 +1,6 @@
 //! The `wijkbudget` binary end to end: tokens, the demo data in the report,
-//! rebuild, verify's exit codes, and a clean stop on SIGTERM.
+//! rebuild, verify's exit codes, and a clean stop on SIGTERM; the theme
+//! report as of a day.
 
 mod common;
 
@@ -47,6 +48,35 @@ async fn the_report_for_2022_shows_every_wijk_and_a21_182_allocated_and_spent_in
 
     let close = stdout(&wijkbudget(&["report", "--year", "2021", "--kind", "close", "--database", &store.url]));
     assert!(close.lines().any(|l| l.starts_with("opening 450000.00") && l.ends_with("= 0.00")), "{close}");
+    store.cleanup().await;
+}
+
+/// `--as-of` counts for the theme report too (issue 14), and a close
+/// statement, frozen at the close, refuses it instead of ignoring it.
+#[tokio::test]
+async fn the_theme_report_answers_as_of_a_day_and_the_close_statement_refuses_one() {
+    let store = demo_store().await;
+    for as_of in [None, Some("2022-06-30")] {
+        let mut args = vec!["report", "--year", "2022", "--kind", "themes", "--database", &store.url];
+        if let Some(day) = as_of {
+            args.extend(["--as-of", day]);
+        }
+        let output = wijkbudget(&args);
+        assert!(output.status.success(), "{output:?}");
+        let printed = stdout(&output);
+        let period =
+            wijkbudget::projections::queries::Period { year: Some(2022), as_of: as_of.map(|d| d.parse().unwrap()) };
+        let report = wijkbudget::projections::reports::themes_in(&store.db, period).await.unwrap();
+        let oost = report.iter().find(|w| w.wijk_id == "oost-1223").expect("oost-1223 in the report");
+        let line = printed.lines().find(|l| l.starts_with("Oost 1223")).expect("an Oost 1223 row");
+        let figures: Vec<&str> = line.split_whitespace().skip(2).collect();
+        assert_eq!(figures[0], oost.amount_allocated.to_string(), "allocated as of {as_of:?}: {line}");
+        assert_eq!(figures[4], oost.amounts.amount_spent.to_string(), "spent as of {as_of:?}: {line}");
+    }
+    let refused =
+        wijkbudget(&["report", "--year", "2021", "--kind", "close", "--as-of", "2021-12-31", "--database", &store.url]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("leave out --as-of"), "{refused:?}");
     store.cleanup().await;
 }
 

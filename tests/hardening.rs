@@ -1,7 +1,7 @@
 //! Holes a careless or curious client could find, closed, on both stores:
 //! money-moving writes that could book twice on a retry, a wijkregisseur
-//! probing commitment ids, and a year close on a fund whose id leaves no
-//! room for `-overheveling`.
+//! probing commitment ids, a year close on a fund whose id leaves no room
+//! for `-overheveling`, and funds established while their year closes.
 
 mod common;
 
@@ -24,6 +24,7 @@ struct Api {
     projector: tokio::task::JoinHandle<()>,
     finance: String,
     regisseur: String,
+    ledger: wijkbudget::ledger::Ledger,
 }
 
 struct Reply {
@@ -40,7 +41,7 @@ impl Api {
         let finance = create_token(&db, Role::Finance, &[], "finance").await.unwrap();
         let regisseur =
             create_token(&db, Role::Wijkregisseur, &["oost-1223".to_string()], "Anna de Vries").await.unwrap();
-        Self { store, router: router(AppState::new(ledger)), stop, projector, finance, regisseur }
+        Self { store, router: router(AppState::new(ledger.clone())), stop, projector, finance, regisseur, ledger }
     }
 
     async fn send(&self, token: &str, method: Method, path: &str, body: Option<&Value>, key: Option<&str>) -> Reply {
@@ -182,5 +183,68 @@ async fn a_year_close_carries_over_a_fund_whose_id_is_64_characters_long() {
         assert_eq!(carried.status, 200, "{}", carried.body);
         assert_eq!(carried.body["amount"], "1000.00", "{backend:?}: {}", carried.body);
         api.finish().await;
+    }
+}
+
+fn fund_body(fund_id: &str, year: i32) -> Value {
+    json!({"fund_id": fund_id, "year": year, "kind": "begrotingswijziging", "name": "Wijziging",
+        "amount": "100.00", "decision": {"reference": "Besluit", "adopted_on": "2029-11-11"},
+        "purpose": "Initiatieven van inwoners"})
+}
+
+/// Establishing funds while their year is being closed, from many requests
+/// at once: each establish either fails as `year_closed` or its fund ends
+/// up closed with the year. Never an open fund in a closed year.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_fund_stays_open_in_a_year_closed_while_it_was_being_established() {
+    for backend in BACKENDS {
+        let api = std::sync::Arc::new(Api::start(backend).await);
+        let (mut refused, mut closed_with_the_year) = (0, 0);
+        for year in 2030..2036 {
+            api.ok("/funds", fund_body(&format!("basis-{year}"), year), None).await;
+            let mut racers = Vec::new();
+            let closer = api.clone();
+            racers.push(tokio::spawn(async move {
+                let close = json!({"decision": {"reference": "Jaarrekening", "adopted_on": format!("{}-03-01", year + 1)},
+                    "carry_over": []});
+                let reply = closer.post(&format!("/years/{year}/close"), close, None).await;
+                assert_eq!(reply.status, 200, "the close: {}", reply.body);
+                None
+            }));
+            for i in 0..8 {
+                let api = api.clone();
+                racers.push(tokio::spawn(async move {
+                    let id = format!("race-{year}-{i}");
+                    let reply = api.post("/funds", fund_body(&id, year), None).await;
+                    Some((id, reply.status, reply.body))
+                }));
+            }
+            for racer in racers {
+                let Some((id, status, body)) = racer.await.unwrap() else { continue };
+                match status {
+                    201 => {
+                        let fund =
+                            api.ledger.load_fund(&wijkbudget::domain::ids::FundId::parse(&id).unwrap()).await.unwrap();
+                        assert!(
+                            fund.is_closed(),
+                            "{backend:?}: {id} was established in {year} and left open by its close"
+                        );
+                        closed_with_the_year += 1;
+                    }
+                    422 => {
+                        assert_eq!(body["code"], "year_closed", "{body}");
+                        refused += 1;
+                    }
+                    other => panic!("{backend:?}: establishing {id} answered {other}: {body}"),
+                }
+            }
+        }
+        eprintln!(
+            "{backend:?}: {refused} establishes refused as year_closed, {closed_with_the_year} closed with their year"
+        );
+        match std::sync::Arc::try_unwrap(api) {
+            Ok(api) => api.finish().await,
+            Err(_) => panic!("a racer still holds the api"),
+        }
     }
 }

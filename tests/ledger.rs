@@ -1029,3 +1029,213 @@ async fn every_audit_trail_page_opens_where_the_sum_of_the_wijks_postings_before
         h.store.cleanup().await;
     }
 }
+
+/// Two instances that both hold a fund in their caches (issue 11): each
+/// decides first on what it last saw, so most of their decisions rest on a
+/// stale entry. The append's stream-head check must turn every such decision
+/// into a conflict and a decision on the stored state: an expense the stale
+/// state would allow but the stored state cannot afford is refused, a
+/// reversal is applied once, and racing expenses never spend more than was
+/// allocated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_with_warm_caches_on_one_fund_break_no_rule() {
+    const RACERS: usize = 24;
+    for backend in BACKENDS {
+        let label = format!("{backend:?}");
+        let h = Harness::new(backend).await;
+        let a = &h.ledger;
+        let b = Ledger::new(LedgerRepository::new(h.store.db.clone()), h.projector.subscribe());
+        register(a, "oost-1223", "Oost 1223").await;
+        let a21 = fund_id("A21-182");
+        a.fund(&a21, FundCommand::Establish(terms("A21-182", "5000")), &meta()).await.unwrap();
+        a.fund(&a21, allocate("oost-1223", "1000"), &meta()).await.unwrap();
+        // Both caches warm: `b` loads the fund as it records, `a` still holds it as allocated.
+        b.fund(&a21, expense("b-600", "oost-1223", "600"), &meta()).await.unwrap();
+
+        // `a`'s entry says 1000 is available; the store says 400.
+        let head = log_head(&h.store.db).await;
+        let stale = a.fund(&a21, expense("a-600", "oost-1223", "600"), &meta()).await;
+        assert!(
+            matches!(stale, Err(LedgerError::Fund(FundError::Overspend { .. }))),
+            "{label}: decided on a stale entry, an expense of 600 with 400 left was {stale:?}"
+        );
+        assert_eq!(log_head(&h.store.db).await, head, "{label}: the refusal stored nothing");
+
+        // `b`'s entry does not know that `a` allocated more; `a` reverses `b`'s expense.
+        a.fund(&a21, allocate("oost-1223", "500"), &meta()).await.unwrap();
+        let reversed = a.fund(&a21, reverse("b-600", "2022-07-01"), &meta()).await;
+        assert!(matches!(reversed, Ok(Outcome::Recorded { .. })), "{label}: {reversed:?}");
+        // `b`'s entry now says 1000 allocated and 600 spent; the store says
+        // 1500 and nothing. An expense only the stored state affords must be
+        // accepted, not refused on the stale entry.
+        let affordable = b.fund(&a21, expense_on("b-900", "oost-1223", eur("900"), date("2022-07-15")), &meta()).await;
+        assert!(
+            matches!(affordable, Ok(Outcome::Recorded { .. })),
+            "{label}: refused on a stale entry: {affordable:?}"
+        );
+        let undone = a.fund(&a21, reverse("b-900", "2022-07-20"), &meta()).await;
+        assert!(matches!(undone, Ok(Outcome::Recorded { .. })), "{label}: {undone:?}");
+        // `b` holds the fund from before `a`'s reversal of `b-900` now: reversing it again must fail.
+        let twice = b.fund(&a21, reverse("b-900", "2022-07-21"), &meta()).await;
+        assert!(matches!(twice, Err(LedgerError::Fund(FundError::AlreadyReversed(_)))), "{label}: {twice:?}");
+        // Re-recording the reversed expense id is a retry of the same expense: unchanged, from either instance.
+        for (name, ledger) in [("a", a), ("b", &b)] {
+            let again = ledger.fund(&a21, expense("b-600", "oost-1223", "600"), &meta()).await;
+            assert!(matches!(again, Ok(Outcome::Unchanged)), "{label}: {name} recording b-600 again: {again:?}");
+        }
+
+        // 1500 allocated, nothing spent: 15 of the racing expenses of 100 fit.
+        // Before the race `a` spends 100 and `b` 100, so that both enter it
+        // with a warm entry and at least one of them with a stale one.
+        a.fund(&a21, expense("a-100", "oost-1223", "100"), &meta()).await.unwrap();
+        b.fund(&a21, expense("b-100", "oost-1223", "100"), &meta()).await.unwrap();
+        let tasks: Vec<_> = (0..RACERS)
+            .map(|i| {
+                let ledger = if i % 2 == 0 { a.clone() } else { b.clone() };
+                let a21 = a21.clone();
+                tokio::spawn(async move {
+                    let id = format!("race-{i:02}");
+                    // Dated after the reversal, so the reversed 600 is available to them.
+                    let command = expense_on(&id, "oost-1223", eur("100"), date("2022-08-01"));
+                    let result = ledger.fund(&a21, command, &meta()).await;
+                    (id, result)
+                })
+            })
+            .collect();
+        let (mut succeeded, mut overspent, mut conflicted) = (BTreeSet::new(), 0, 0);
+        for task in tasks {
+            let (id, result) = task.await.unwrap();
+            match result {
+                Ok(Outcome::Recorded { .. }) => {
+                    succeeded.insert(id);
+                }
+                Err(LedgerError::Fund(FundError::Overspend { .. })) => overspent += 1,
+                Err(LedgerError::Conflict(_)) => conflicted += 1,
+                other => panic!("{label}: {id}: unexpected {other:?}"),
+            }
+        }
+        assert!(succeeded.len() <= 13, "{label}: {} racers succeeded with room for 13", succeeded.len());
+        if conflicted == 0 {
+            assert_eq!(succeeded.len(), 13, "{label}: exactly the affordable expenses succeed");
+        }
+        if overspent > 0 {
+            assert_eq!(succeeded.len(), 13, "{label}: an expense was refused while money was left");
+        }
+
+        // Afterwards both instances decide on the stored state, whatever their entries held.
+        let line = a.load_fund(&a21).await.unwrap().line(&wijk("oost-1223"));
+        let spent = euro_from_cents(10_000 * (2 + succeeded.len() as i64));
+        assert_eq!(line.amount_spent, spent, "{label}: every accepted expense once, the reversed one not");
+        assert_eq!(line.amount_allocated, euro_from_cents(150_000), "{label}");
+        let left = line.amount_available;
+        for (name, ledger) in [("a", a), ("b", &b)] {
+            let too_much = Amount::try_from(left + rust_decimal::Decimal::new(1, 2)).unwrap();
+            let id = format!("te-veel-{name}");
+            let result = ledger.fund(&a21, expense_on(&id, "oost-1223", too_much, date("2022-08-01")), &meta()).await;
+            assert!(
+                matches!(result, Err(LedgerError::Fund(FundError::Overspend { .. }))),
+                "{label}: {name} with {left} left accepted {too_much}: {result:?}"
+            );
+        }
+        h.projector.catch_up(|_| {}).await.unwrap();
+        assert_read_models_match_the_log(a, &h.store.db, &["A21-182"], &label).await;
+        assert_projected_exactly_once(&h.store.db, &label).await;
+        h.store.cleanup().await;
+    }
+}
+
+/// A service's appends project their own events inside the append's
+/// transaction while the read models are at the head (issue 11), and leave
+/// them to the projector otherwise. Mixed with an instance that never
+/// projects and with projector steps, every event is still applied exactly
+/// once, and the read models equal those of a projector that applied the
+/// same commands on its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn appends_project_their_own_events_exactly_once_beside_the_projector() {
+    let skip = ["event_id", "recorded_at"];
+    for backend in BACKENDS {
+        let label = format!("{backend:?}");
+        let reference = Harness::new(backend).await;
+        // `plain` appends without projecting; `inline` is wired as a service is.
+        let plain = Harness::new(backend).await;
+        let repo = LedgerRepository::new(plain.store.db.clone());
+        let projector = Projector::for_repository(&repo);
+        let inline = Ledger::new(repo, projector.subscribe());
+        projector.catch_up(|_| {}).await.unwrap();
+
+        let script = random_script(11, 60);
+        let mut projected_inside = 0;
+        for (i, cmd) in script.iter().enumerate() {
+            let expected = kind_of(&run(&reference.ledger, cmd).await);
+            reference.projector.catch_up(|_| {}).await.unwrap();
+            if i % 5 == 4 {
+                // Behind the projector's back: the next inline append finds
+                // the read models behind and leaves its events to the projector.
+                assert_eq!(kind_of(&run(&plain.ledger, cmd).await), expected, "{label}: {cmd:?}");
+                continue;
+            }
+            if i % 5 == 0 {
+                projector.catch_up(|_| {}).await.unwrap();
+            }
+            let before = projections::status(&plain.store.db).await.unwrap();
+            let result = run(&inline, cmd).await;
+            assert_eq!(kind_of(&result), expected, "{label}: {cmd:?}");
+            let after = projections::status(&plain.store.db).await.unwrap();
+            if let (Ok(Outcome::Recorded { last_position, .. }), true) = (&result, before.0 == before.1) {
+                // No projector step ran: the append itself moved the read models.
+                assert_eq!(after, (*last_position, *last_position), "{label}: {cmd:?} was projected with its append");
+                assert!(inline.projected_position() >= *last_position, "{label}: and published for read-your-writes");
+                projected_inside += 1;
+            } else {
+                assert_eq!(after.0, before.0, "{label}: {cmd:?} left the lagging read models to the projector");
+            }
+        }
+        assert!(projected_inside > 10, "{label}: only {projected_inside} appends projected themselves");
+        projector.catch_up(|_| {}).await.unwrap();
+        assert_projected_exactly_once(&plain.store.db, &label).await;
+        assert_eq!(
+            read_models(&plain.store.db, &skip).await,
+            read_models(&reference.store.db, &skip).await,
+            "{label}: read models projected inside appends equal those of the projector alone"
+        );
+
+        // Two instances that both project inside their appends, racing on
+        // both funds, beside a projector that keeps stepping.
+        let other_repo = LedgerRepository::new(plain.store.db.clone());
+        let other_projector = Projector::for_repository(&other_repo);
+        let other = Ledger::new(other_repo, other_projector.subscribe());
+        let stop = Arc::new(AtomicBool::new(false));
+        let stepping = {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                while !stop.load(Ordering::SeqCst) {
+                    other_projector.step().await.unwrap();
+                    tokio::time::sleep(Duration::from_millis(3)).await;
+                }
+            })
+        };
+        let tasks: Vec<_> = (0..30)
+            .map(|i| {
+                let ledger = if i % 2 == 0 { inline.clone() } else { other.clone() };
+                tokio::spawn(async move {
+                    let fund = FUNDS[i % FUNDS.len()];
+                    let command = expense_on(&format!("samen-{i}"), WIJKEN[i % 3], eur("1"), date("2022-09-01"));
+                    ledger.fund(&fund_id(fund), command, &meta()).await
+                })
+            })
+            .collect();
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(_) | Err(LedgerError::Fund(FundError::Overspend { .. })) | Err(LedgerError::Conflict(_)) => {}
+                Err(other) => panic!("{label}: unexpected {other:?}"),
+            }
+        }
+        stop.store(true, Ordering::SeqCst);
+        stepping.await.unwrap();
+        projector.catch_up(|_| {}).await.unwrap();
+        assert_projected_exactly_once(&plain.store.db, &label).await;
+        assert_read_models_match_the_log(&inline, &plain.store.db, &FUNDS, &label).await;
+        reference.store.cleanup().await;
+        plain.store.cleanup().await;
+    }
+}

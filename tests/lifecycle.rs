@@ -206,10 +206,12 @@ async fn the_demo_closes_2021_with_a_statement_that_reconciles() {
         let themes = reports::themes(db, Some(2021)).await.unwrap();
         let noordoost = themes.iter().find(|w| w.wijk_id == "noordoost").expect("noordoost in the theme report");
         let groen = noordoost.themes.iter().find(|t| t.theme == "groen").expect("noordoost has a groen line");
-        assert_eq!(groen.amount_committed.to_string(), "2500.00", "{label}: {groen:?}");
-        assert_eq!(groen.amount_settled.to_string(), "2100.00", "{label}: {groen:?}");
-        assert_eq!(groen.amount_recovered.to_string(), "400.00", "{label}: {groen:?}");
-        assert_eq!(groen.amount_repaid.to_string(), "400.00", "{label}: {groen:?}");
+        // Granted, not committed: issue 14 gave "committed" one meaning, still held.
+        assert_eq!(groen.amounts.amount_granted.to_string(), "2500.00", "{label}: {groen:?}");
+        assert_eq!(groen.amounts.amount_committed.to_string(), "0.00", "{label}: {groen:?}");
+        assert_eq!(groen.amounts.amount_settled.to_string(), "2100.00", "{label}: {groen:?}");
+        assert_eq!(groen.amounts.amount_recovered.to_string(), "400.00", "{label}: {groen:?}");
+        assert_eq!(groen.amounts.amount_repaid.to_string(), "400.00", "{label}: {groen:?}");
         // "Paid, against commitments or directly, net of reversals": per wijk and
         // theme, the sum of the 2021 expenses that were not reversed.
         let detail = queries::fund_detail(db, "begroting-2021", 0, 1000).await.unwrap().unwrap();
@@ -219,8 +221,8 @@ async fn the_demo_closes_2021_with_a_statement_that_reconciles() {
         }
         let mut reported_paid: BTreeMap<(String, String), i64> = BTreeMap::new();
         for w in &themes {
-            for t in w.themes.iter().filter(|t| t.amount_paid.0 != 0) {
-                reported_paid.insert((w.wijk_id.clone(), t.theme.clone()), t.amount_paid.0);
+            for t in w.themes.iter().filter(|t| t.amounts.amount_paid.0 != 0) {
+                reported_paid.insert((w.wijk_id.clone(), t.theme.clone()), t.amounts.amount_paid.0);
             }
         }
         let differing: Vec<String> = expected_paid
@@ -880,13 +882,15 @@ async fn every_lifecycle_endpoint_answers_over_http_and_refusals_store_nothing()
         let oost =
             themes.as_array().unwrap().iter().find(|w| w["wijk_id"] == "oost-1221").expect("oost-1221 in the report");
         let groen = oost["themes"].as_array().unwrap().iter().find(|t| t["theme"] == "groen").expect("a groen line");
-        assert_eq!(groen["amount_committed"], "2000.00", "{label}: {groen}");
+        // Granted 2000; "committed" means still held (issue 14), none here.
+        assert_eq!(groen["amount_granted"], "2000.00", "{label}: {groen}");
+        assert_eq!(groen["amount_committed"], "0.00", "{label}: {groen}");
         assert_eq!(groen["amount_paid"], "2000.00", "{label}: {groen}");
         assert_eq!(groen["amount_settled"], "1500.00", "{label}: {groen}");
         assert_eq!(groen["amount_recovered"], "500.00", "{label}: {groen}");
         assert_eq!(groen["amount_repaid"], "500.00", "{label}: {groen}");
         let csv = api.call(Who::Finance, Method::GET, "/reports/themes?year=2022", None, Some("text/csv")).await;
-        assert_csv(&csv, "wijk_id,theme,allocated,committed,paid,settled,recovered,repaid,remaining", "\"groen\"");
+        assert_csv(&csv, wijkbudget::http::lifecycle::THEME_CSV_HEADER, "\"groen\"");
 
         // The stale commitments, JSON and CSV.
         let stale = api.get("/reports/stale-commitments?as_of=2022-12-31").await.expect(200);

@@ -246,7 +246,8 @@ pub enum FundEvent {
         recovery_claimed: Decimal,
         decision_reference: Text,
         booked_on: NaiveDate,
-        /// After the fund's year is closed, released money lapses instead.
+        /// Released money lapses instead of returning to the wijk: the fund
+        /// was closed, or the settlement is booked after the fund's year.
         after_close: bool,
     },
     RepaymentReceived {
@@ -698,6 +699,16 @@ impl Fund {
         Ok(())
     }
 
+    /// Whether money a commitment returns on `booked_on` (released or
+    /// repaid) lapses instead of becoming available again: once the fund is
+    /// closed, and also when it is booked after the fund's year. Money back
+    /// in a year that has ended can never be spent, and the close, dated on
+    /// the year's last day, would lapse it before it came back, so an as-of
+    /// answer for that day would show negative money.
+    fn lapses(&self, terms: &FundTerms, booked_on: NaiveDate) -> bool {
+        self.closed || booked_on > terms.year.last_day()
+    }
+
     /// The event of this fund that introduced `expense_id`, if any; an id
     /// used in another fund is refused outright.
     async fn recorded_expense(
@@ -1045,7 +1056,7 @@ impl Fund {
                     recovery_claimed,
                     decision_reference,
                     booked_on,
-                    after_close: self.closed,
+                    after_close: self.lapses(terms, booked_on),
                 }])
             }
             FundCommand::Repay { commitment_id, amount, booked_on, reference } => {
@@ -1065,7 +1076,7 @@ impl Fund {
                     amount,
                     booked_on,
                     reference,
-                    after_close: self.closed,
+                    after_close: self.lapses(terms, booked_on),
                 }])
             }
             FundCommand::Withdraw { commitment_id, reason, cancelled, booked_on } => {
@@ -1090,7 +1101,7 @@ impl Fund {
                     reason,
                     cancelled,
                     booked_on,
-                    after_close: self.closed,
+                    after_close: self.lapses(terms, booked_on),
                 }])
             }
             FundCommand::Transfer { from_wijk, to_wijk, amount, decision_reference, reason, booked_on } => {

@@ -1304,6 +1304,45 @@ fn a_close_decision_before_the_new_year_carries_over_on_1_january() {
     }]);
 }
 
+/// Money a commitment returns after the fund's year, before the year is
+/// closed, lapses at once: back in the wijk's available money it could
+/// never be spent, and the close (dated 31 December) would lapse it before
+/// it came back, so the as-of answer for 31 December went negative.
+#[test]
+fn money_a_commitment_returns_after_the_year_lapses_even_before_the_close() {
+    fund().given(with_commitment()).when(withdraw("sv-1", false, "2023-02-01")).then_expect_events(vec![withdrawn(
+        "sv-1",
+        "3000",
+        false,
+        "2023-02-01",
+        true,
+    )]);
+    fund().given(with_commitment()).when(settle("sv-1", "1000", "2023-02-01")).then_expect_events(vec![settled(
+        "sv-1",
+        "1000",
+        "2000",
+        "0",
+        "2023-02-01",
+        true,
+    )]);
+    let mut given = with_recovery_claimed();
+    given.push(repaid("sv-1", "100", "2022-12-20", false));
+    fund().given(given).when(repay("sv-1", "200", "2023-01-10")).then_expect_events(vec![repaid(
+        "sv-1",
+        "200",
+        "2023-01-10",
+        true,
+    )]);
+    // Within the year it still returns to the wijk.
+    fund().given(with_commitment()).when(withdraw("sv-1", false, "2022-12-31")).then_expect_events(vec![withdrawn(
+        "sv-1",
+        "3000",
+        false,
+        "2022-12-31",
+        false,
+    )]);
+}
+
 #[test]
 fn a_carry_over_decided_after_the_new_year_ended_is_refused() {
     let mut terms = carry_over_terms();

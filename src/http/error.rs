@@ -331,6 +331,9 @@ impl From<LedgerError> for ApiError {
             LedgerError::Refused(AppendRefused::ClientIdTaken { .. }) => {
                 Self::new(S::CONFLICT, "expense_exists", detail).with_field("expense_id")
             }
+            LedgerError::Refused(AppendRefused::YearClosed(_)) => {
+                Self::new(S::UNPROCESSABLE_ENTITY, "year_closed", detail).with_field("year")
+            }
             LedgerError::Refused(AppendRefused::IdempotencyKeyUsed(_)) => Self::new(
                 S::CONFLICT,
                 "idempotency_key_reused",

@@ -13,8 +13,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, Problem};
 use super::extract::{AmountInput, StrictJson, StrictQuery};
-use super::reads::{csv_text, require, wants_csv, YearQuery};
-use super::schema::{AmountText, BoundedText, Identifier};
+use super::reads::{csv_text, require, wants_csv, PeriodQuery};
+use super::schema::{AmountText, BoundedText, Identifier, SettledAmountText};
 use super::writes::{write, DecisionInput, Writer, Written};
 use super::AppState;
 use crate::auth::{Caller, Role};
@@ -66,7 +66,7 @@ pub struct PayCommitment {
 #[serde(deny_unknown_fields)]
 pub struct SettleCommitment {
     /// The final grant (vaststelling), from 0.00 up to the committed amount.
-    #[schema(value_type = String, example = "3800.00")]
+    #[schema(value_type = SettledAmountText, example = "3800.00")]
     pub settled_amount: SettledAmount,
     #[schema(value_type = BoundedText)]
     pub decision_reference: Text,
@@ -362,50 +362,53 @@ fn csv(header_line: &str, rows: impl Iterator<Item = Vec<String>>) -> Response {
     (StatusCode::OK, [(header::CONTENT_TYPE, "text/csv; charset=utf-8")], csv_text(header_line, rows)).into_response()
 }
 
-/// Per wijk and theme: allocated, committed, paid, settled, recovered, available.
-/// JSON, or CSV with `Accept: text/csv`.
-#[utoipa::path(get, path = "/reports/themes", tag = "reports", params(YearQuery),
+/// Per wijk and theme: granted, committed, paid, spent, settled, recovered
+/// and repaid, each with the same meaning on a theme row as on its wijk's
+/// row, and each wijk's allocated and remaining. JSON, or CSV with
+/// `Accept: text/csv`, where the theme rows of a wijk sum to its `(wijk)` row.
+#[utoipa::path(get, path = "/reports/themes", tag = "reports", params(PeriodQuery),
     responses((status = 200, description = "JSON, or CSV with `Accept: text/csv`", body = Vec<WijkThemes>), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)),
     security(("bearer" = [])))]
 pub async fn theme_report(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
-    StrictQuery(q): StrictQuery<YearQuery>,
+    StrictQuery(q): StrictQuery<PeriodQuery>,
 ) -> Result<Response, ApiError> {
     require(&caller, &READERS, "read reports")?;
-    let report = reports::themes(state.ledger.db(), q.year).await?;
+    let report = reports::themes_in(state.ledger.db(), q.into()).await?;
     if !wants_csv(&headers) {
         return Ok(Json(report).into_response());
     }
-    let rows = report.into_iter().flat_map(|w| {
-        let total = vec![
-            w.wijk_id.clone(),
-            "(wijk)".into(),
-            w.amount_allocated.to_string(),
-            w.amount_committed.to_string(),
-            w.amount_spent.to_string(),
-            String::new(),
-            String::new(),
-            String::new(),
-            w.amount_remaining.to_string(),
-        ];
+    let amounts = |a: &reports::ThemeAmounts| {
+        [
+            a.amount_granted,
+            a.amount_committed,
+            a.amount_paid,
+            a.amount_spent,
+            a.amount_settled,
+            a.amount_recovered,
+            a.amount_repaid,
+        ]
+        .map(|e| e.to_string())
+    };
+    let rows = report.into_iter().flat_map(move |w| {
+        let mut total = vec![w.wijk_id.clone(), "(wijk)".into(), w.amount_allocated.to_string()];
+        total.extend(amounts(&w.amounts));
+        total.push(w.amount_remaining.to_string());
         std::iter::once(total).chain(w.themes.into_iter().map(move |t| {
-            vec![
-                w.wijk_id.clone(),
-                t.theme,
-                String::new(),
-                t.amount_committed.to_string(),
-                t.amount_paid.to_string(),
-                t.amount_settled.to_string(),
-                t.amount_recovered.to_string(),
-                t.amount_repaid.to_string(),
-                String::new(),
-            ]
+            let mut row = vec![w.wijk_id.clone(), t.theme, String::new()];
+            row.extend(amounts(&t.amounts));
+            row.push(String::new());
+            row
         }))
     });
-    Ok(csv("wijk_id,theme,allocated,committed,paid,settled,recovered,repaid,remaining", rows))
+    Ok(csv(THEME_CSV_HEADER, rows))
 }
+
+/// The theme report's CSV columns: the JSON field names without `amount_`.
+pub const THEME_CSV_HEADER: &str =
+    "wijk_id,theme,allocated,granted,committed,paid,spent,settled,recovered,repaid,remaining";
 
 #[derive(Debug, Clone, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]

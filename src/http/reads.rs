@@ -107,6 +107,8 @@ pub struct AuditQuery {
     pub fund_id: Option<String>,
     /// Only postings of this initiative.
     pub initiative: Option<String>,
+    /// Only postings booked on or before this date: the trail as it stood then.
+    pub as_of: Option<NaiveDate>,
     /// Continue after this global position (the previous page's `next_after`).
     pub after: Option<i64>,
     /// Rows per page, 1..=1000 (default 100).
@@ -133,7 +135,13 @@ pub async fn audit_trail(
     if !queries::wijk_exists(db, &wijk_id).await? {
         return Err(ApiError::not_found(format!("wijk {wijk_id} is not registered")));
     }
-    let filter = AuditFilter { year: q.year, fund_id: q.fund_id, initiative: q.initiative, ..Default::default() };
+    let filter = AuditFilter {
+        year: q.year,
+        fund_id: q.fund_id,
+        initiative: q.initiative,
+        booked_to: q.as_of,
+        ..Default::default()
+    };
     let mut page = queries::audit_trail(db, &wijk_id, &filter, q.after.unwrap_or(0), limit).await?;
     if caller.role == Role::Council {
         // Council members see what happened, not which official recorded it.
@@ -237,6 +245,9 @@ pub async fn list_funds(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ExpensePageQuery {
+    /// The fund as it stood on this date: only money and expenses booked
+    /// on or before it, and only reversals booked by then.
+    pub as_of: Option<NaiveDate>,
     /// Expenses after this global position (the previous page's `next_after`).
     pub after: Option<i64>,
     /// Expenses per page, 1..=1000 (default 100).
@@ -257,7 +268,7 @@ pub async fn fund_detail(
 ) -> Result<Json<FundDetail>, ApiError> {
     require(&caller, &[Role::Finance, Role::Auditor, Role::Council], "read funds")?;
     let limit = page_limit(q.limit)?;
-    queries::fund_detail(state.ledger.db(), &fund_id, q.after.unwrap_or(0), limit)
+    queries::fund_detail_as_of(state.ledger.db(), &fund_id, q.as_of, q.after.unwrap_or(0), limit)
         .await?
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("fund {fund_id} does not exist")))

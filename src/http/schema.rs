@@ -96,6 +96,25 @@ impl ToSchema for AmountText {
     }
 }
 
+/// A settled amount in a request: like [`AmountText`], but zero is allowed.
+pub struct SettledAmountText;
+
+impl PartialSchema for SettledAmountText {
+    fn schema() -> RefOr<Schema> {
+        OneOfBuilder::new()
+            .item(ObjectBuilder::new().schema_type(Type::String).pattern(Some(r"^[0-9]{1,10}(\.[0-9]{1,2})?$")))
+            .item(ObjectBuilder::new().schema_type(Type::Number).minimum(Some(0.0)).multiple_of(Some(0.01)))
+            .description(Some("Euro, from 0 up to the committed amount, with at most two decimals"))
+            .into()
+    }
+}
+
+impl ToSchema for SettledAmountText {
+    fn name() -> Cow<'static, str> {
+        "SettledAmountText".into()
+    }
+}
+
 /// The tags every operation must carry one of, with what they group.
 pub const TAGS: [(&str, &str); 5] = [
     ("writes", "Wijken, funds, allocations, expenses and reversals: finance only"),
@@ -176,7 +195,16 @@ pub fn conform(mut doc: Value) -> Value {
     doc
 }
 
+/// The reads that answer CSV when asked with `Accept: text/csv`.
+pub const CSV_ROUTES: [&str; 4] =
+    ["/wijken/{wijk_id}/audit-trail", "/reports/themes", "/reports/stale-commitments", "/years/{year}/close-statement"];
+
 fn conform_operation(path: &str, op: &mut Value) {
+    if CSV_ROUTES.contains(&path) {
+        if let Some(content) = op["responses"]["200"]["content"].as_object_mut() {
+            content.insert("text/csv".into(), json!({ "schema": { "type": "string" } }));
+        }
+    }
     if super::writes::KEY_REQUIRED.contains(&path) {
         for param in op["parameters"].as_array_mut().into_iter().flatten() {
             if param["name"] == "Idempotency-Key" {
@@ -196,7 +224,43 @@ fn conform_operation(path: &str, op: &mut Value) {
             op["description"] = summary;
         }
     }
+    // The refusals every operation of a kind can meet, from the extractors
+    // and layers in front of its handler, documented where they apply.
+    let params: Vec<String> = op["parameters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["in"].as_str().map(str::to_string))
+        .collect();
+    let secured = op.get("security").is_some_and(|s| s.as_array().is_some_and(|a| !a.is_empty()));
+    let has_body = op.get("requestBody").is_some();
+    let mut common: Vec<(&str, &str)> = Vec::new();
+    if params.iter().any(|p| p == "path" || p == "query") || has_body {
+        common.push(("400", "The path, query or body cannot be read"));
+    }
+    if params.iter().any(|p| p == "path") {
+        common.push(("404", "No such resource"));
+    }
+    if params.iter().any(|p| p == "query") || has_body {
+        common.push(("422", "A value is outside what the API accepts; `errors` says which"));
+    }
+    if secured {
+        common.push(("401", "No valid token"));
+        common.push(("403", "The token's role may not do this"));
+    }
+    if has_body {
+        common.push(("413", "The body is over 64 KiB"));
+        common.push(("415", "The body is not sent as application/json"));
+    }
     let Some(responses) = op["responses"].as_object_mut() else { return };
+    for (status, description) in common {
+        responses.entry(status).or_insert_with(|| {
+            json!({
+                "description": description,
+                "content": { "application/problem+json": { "schema": { "$ref": "#/components/schemas/Problem" } } },
+            })
+        });
+    }
     if path != "/health" && path != "/openapi.json" {
         responses.entry("503").or_insert_with(|| {
             json!({

@@ -212,8 +212,8 @@ fn written<T: Serialize + ToSchema>(status: StatusCode, resource: T, positions: 
 
 /// Runs one write with idempotency: a key seen before with the same request
 /// answers as the first time did, with a different request 409; the key is
-/// claimed in the same transaction as the events, so even concurrent
-/// duplicates book once.
+/// claimed and checked in the same transaction as the events, so even
+/// concurrent duplicates book once.
 pub(super) async fn write<T, F, Fut>(
     state: &AppState,
     caller: &Caller,
@@ -239,11 +239,10 @@ where
             Err(LedgerError::Refused(AppendRefused::IdempotencyKeyUsed(key.to_string())).into())
         })
     };
-    if let Some(key) = &key {
-        if let Some(result) = replay(key, state.ledger.idempotency_record(key).await?) {
-            return Ok(written(StatusCode::CREATED, resource, Some(result?)));
-        }
-    }
+    // No read of the key first: the group commit checks the key in the
+    // transaction that would store it, and refuses a used one, so a command
+    // that is recorded never used its key before. Any other outcome looks
+    // the key up afterwards and answers as the first request did.
     let correlation_id = super::correlation_id(headers);
     let meta = CommandMeta {
         actor: Actor { name: caller.name.clone(), role: caller.role.as_str().to_string() },
@@ -252,7 +251,9 @@ where
     };
     let outcome = run(meta).await;
     if let (Some(key), false) = (&key, matches!(outcome, Ok(Outcome::Recorded { .. }))) {
-        // A concurrent duplicate may have won the race; answer as it did.
+        // A retry, or a concurrent duplicate that won the race: answer as
+        // the first did. (A retry is decided again first, and refused or
+        // found unchanged; its decision is never what it answers.)
         if let Some(result) = replay(key, state.ledger.idempotency_record(key).await?) {
             return Ok(written(StatusCode::CREATED, resource, Some(result?)));
         }

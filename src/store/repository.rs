@@ -6,7 +6,9 @@
 //! one transaction that those crates cannot: assign the global position in
 //! commit order, extend the hash chain, claim client ids and idempotency
 //! keys, and check the snapshot update before committing; and it does them
-//! for a whole group of concurrent commands at once (group commit).
+//! for a whole group of concurrent commands at once (group commit). In a
+//! running service the same transaction also projects the group's events
+//! when the read models are at the head, with the projector's own code.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -18,7 +20,7 @@ use postgres_es::PostgresEventRepository;
 use serde_json::Value;
 use sqlite_es::SqliteEventRepository;
 use sqlx::Row;
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::{mpsc, oneshot, watch, Notify};
 
 use super::chain::{canonical_json, chain_hash, parse_hash, ChainedEvent, GENESIS};
 use super::{Db, WritePool};
@@ -41,10 +43,26 @@ pub mod meta {
 /// recovered by downcasting in `Ledger::execute`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AppendRefused {
-    #[error("{kind} id {id} is already used in {owner}")]
+    #[error("{kind} id {id} is already used in {owner}; choose another {kind}_id")]
     ClientIdTaken { kind: String, id: String, owner: String },
     #[error("idempotency key {0} was already used")]
     IdempotencyKeyUsed(String),
+    /// A fund would be established in a year of which a fund has closed.
+    #[error("year {0} is closed, so no new fund can be established in it; use a fund of an open year")]
+    YearClosed(i64),
+}
+
+/// The `client_ids` kind that records, in the same transaction as a fund's
+/// `FundClosed`, that its year is closed (`{year}:{fund}`). Checked under
+/// the append lock before a fund of that year is established, so a fund can
+/// never slip into a year closed moments before, from any process.
+const CLOSED_YEAR: &str = "closed_year";
+
+/// The budget year in a fund stream's first event (`FundEstablished` or
+/// `FundCarriedOver`), if `payload` is one.
+fn year_of_first_fund_event(payload: &Value) -> Option<i64> {
+    let (_, inner) = payload.as_object()?.iter().next()?;
+    inner.pointer("/terms/year")?.as_i64()
 }
 
 /// The PostgreSQL advisory lock that serialises appends, so positions are
@@ -55,6 +73,9 @@ const APPEND_LOCK: i64 = 0x7769_6a6b; // "wijk"
 pub struct LedgerRepository {
     db: Db,
     appended: Arc<Notify>,
+    /// Set by [`LedgerRepository::project_inside_appends`]: where a group
+    /// commit that projected its own events publishes the checkpoint.
+    projected: Arc<std::sync::OnceLock<Arc<watch::Sender<i64>>>>,
     /// The queue of the group committer, started by the first append and
     /// started again should it ever have stopped.
     group_commit: Arc<Mutex<Option<mpsc::Sender<AppendJob>>>>,
@@ -70,7 +91,21 @@ fn store_error(err: sqlx::Error) -> PersistenceError {
 
 impl LedgerRepository {
     pub fn new(db: Db) -> Self {
-        Self { db, appended: Arc::new(Notify::new()), group_commit: Arc::new(Mutex::new(None)) }
+        Self {
+            db,
+            appended: Arc::new(Notify::new()),
+            projected: Arc::new(std::sync::OnceLock::new()),
+            group_commit: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// From now on, a group commit also projects its events into the read
+    /// models, in its own transaction, whenever the read models are exactly
+    /// at the log's head (see `append_group`); the answer is the channel
+    /// on which it publishes the checkpoint it reached. Called once, by the
+    /// service's [`crate::projections::Projector::for_repository`].
+    pub fn project_inside_appends(&self) -> Arc<watch::Sender<i64>> {
+        self.projected.get_or_init(|| Arc::new(watch::channel(0).0)).clone()
     }
 
     pub fn db(&self) -> &Db {
@@ -83,44 +118,35 @@ impl LedgerRepository {
         self.appended.clone()
     }
 
-    /// The global positions of events `first..=last` of one stream.
-    pub async fn positions_of(
-        &self,
-        aggregate_type: &str,
-        aggregate_id: &str,
-        first: usize,
-        last: usize,
-    ) -> sqlx::Result<(i64, i64)> {
-        const SQL: &str = "SELECT MIN(position) AS first, MAX(position) AS last FROM events \
-                           WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence BETWEEN $3 AND $4";
+    /// The last sequence of one stream (0 if it has no events): one step
+    /// down the end of the stream's unique index.
+    pub async fn stream_head(&self, aggregate_type: &str, aggregate_id: &str) -> sqlx::Result<i64> {
+        const SQL: &str =
+            "SELECT COALESCE(MAX(sequence), 0) FROM events WHERE aggregate_type = $1 AND aggregate_id = $2";
         on_db!(&self.db, pool => {
-            let row = sqlx::query(SQL)
-                .bind(aggregate_type)
-                .bind(aggregate_id)
-                .bind(first as i64)
-                .bind(last as i64)
-                .fetch_one(pool)
-                .await?;
-            Ok((row.try_get("first")?, row.try_get("last")?))
+            sqlx::query_scalar(SQL).bind(aggregate_type).bind(aggregate_id).fetch_one(pool).await
         })
     }
 
-    /// Appends one command's events atomically, extending the hash chain.
-    /// The command joins the next group commit (see [`group_commit`]) and
-    /// returns once that group is durable, or with the reason it was refused.
+    /// Appends one command's events atomically, extending the hash chain,
+    /// and answers the global positions of the first and last of them
+    /// (none for a command without events). The command joins the next
+    /// group commit (see [`group_commit`]) and returns once that group is
+    /// durable, or with the reason it was refused: `OptimisticLockError` if
+    /// the stream's head is no longer the sequence before the first event.
     ///
     /// Once queued, a command is appended even if its caller goes away (an
     /// HTTP client that disconnects): the group is not the caller's to
     /// cancel. Every later decision is still taken on what was stored, and a
     /// retry with the same idempotency key answers as the first attempt did.
-    async fn append(
+    pub async fn append_events(
         &self,
         aggregate_type: &'static str,
-        events: &[SerializedEvent],
+        events: Vec<SerializedEvent>,
         snapshot_update: Option<(String, Value, usize)>,
-    ) -> Result<(), PersistenceError> {
+    ) -> Result<Option<(i64, i64)>, PersistenceError> {
         let (done, outcome) = oneshot::channel();
-        let job = AppendJob { aggregate_type, events: events.to_vec(), snapshot_update, done };
+        let job = AppendJob { aggregate_type, events, snapshot_update, done };
         let queue = {
             let mut queue = self.group_commit.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             match queue.as_ref().filter(|q| !q.is_closed()) {
@@ -130,7 +156,8 @@ impl LedgerRepository {
                         tracing::error!("the group committer stopped; starting a new one");
                     }
                     let (sender, jobs) = mpsc::channel(MAX_GROUP * 4);
-                    tokio::spawn(group_commit(self.db.clone(), self.appended.clone(), jobs));
+                    let projected = self.projected.get().cloned();
+                    tokio::spawn(group_commit(self.db.clone(), self.appended.clone(), projected, jobs));
                     queue.insert(sender).clone()
                 }
             }
@@ -160,7 +187,7 @@ struct AppendJob {
     aggregate_type: &'static str,
     events: Vec<SerializedEvent>,
     snapshot_update: Option<(String, Value, usize)>,
-    done: oneshot::Sender<Result<(), PersistenceError>>,
+    done: oneshot::Sender<Result<Option<(i64, i64)>, PersistenceError>>,
 }
 
 /// Group commit: one task per repository takes every command waiting to be
@@ -172,7 +199,13 @@ struct AppendJob {
 /// commits, and every command is answered only after its group's commit.
 /// While one group commits the next one queues up, which is where the
 /// batching comes from: an idle server commits groups of one.
-async fn group_commit(db: Db, appended: Arc<Notify>, mut jobs: mpsc::Receiver<AppendJob>) {
+async fn group_commit(
+    db: Db,
+    appended: Arc<Notify>,
+    projected: Option<Arc<watch::Sender<i64>>>,
+    mut jobs: mpsc::Receiver<AppendJob>,
+) {
+    let project = projected.is_some();
     while let Some(first) = jobs.recv().await {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -181,8 +214,12 @@ async fn group_commit(db: Db, appended: Arc<Notify>, mut jobs: mpsc::Receiver<Ap
                 Err(_) => break,
             }
         }
-        let outcomes = match append_group(&db, &group).await {
-            Ok(outcomes) => outcomes,
+        let mut projected_to = None;
+        let outcomes = match append_group(&db, &group, project).await {
+            Ok((outcomes, to)) => {
+                projected_to = to;
+                outcomes
+            }
             // The transaction rolled back: nothing of the group is stored.
             // One command's failure (or a connection that died) must not
             // fail the others, so each is tried again on its own. That is
@@ -193,8 +230,11 @@ async fn group_commit(db: Db, appended: Arc<Notify>, mut jobs: mpsc::Receiver<Ap
                 tracing::warn!(error = %err, commands = group.len(), "a group commit failed; appending its commands one by one");
                 let mut outcomes = Vec::with_capacity(group.len());
                 for job in &group {
-                    outcomes.push(match append_group(&db, std::slice::from_ref(job)).await {
-                        Ok(mut one) => one.pop().expect("one outcome per command"),
+                    outcomes.push(match append_group(&db, std::slice::from_ref(job), project).await {
+                        Ok((mut one, to)) => {
+                            projected_to = projected_to.max(to);
+                            one.pop().expect("one outcome per command")
+                        }
                         Err(err) => Err(err),
                     });
                 }
@@ -202,11 +242,23 @@ async fn group_commit(db: Db, appended: Arc<Notify>, mut jobs: mpsc::Receiver<Ap
             }
             Err(err) => vec![Err(err)],
         };
-        let wrote = group.iter().zip(&outcomes).any(|(job, outcome)| outcome.is_ok() && !job.events.is_empty());
+        // The last position this group stored, if it stored any.
+        let stored_to =
+            outcomes.iter().filter_map(|outcome| outcome.as_ref().ok().copied().flatten()).map(|(_, last)| last).max();
+        // Published before anyone is answered, so an answered write is
+        // already readable (read-your-writes without waiting).
+        if let (Some(to), Some(channel)) = (projected_to, &projected) {
+            channel.send_if_modified(|position| {
+                let moved = to > *position;
+                *position = (*position).max(to);
+                moved
+            });
+        }
         for (job, outcome) in group.into_iter().zip(outcomes) {
             let _ = job.done.send(outcome);
         }
-        if wrote {
+        // The projector has work only if something stored was not projected here.
+        if stored_to.is_some_and(|stored| projected_to.map_or(true, |projected| projected < stored)) {
             appended.notify_one();
         }
     }
@@ -246,7 +298,11 @@ struct GroupRows {
 /// touches, the checks in memory in command order (so a command sees what
 /// the commands before it in the group wrote), then one multi-row insert
 /// per table.
-async fn append_group(db: &Db, group: &[AppendJob]) -> Result<Vec<Result<(), PersistenceError>>, PersistenceError> {
+/// Outcomes per command, and the checkpoint the read models were moved to
+/// inside the transaction, if they were.
+type GroupOutcome = (Vec<Result<Option<(i64, i64)>, PersistenceError>>, Option<i64>);
+
+async fn append_group(db: &Db, group: &[AppendJob], project: bool) -> Result<GroupOutcome, PersistenceError> {
     let recorded_at = Utc::now().trunc_subsecs(6);
     let postgres = matches!(db, Db::Postgres(_));
     // Per command, per event: the client id it claims, if any.
@@ -272,6 +328,20 @@ async fn append_group(db: &Db, group: &[AppendJob]) -> Result<Vec<Result<(), Per
         }
     }
     let streams: Vec<(String, String)> = streams.into_iter().collect();
+    // Per command: the year it establishes a fund in, and whether it closes a fund.
+    let establishes: Vec<Option<i64>> = group
+        .iter()
+        .map(|job| {
+            job.events
+                .iter()
+                .filter(|e| job.aggregate_type == "fund" && e.sequence == 1)
+                .find_map(|e| year_of_first_fund_event(&e.payload))
+        })
+        .collect();
+    let closes: Vec<bool> = group
+        .iter()
+        .map(|job| job.aggregate_type == "fund" && job.events.iter().any(|e| e.event_type == "FundClosed"))
+        .collect();
 
     on_db!(db, pool => {
         let mut tx = pool.begin_write().await.map_err(store_error)?;
@@ -345,10 +415,44 @@ async fn append_group(db: &Db, group: &[AppendJob]) -> Result<Vec<Result<(), Per
             }
         }
 
+        // The years closed already, among those this group establishes funds in.
+        let mut closed_years: HashSet<i64> = HashSet::new();
+        for year in establishes.iter().flatten().collect::<BTreeSet<_>>() {
+            let closed: Option<String> =
+                sqlx::query_scalar("SELECT id FROM client_ids WHERE kind = $1 AND id LIKE $2 LIMIT 1")
+                    .bind(CLOSED_YEAR)
+                    .bind(format!("{year}:%"))
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(store_error)?;
+            if closed.is_some() {
+                closed_years.insert(*year);
+            }
+        }
+        // The year of each fund this group closes, from the stream's first event.
+        let mut years_closing: HashMap<String, i64> = HashMap::new();
+        for (job, _) in group.iter().zip(&closes).filter(|(_, closes)| **closes) {
+            let Some(first) = job.events.first() else { continue };
+            let payload: Option<sqlx::types::Json<Value>> = sqlx::query_scalar(
+                "SELECT payload FROM events WHERE aggregate_type = 'fund' AND aggregate_id = $1 AND sequence = 1",
+            )
+            .bind(first.aggregate_id.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(store_error)?;
+            if let Some(year) = payload.and_then(|p| year_of_first_fund_event(&p.0)) {
+                years_closing.insert(first.aggregate_id.clone(), year);
+            }
+        }
+
         let mut rows = GroupRows::default();
         let mut outcomes = Vec::with_capacity(group.len());
-        for (job, claims) in group.iter().zip(claims) {
+        for ((job, claims), establishes) in group.iter().zip(claims).zip(&establishes) {
             let events = &job.events;
+            if let Some(year) = establishes.filter(|y| closed_years.contains(y)) {
+                outcomes.push(Err(refused(AppendRefused::YearClosed(year))));
+                continue;
+            }
             // First every check, then the rows: a refused command leaves
             // nothing behind, and the commands after it see the ones before.
             if let Some(first) = events.first() {
@@ -401,11 +505,19 @@ async fn append_group(db: &Db, group: &[AppendJob]) -> Result<Vec<Result<(), Per
                 heads.insert((job.aggregate_type.to_string(), event.aggregate_id.clone()), event.sequence as i64);
                 rows.events.push(chained);
             }
+            if let Some(year) = events.first().and_then(|e| years_closing.get(&e.aggregate_id)) {
+                if events.iter().any(|e| e.event_type == "FundClosed") {
+                    let fund = events[0].aggregate_id.clone();
+                    closed_years.insert(*year);
+                    rows.claims.push(Claim { kind: CLOSED_YEAR, id: format!("{year}:{fund}"), owner: fund, position });
+                }
+            }
             if let Some(key) = key {
                 let fingerprint = metadata_str(&events[0].metadata, meta::REQUEST_FINGERPRINT).unwrap_or_default();
                 used_keys.insert(key.clone());
                 rows.idempotency_keys.push(KeyClaim { key, fingerprint, first_position, last_position: position });
             }
+            let positions = (!events.is_empty()).then_some((first_position, position));
             if let Some((aggregate_id, payload, current_snapshot)) = &job.snapshot_update {
                 let last_sequence = events.last().map_or(0, |e| e.sequence) as i64;
                 rows.snapshots.insert(
@@ -413,7 +525,7 @@ async fn append_group(db: &Db, group: &[AppendJob]) -> Result<Vec<Result<(), Per
                     (last_sequence, *current_snapshot as i64, payload.clone()),
                 );
             }
-            outcomes.push(Ok(()));
+            outcomes.push(Ok(positions));
         }
 
         // Payload and metadata are written as their canonical JSON text, so
@@ -494,8 +606,42 @@ async fn append_group(db: &Db, group: &[AppendJob]) -> Result<Vec<Result<(), Per
                 ));
             }
         }
+        // Projects the group's events inside this transaction, if the read
+        // models are exactly at the position before the group and no
+        // projector step holds the checkpoint (PostgreSQL: `SKIP LOCKED`;
+        // SQLite's `BEGIN IMMEDIATE` already excludes every other writer).
+        // Then the events, the read-model rows and the checkpoint commit
+        // together, once, and nothing is applied twice: a projector step
+        // takes the same row lock and starts after the checkpoint. Otherwise
+        // (the projector is behind, busy, or of another projection version,
+        // whose checkpoint row has another name) the group is left to the
+        // projector. A failure while projecting is rolled back to a
+        // savepoint and also left to the projector: it never fails an append.
+        let mut projected_to = None;
+        if let (true, Some(first), Some(last)) = (project, rows.events.first(), rows.events.last()) {
+            let lock = if postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
+            let checkpoint: Option<i64> =
+                sqlx::query_scalar(&format!("SELECT position FROM projector_checkpoints WHERE name = $1{lock}"))
+                    .bind(crate::projections::CHECKPOINT)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(store_error)?;
+            if checkpoint == Some(first.position - 1) {
+                sqlx::query("SAVEPOINT inside_append").execute(&mut *tx).await.map_err(store_error)?;
+                match crate::projections::Apply::apply_batch(&mut *tx, &rows.events, last.position).await {
+                    Ok(()) => {
+                        sqlx::query("RELEASE SAVEPOINT inside_append").execute(&mut *tx).await.map_err(store_error)?;
+                        projected_to = Some(last.position);
+                    }
+                    Err(err) => {
+                        tracing::error!(error = %format!("{err:#}"), "projecting inside the append failed; leaving it to the projector");
+                        sqlx::query("ROLLBACK TO SAVEPOINT inside_append").execute(&mut *tx).await.map_err(store_error)?;
+                    }
+                }
+            }
+        }
         tx.commit().await.map_err(store_error)?;
-        Ok(outcomes)
+        Ok((outcomes, projected_to))
     })
 }
 
@@ -572,7 +718,7 @@ impl PersistedEventRepository for LedgerRepository {
         if events.is_empty() && snapshot_update.is_none() {
             return Ok(());
         }
-        self.append(A::TYPE, events, snapshot_update).await
+        self.append_events(A::TYPE, events.to_vec(), snapshot_update).await.map(|_| ())
     }
 
     async fn stream_events<A: Aggregate>(&self, aggregate_id: &str) -> Result<ReplayStream, PersistenceError> {
@@ -699,9 +845,9 @@ mod tests {
         AppendJob { aggregate_type: "fund", events: vec![event], snapshot_update: None, done: oneshot::channel().0 }
     }
 
-    fn outcome_name(outcome: &Result<(), PersistenceError>) -> String {
+    fn outcome_name(outcome: &Result<Option<(i64, i64)>, PersistenceError>) -> String {
         match outcome {
-            Ok(()) => "appended".into(),
+            Ok(_) => "appended".into(),
             Err(PersistenceError::OptimisticLockError) => "conflict".into(),
             Err(other) => other.to_string(),
         }
@@ -721,12 +867,13 @@ mod tests {
             job("d", None, Some("k")),
             job("b", Some("e-2"), None),
         ];
-        let outcomes: Vec<String> = append_group(&db, &group).await.unwrap().iter().map(outcome_name).collect();
+        let outcomes: Vec<String> =
+            append_group(&db, &group, false).await.unwrap().0.iter().map(outcome_name).collect();
         assert_eq!(
             outcomes,
             [
                 "appended",
-                "expense id e-1 is already used in a",
+                "expense id e-1 is already used in a; choose another expense_id",
                 "conflict",
                 "appended",
                 "idempotency key k was already used",
@@ -770,8 +917,9 @@ mod tests {
         let mut second = twice.events[0].clone();
         second.sequence = 2;
         twice.events.push(second);
-        let outcomes: Vec<String> = append_group(&db, &[twice]).await.unwrap().iter().map(outcome_name).collect();
-        assert_eq!(outcomes, ["expense id e-1 is already used in a"]);
+        let outcomes: Vec<String> =
+            append_group(&db, &[twice], false).await.unwrap().0.iter().map(outcome_name).collect();
+        assert_eq!(outcomes, ["expense id e-1 is already used in a; choose another expense_id"]);
         assert_eq!(read_log(&db, 0, 10).await.unwrap().len(), 0);
     }
 
@@ -802,7 +950,7 @@ mod tests {
         }
         drop(queue);
         // All three are queued before the committer starts: one group.
-        group_commit(db.clone(), Arc::new(Notify::new()), jobs).await;
+        group_commit(db.clone(), Arc::new(Notify::new()), None, jobs).await;
         let mut outcomes = Vec::new();
         for answer in answers {
             outcomes.push(outcome_name(&answer.await.unwrap()));

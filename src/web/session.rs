@@ -1,7 +1,9 @@
 //! Signing in: a person trades their API token for a session, kept in an
 //! HttpOnly, SameSite=Strict cookie. The token never appears in a URL or a
 //! cookie; the server keeps it in memory and checks it again on every
-//! request, so a revoked token ends its sessions at once.
+//! request (through `auth::authenticate`, which remembers a token for at most
+//! a second), so a revoked token ends its sessions: at once when revoked in
+//! this process, within `auth::TOKEN_CACHE_TTL` when revoked by another.
 
 use std::collections::HashMap;
 use std::sync::Mutex;

@@ -1,0 +1,672 @@
+//! Scenario 1: write throughput. RecordExpense commands over HTTP against
+//! PostgreSQL and SQLite, beside raw single-row INSERTs and plain cqrs-es +
+//! postgres-es doing the same commands, at each client count.
+
+use super::*;
+
+pub(crate) struct XorShift(u64);
+
+impl XorShift {
+    pub(crate) fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+}
+
+pub(crate) fn expense_json(id: &str, wijk: &str, fund: &str, cents: u64, n: u64) -> String {
+    json!({
+        "expense_id": id,
+        "wijk_id": wijk,
+        "fund_id": fund,
+        "amount": format!("{}.{:02}", cents / 100, cents % 100),
+        "initiative": "Herinrichting Wegaplein",
+        "theme": "groen",
+        "booked_on": "2022-06-15",
+        "reference": format!("factuur {n}"),
+    })
+    .to_string()
+}
+
+/// Records expenses over HTTP: a random fund and wijk per command, a fresh
+/// expense id and the same string as its Idempotency-Key.
+pub(crate) struct ExpenseClient {
+    pub(crate) http: Http,
+    pub(crate) auth: Arc<String>,
+    pub(crate) funds: Arc<Vec<String>>,
+    pub(crate) wijken: Arc<Vec<String>>,
+    pub(crate) tag: String,
+    pub(crate) n: u64,
+    pub(crate) rng: XorShift,
+    pub(crate) completed: Option<Arc<AtomicU64>>,
+}
+
+impl ExpenseClient {
+    pub(crate) fn new(
+        addr: SocketAddr,
+        auth: &Arc<String>,
+        funds: &Arc<Vec<String>>,
+        wijken: &Arc<Vec<String>>,
+        tag: String,
+    ) -> Self {
+        let seed = tag.bytes().fold(0x9E37_79B9_7F4A_7C15u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01B3)) | 1;
+        Self {
+            http: Http::new(addr),
+            auth: auth.clone(),
+            funds: funds.clone(),
+            wijken: wijken.clone(),
+            tag,
+            n: 0,
+            rng: XorShift(seed),
+            completed: None,
+        }
+    }
+}
+
+impl Client for ExpenseClient {
+    async fn call(&mut self) -> anyhow::Result<()> {
+        self.n += 1;
+        let id = format!("{}-{}", self.tag, self.n);
+        let fund = &self.funds[(self.rng.next() % self.funds.len() as u64) as usize];
+        let wijk = &self.wijken[(self.rng.next() % self.wijken.len() as u64) as usize];
+        let body = expense_json(&id, wijk, fund, 100 + self.rng.next() % 9900, self.n);
+        self.http.post_ok("/api/v1/expenses", &self.auth, Some(&id), &body).await?;
+        if let Some(c) = &self.completed {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+}
+
+/// Baseline (a): one event-sized row per INSERT, each its own transaction.
+pub(crate) struct RawClient {
+    pub(crate) pool: PgPool,
+    pub(crate) row: Arc<String>,
+}
+
+impl Client for RawClient {
+    async fn call(&mut self) -> anyhow::Result<()> {
+        sqlx::query("INSERT INTO raw_events (body) VALUES ($1::json)")
+            .bind(self.row.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Baseline (b): plain cqrs-es + postgres-es with a tiny equivalent aggregate
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub(crate) struct PlainFund {
+    pub(crate) established: bool,
+    pub(crate) unallocated_cents: i64,
+    /// wijk -> (allocated, spent) in cents.
+    pub(crate) lines: BTreeMap<String, (i64, i64)>,
+    pub(crate) expenses: BTreeSet<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct PlainExpense {
+    pub(crate) expense_id: String,
+    pub(crate) wijk_id: String,
+    pub(crate) amount: String,
+    pub(crate) initiative: String,
+    pub(crate) theme: String,
+    pub(crate) booked_on: String,
+    pub(crate) reference: String,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum PlainCommand {
+    Establish { amount: String },
+    Allocate { wijk_id: String, amount: String },
+    RecordExpense(PlainExpense),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) enum PlainEvent {
+    FundEstablished { amount: String },
+    BudgetAllocated { wijk_id: String, amount: String },
+    ExpenseRecorded(PlainExpense),
+}
+
+impl DomainEvent for PlainEvent {
+    fn event_type(&self) -> String {
+        match self {
+            Self::FundEstablished { .. } => "FundEstablished",
+            Self::BudgetAllocated { .. } => "BudgetAllocated",
+            Self::ExpenseRecorded(_) => "ExpenseRecorded",
+        }
+        .into()
+    }
+    fn event_version(&self) -> String {
+        "1.0.0".into()
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct PlainError(String);
+
+impl std::fmt::Display for PlainError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for PlainError {}
+
+pub(crate) fn cents_of(amount: &str) -> i64 {
+    let (euro, cent) = amount.split_once('.').unwrap_or((amount, "0"));
+    euro.parse::<i64>().unwrap_or(0) * 100 + format!("{cent:0<2}")[..2].parse::<i64>().unwrap_or(0)
+}
+
+impl Aggregate for PlainFund {
+    const TYPE: &'static str = "fund";
+    type Command = PlainCommand;
+    type Event = PlainEvent;
+    type Error = PlainError;
+    type Services = ();
+
+    async fn handle(&mut self, command: PlainCommand, _: &(), sink: &EventSink<Self>) -> Result<(), PlainError> {
+        let event = match command {
+            PlainCommand::Establish { amount } if !self.established => PlainEvent::FundEstablished { amount },
+            PlainCommand::Establish { .. } => return Ok(()),
+            PlainCommand::Allocate { wijk_id, amount } => {
+                if !self.established || cents_of(&amount) > self.unallocated_cents {
+                    return Err(PlainError("fund exhausted".into()));
+                }
+                PlainEvent::BudgetAllocated { wijk_id, amount }
+            }
+            PlainCommand::RecordExpense(expense) => {
+                if self.expenses.contains(&expense.expense_id) {
+                    return Err(PlainError("expense id taken".into()));
+                }
+                let (allocated, spent) = self.lines.get(&expense.wijk_id).copied().unwrap_or_default();
+                if spent + cents_of(&expense.amount) > allocated {
+                    return Err(PlainError("overspend".into()));
+                }
+                PlainEvent::ExpenseRecorded(expense)
+            }
+        };
+        sink.write(event, self).await;
+        Ok(())
+    }
+
+    fn apply(&mut self, event: PlainEvent) {
+        match event {
+            PlainEvent::FundEstablished { amount } => {
+                self.established = true;
+                self.unallocated_cents = cents_of(&amount);
+            }
+            PlainEvent::BudgetAllocated { wijk_id, amount } => {
+                self.unallocated_cents -= cents_of(&amount);
+                self.lines.entry(wijk_id).or_default().0 += cents_of(&amount);
+            }
+            PlainEvent::ExpenseRecorded(e) => {
+                self.lines.entry(e.wijk_id.clone()).or_default().1 += cents_of(&e.amount);
+                self.expenses.insert(e.expense_id);
+            }
+        }
+    }
+}
+
+pub(crate) type PlainCqrs = postgres_es::PostgresCqrs<PlainFund>;
+
+pub(crate) struct CqrsClient {
+    pub(crate) cqrs: Arc<PlainCqrs>,
+    pub(crate) funds: Arc<Vec<String>>,
+    pub(crate) wijken: Arc<Vec<String>>,
+    pub(crate) tag: String,
+    pub(crate) n: u64,
+    pub(crate) rng: XorShift,
+    pub(crate) conflicts: Arc<AtomicU64>,
+}
+
+impl Client for CqrsClient {
+    async fn call(&mut self) -> anyhow::Result<()> {
+        self.n += 1;
+        let fund = self.funds[(self.rng.next() % self.funds.len() as u64) as usize].clone();
+        let wijk = self.wijken[(self.rng.next() % self.wijken.len() as u64) as usize].clone();
+        let cents = 100 + self.rng.next() % 9900;
+        let expense = PlainExpense {
+            expense_id: format!("{}-{}", self.tag, self.n),
+            wijk_id: wijk,
+            amount: format!("{}.{:02}", cents / 100, cents % 100),
+            initiative: "Herinrichting Wegaplein".into(),
+            theme: "groen".into(),
+            booked_on: "2022-06-15".into(),
+            reference: format!("factuur {}", self.n),
+        };
+        let metadata = HashMap::from([
+            ("actor".to_string(), "bench".to_string()),
+            ("role".to_string(), "finance".to_string()),
+            ("correlation_id".to_string(), uuid::Uuid::new_v4().to_string()),
+        ]);
+        // Plain cqrs-es does not retry a lost race; a caller must, as the
+        // ledger does: same bound and the same jittered backoff.
+        for attempt in 1..=10u32 {
+            match self
+                .cqrs
+                .execute_with_metadata(&fund, PlainCommand::RecordExpense(expense.clone()), metadata.clone())
+                .await
+            {
+                Ok(()) => return Ok(()),
+                Err(AggregateError::AggregateConflict) => {
+                    self.conflicts.fetch_add(1, Ordering::Relaxed);
+                    let ceiling_ms = (4u64 << attempt.min(6)).min(250);
+                    tokio::time::sleep(Duration::from_millis(self.rng.next() % ceiling_ms + 1)).await;
+                }
+                Err(err) => bail!("cqrs-es refused: {err}"),
+            }
+        }
+        bail!("lost 10 races in a row")
+    }
+}
+
+
+// ---------------------------------------------------------------------------
+// Scenario 1: write throughput
+// ---------------------------------------------------------------------------
+
+#[derive(Default)]
+pub(crate) struct WriteRow {
+    pub(crate) cpu: Vec<CpuUse>,
+    pub(crate) rate: Vec<f64>,
+    pub(crate) p50: Vec<f64>,
+    pub(crate) p99: Vec<f64>,
+    pub(crate) errors: u64,
+    pub(crate) first_error: Option<String>,
+}
+
+impl WriteRow {
+    pub(crate) fn add(&mut self, load: &Load) {
+        self.rate.push(load.rate());
+        self.p50.push(pct_ms(&load.lat_us, 0.50));
+        self.p99.push(pct_ms(&load.lat_us, 0.99));
+        self.errors += load.errors;
+        if self.first_error.is_none() {
+            self.first_error.clone_from(&load.first_error);
+        }
+    }
+
+    pub(crate) fn json(&self) -> Value {
+        json!({
+            "commands_per_s": spread(&self.rate), "p50_ms": spread(&self.p50), "p99_ms": spread(&self.p99),
+            "per_run_commands_per_s": self.rate, "errors": self.errors, "first_error": self.first_error,
+            "cpu_per_run": self.cpu,
+        })
+    }
+}
+
+impl Bench {
+    pub(crate) async fn scenario_writes(&mut self) -> anyhow::Result<()> {
+        let cfg = self.cfg.clone();
+        let (warm, window) = (Duration::from_secs_f64(cfg.warmup_secs), Duration::from_secs_f64(cfg.run_secs));
+        let wijken = names("wijk", WIJKEN);
+        let funds = names("fund", FUNDS);
+
+        // The wijkbudget server on PostgreSQL.
+        let http_url = self.create_db("wb_bench_http").await?;
+        let auth = self.finance_token(&http_url).await?;
+        let server = Server::start(&http_url, self.dir.path().join("serve-http.log")).await?;
+        setup_over_http(server.addr, &auth, &wijken, &funds).await?;
+        let pg = PgPoolOptions::new().max_connections(1).connect(&http_url).await?;
+        let settings = json!({
+            "synchronous_commit": pg_setting(&pg, "synchronous_commit").await,
+            "fsync": pg_setting(&pg, "fsync").await,
+            "wal_sync_method": pg_setting(&pg, "wal_sync_method").await,
+            "shared_buffers": pg_setting(&pg, "shared_buffers").await,
+            "commit_delay": pg_setting(&pg, "commit_delay").await,
+        });
+        self.report.insert("postgres_settings".into(), settings.clone());
+
+        // Baseline (a): a plain table.
+        let raw_url = self.create_db("wb_bench_raw").await?;
+        let raw_admin = PgPoolOptions::new().max_connections(1).connect(&raw_url).await?;
+        sqlx::raw_sql("CREATE TABLE raw_events (id BIGSERIAL PRIMARY KEY, body JSON NOT NULL)")
+            .execute(&raw_admin)
+            .await?;
+        raw_admin.close().await;
+        let sample_row = Arc::new(sample_event_json());
+
+        // Baseline (b): plain cqrs-es + postgres-es, its default schema, no snapshots.
+        let cqrs_url = self.create_db("wb_bench_cqrs").await?;
+        let cqrs_pool = PgPoolOptions::new()
+            .max_connections(cfg.clients.iter().copied().max().unwrap_or(1) as u32)
+            .connect(&cqrs_url)
+            .await?;
+        sqlx::raw_sql(POSTGRES_ES_SCHEMA).execute(&cqrs_pool).await?;
+        let cqrs = Arc::new(postgres_es::postgres_cqrs::<PlainFund>(cqrs_pool.clone(), vec![], ()));
+        for f in funds.iter() {
+            cqrs.execute(f, PlainCommand::Establish { amount: "1000000000.00".into() }).await?;
+            for w in wijken.iter() {
+                cqrs.execute(f, PlainCommand::Allocate { wijk_id: w.clone(), amount: "100000000.00".into() }).await?;
+            }
+        }
+        let conflicts = Arc::new(AtomicU64::new(0));
+
+        self.progress(format!(
+            "scenario 1: {} runs of {:.1} s (+{:.1} s warm-up) at {:?} clients; raw row {} bytes",
+            cfg.runs,
+            cfg.run_secs,
+            cfg.warmup_secs,
+            cfg.clients,
+            sample_row.len()
+        ));
+        server.reset_peak();
+        let rss_start = server.kb("VmRSS");
+        let mut rows: BTreeMap<(usize, &str), WriteRow> = BTreeMap::new();
+        let mut ratio_raw: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
+        let mut ratio_cqrs: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
+        let admin = PgPoolOptions::new().max_connections(1).connect(&self.admin()).await?;
+        const SYSTEMS: [(&str, &str, &str); 3] = [
+            ("raw", "raw INSERT (sqlx)", "wb_bench_raw"),
+            ("cqrs", "plain cqrs-es + postgres-es", "wb_bench_cqrs"),
+            ("http", "wijkbudget HTTP, PostgreSQL", "wb_bench_http"),
+        ];
+        let mut round = 0usize;
+        for &c in &cfg.clients {
+            let raw_pool =
+                PgPoolOptions::new().max_connections(c as u32).min_connections(c as u32).connect(&raw_url).await?;
+            for run in 0..cfg.runs {
+                let mut rates = HashMap::new();
+                // Rotate the order so no system always runs first.
+                for k in 0..3 {
+                    let which = (round + k) % 3;
+                    let (key, name, database) = SYSTEMS[which];
+                    if !cfg.systems.iter().any(|s| s == key) {
+                        continue;
+                    }
+                    let probe = CpuProbe::start(&admin, database, (which == 2).then_some(server.pid)).await;
+                    let load = match which {
+                        0 => {
+                            let clients =
+                                (0..c).map(|_| RawClient { pool: raw_pool.clone(), row: sample_row.clone() }).collect();
+                            run_load(clients, warm, window).await?.0
+                        }
+                        1 => {
+                            let clients = (0..c)
+                                .map(|i| CqrsClient {
+                                    cqrs: cqrs.clone(),
+                                    funds: funds.clone(),
+                                    wijken: wijken.clone(),
+                                    tag: format!("c{c}r{run}x{i}"),
+                                    n: 0,
+                                    rng: XorShift(0x2545_F491_4F6C_DD1D ^ ((round * 131 + i) as u64 + 1)),
+                                    conflicts: conflicts.clone(),
+                                })
+                                .collect();
+                            run_load(clients, warm, window).await?.0
+                        }
+                        _ => {
+                            let clients = (0..c)
+                                .map(|i| {
+                                    ExpenseClient::new(server.addr, &auth, &funds, &wijken, format!("h{c}r{run}x{i}"))
+                                })
+                                .collect();
+                            run_load(clients, warm, window).await?.0
+                        }
+                    };
+                    let cpu = probe.finish(&admin, load.total_ops).await;
+                    rates.insert(which, load.rate());
+                    let row = rows.entry((c, name)).or_default();
+                    row.add(&load);
+                    row.cpu.push(cpu);
+                    self.progress(format!(
+                        "{c} clients run {}: {name} {:.0}/s, p50 {:.2} ms; CPU ms/command: bench {:.2}, server {:.2}, postgres {:.2}; machine busy {:.0}%",
+                        run + 1,
+                        load.rate(),
+                        pct_ms(&load.lat_us, 0.5),
+                        cpu.bench_ms_per_command,
+                        cpu.server_ms_per_command,
+                        cpu.postgres_ms_per_command,
+                        cpu.machine_busy_percent
+                    ));
+                }
+                let rate = |w: usize| rates.get(&w).copied().unwrap_or(f64::NAN);
+                ratio_raw.entry(c).or_default().push(rate(2) / rate(0));
+                ratio_cqrs.entry(c).or_default().push(rate(2) / rate(1));
+                round += 1;
+            }
+            raw_pool.close().await;
+        }
+        let http_peak = server.kb("VmHWM");
+        let http_events: i64 =
+            sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM events").fetch_one(&pg).await?;
+        let cqrs_events: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events").fetch_one(&cqrs_pool).await?;
+        pg.close().await;
+        server.stop().await?;
+        cqrs_pool.close().await;
+        // A rebuild of this small log, to compare the rebuild's memory with the big store's.
+        let admin_small = PgPoolOptions::new().max_connections(1).connect(&self.admin()).await?;
+        let small = run_child(
+            &["rebuild", "--database", &http_url],
+            &self.dir.path().join("rebuild-small.log"),
+            &admin_small,
+            "wb_bench_http",
+        )
+        .await?;
+        admin_small.close().await;
+        self.progress(format!(
+            "rebuild of the scenario-1 store ({http_events} events): {:.1} s, peak RSS {:.0} MB",
+            small.secs,
+            mb(small.peak_kb)
+        ));
+        self.memory.push((
+            format!("`wijkbudget rebuild` over {http_events} events (scenario 1's store)"),
+            small.peak_kb,
+            String::new(),
+        ));
+
+        // The same HTTP scenario on the embedded SQLite store.
+        let mut sqlite_peak = 0;
+        if cfg.systems.iter().any(|s| s == "sqlite") {
+            let sqlite_url = format!("sqlite://{}", self.dir.path().join("writes.db").display());
+            let sqlite_auth = self.finance_token(&sqlite_url).await?;
+            let server = Server::start(&sqlite_url, self.dir.path().join("serve-sqlite.log")).await?;
+            setup_over_http(server.addr, &sqlite_auth, &wijken, &funds).await?;
+            server.reset_peak();
+            for &c in &cfg.clients {
+                for run in 0..cfg.runs {
+                    let clients = (0..c)
+                        .map(|i| {
+                            ExpenseClient::new(server.addr, &sqlite_auth, &funds, &wijken, format!("s{c}r{run}x{i}"))
+                        })
+                        .collect();
+                    let probe = CpuProbe::start(&admin, "-", Some(server.pid)).await;
+                    let load = run_load(clients, warm, window).await?.0;
+                    let cpu = probe.finish(&admin, load.total_ops).await;
+                    self.progress(format!(
+                        "{c} clients run {}: http sqlite {:.0}/s, p50 {:.2} ms; CPU ms/command: bench {:.2}, server {:.2}; machine busy {:.0}%",
+                        run + 1,
+                        load.rate(),
+                        pct_ms(&load.lat_us, 0.5),
+                        cpu.bench_ms_per_command,
+                        cpu.server_ms_per_command,
+                        cpu.machine_busy_percent
+                    ));
+                    let row = rows.entry((c, "wijkbudget HTTP, SQLite")).or_default();
+                    row.add(&load);
+                    row.cpu.push(cpu);
+                }
+            }
+            sqlite_peak = server.kb("VmHWM");
+            server.stop().await?;
+        }
+        admin.close().await;
+
+        // Print.
+        self.say("");
+        self.say(format!(
+            "1. WRITE THROUGHPUT: RecordExpense commands, random fund x wijk over {FUNDS} funds x {WIJKEN} wijken, each with an Idempotency-Key; \
+             median [min-max] over {} runs of {:.1} s after {:.1} s warm-up",
+            cfg.runs, cfg.run_secs, cfg.warmup_secs
+        ));
+        self.say(format!(
+            "   durability: PostgreSQL synchronous_commit={} fsync={} wal_sync_method={} (every command committed durably before its answer); SQLite WAL synchronous=FULL",
+            settings["synchronous_commit"].as_str().unwrap_or("?"),
+            settings["fsync"].as_str().unwrap_or("?"),
+            settings["wal_sync_method"].as_str().unwrap_or("?"),
+        ));
+        self.say(format!(
+            "   raw row: {} bytes of JSON in a BIGSERIAL table; cqrs-es: postgres_cqrs (no snapshots), same commands in-process, retries lost races like the ledger ({} conflicts)",
+            sample_row.len(),
+            conflicts.load(Ordering::Relaxed)
+        ));
+        self.say(format!(
+            "   {:<30} {:>7} {:>26} {:>22} {:>24} {:>20} {:>20}",
+            "system", "clients", "commands/s", "p50 ms", "p99 ms", "x raw INSERT", "x plain cqrs-es"
+        ));
+        let order = [
+            "raw INSERT (sqlx)",
+            "plain cqrs-es + postgres-es",
+            "wijkbudget HTTP, PostgreSQL",
+            "wijkbudget HTTP, SQLite",
+        ];
+        let mut json_rows = Vec::new();
+        for &c in &cfg.clients {
+            let raw_rate = rows.get(&(c, order[0])).map(|r| spread(&r.rate).median).unwrap_or(f64::NAN);
+            let cqrs_rate = rows.get(&(c, order[1])).map(|r| spread(&r.rate).median).unwrap_or(f64::NAN);
+            for name in order {
+                let Some(row) = rows.get(&(c, name)) else { continue };
+                let rate = spread(&row.rate);
+                let (vs_raw, vs_cqrs) = match name {
+                    "wijkbudget HTTP, PostgreSQL" => {
+                        (show(spread(&ratio_raw[&c]), 2), show(spread(&ratio_cqrs[&c]), 2))
+                    }
+                    "raw INSERT (sqlx)" => ("1.00".into(), num(raw_rate / cqrs_rate, 2)),
+                    _ => (num(rate.median / raw_rate, 2), num(rate.median / cqrs_rate, 2)),
+                };
+                let line = format!(
+                    "   {:<30} {:>7} {:>26} {:>22} {:>24} {:>20} {:>20}",
+                    name,
+                    c,
+                    show(rate, 0),
+                    show(spread(&row.p50), 2),
+                    show(spread(&row.p99), 2),
+                    vs_raw,
+                    vs_cqrs
+                );
+                self.say(line);
+                if row.errors > 0 {
+                    self.say(format!(
+                        "      {} failed commands; first: {}",
+                        row.errors,
+                        row.first_error.clone().unwrap_or_default()
+                    ));
+                }
+                let mut j = row.json();
+                j["system"] = json!(name);
+                j["clients"] = json!(c);
+                if name == "wijkbudget HTTP, PostgreSQL" {
+                    j["ratio_to_raw"] = json!(spread(&ratio_raw[&c]));
+                    j["ratio_to_cqrs_es"] = json!(spread(&ratio_cqrs[&c]));
+                }
+                json_rows.push(j);
+            }
+        }
+        self.say(format!(
+            "   (ratios for wijkbudget/PostgreSQL are per round of interleaved runs; store sizes at the end: wijkbudget {http_events} events, cqrs-es {cqrs_events} events)"
+        ));
+        self.say(
+            "   CPU time per command in ms (median over runs; user+system from /proc/PID/stat, incl. warm-up; SQLite runs inside the server) and how busy the 2 CPUs were:",
+        );
+        self.say(format!(
+            "   {:<30} {:>7} {:>14} {:>14} {:>14} {:>14}",
+            "system", "clients", "load gen/cqrs", "server", "postgres", "machine busy"
+        ));
+        for &c in &cfg.clients {
+            for name in order {
+                let Some(row) = rows.get(&(c, name)) else { continue };
+                let med = |f: fn(&CpuUse) -> f64| spread(&row.cpu.iter().map(f).collect::<Vec<_>>()).median;
+                let postgres = if name.contains("SQLite") {
+                    "-".to_string()
+                } else {
+                    format!("{:.3}", med(|u| u.postgres_ms_per_command))
+                };
+                self.say(format!(
+                    "   {:<30} {:>7} {:>14.3} {:>14.3} {:>14} {:>13.0}%",
+                    name,
+                    c,
+                    med(|u| u.bench_ms_per_command),
+                    med(|u| u.server_ms_per_command),
+                    postgres,
+                    med(|u| u.machine_busy_percent)
+                ));
+            }
+        }
+        self.report.insert(
+            "1_write_throughput".into(),
+            json!({
+                "rows": json_rows,
+                "run_secs": cfg.run_secs, "warmup_secs": cfg.warmup_secs, "runs": cfg.runs,
+                "funds": FUNDS, "wijken": WIJKEN, "raw_row_bytes": sample_row.len(),
+                "cqrs_conflicts": conflicts.load(Ordering::Relaxed),
+                "events_at_end": {"wijkbudget_postgres": http_events, "plain_cqrs_es": cqrs_events},
+                "server_peak_rss_mb": {"postgres": mb(http_peak), "sqlite": mb(sqlite_peak), "postgres_rss_at_start_mb": mb(rss_start)},
+            }),
+        );
+        self.memory.push((
+            "server, scenario 1 on PostgreSQL (fresh store)".into(),
+            http_peak,
+            format!("{http_events} events at end"),
+        ));
+        self.memory.push(("server, scenario 1 on SQLite (fresh store)".into(), sqlite_peak, String::new()));
+        if let Some(&top) = cfg.clients.iter().max() {
+            let r = spread(&ratio_raw[&top]);
+            self.target(
+                &format!("HTTP writes at {top} clients vs raw INSERTs"),
+                ">= 1.0x",
+                format!("{}x", show(r, 2)),
+                Some(r.median >= 1.0),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The default postgres-es schema (its db/init.sql, without the test data).
+pub(crate) const POSTGRES_ES_SCHEMA: &str = "\
+CREATE TABLE events (
+    aggregate_type text NOT NULL, aggregate_id text NOT NULL, sequence bigint CHECK (sequence >= 0) NOT NULL,
+    event_type text NOT NULL, event_version text NOT NULL, payload json NOT NULL, metadata json NOT NULL,
+    PRIMARY KEY (aggregate_type, aggregate_id, sequence));
+CREATE TABLE snapshots (
+    aggregate_type text NOT NULL, aggregate_id text NOT NULL, last_sequence bigint CHECK (last_sequence >= 0) NOT NULL,
+    current_snapshot bigint CHECK (current_snapshot >= 0) NOT NULL, payload json NOT NULL,
+    PRIMARY KEY (aggregate_type, aggregate_id, last_sequence));";
+
+/// The JSON of one whole stored expense event, as the raw baseline's row.
+pub(crate) fn sample_event_json() -> String {
+    let details = ExpenseDetails {
+        expense_id: ExpenseId::parse("h32r0x17-1234").expect("valid"),
+        wijk_id: WijkId::parse("wijk-3").expect("valid"),
+        amount: Amount::parse("48.15").expect("valid"),
+        initiative: Text::parse("Herinrichting Wegaplein").expect("valid"),
+        theme: Text::parse("groen").expect("valid"),
+        booked_on: NaiveDate::from_ymd_opt(2022, 6, 15).expect("date"),
+        reference: Text::parse("factuur 1234").expect("valid"),
+    };
+    let event = ChainedEvent {
+        position: 123_456,
+        event_id: uuid::Uuid::now_v7().to_string(),
+        recorded_at: Utc::now().trunc_subsecs(6),
+        aggregate_type: "fund".into(),
+        aggregate_id: "fund-17".into(),
+        sequence: 4_321,
+        event_type: "ExpenseRecorded".into(),
+        event_version: "1.0.0".into(),
+        payload: serde_json::to_value(FundEvent::ExpenseRecorded(details)).expect("serialises"),
+        metadata: json!({
+            "actor": "bench", "role": "finance", "correlation_id": uuid::Uuid::new_v4().to_string(),
+            "idempotency_key": "h32r0x17-1234", "request_fingerprint": hex::encode([7u8; 32]),
+        }),
+        hash: hex::encode([9u8; 32]),
+    };
+    serde_json::to_string(&event).expect("serialises")
+}
