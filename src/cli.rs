@@ -231,7 +231,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
         }
-        Command::Import { file, dry_run } => import_command(&database_url(&cli.database), &file, dry_run).await,
+        Command::Import { file, dry_run } => {
+            // A dry run only reads: into a ledger that does not exist yet, it
+            // checks against an empty one and creates nothing.
+            let url = database_url(&cli.database);
+            let scratch = tempfile::tempdir()?;
+            let url = if dry_run && existing_ledger(&cli.database).is_err() {
+                format!("sqlite://{}", scratch.path().join("empty.db").display())
+            } else {
+                url
+            };
+            import_command(&url, &file, dry_run).await
+        }
         Command::Export { to } => {
             let db = Db::connect(&existing_ledger(&cli.database)?).await?;
             let head = crate::verify::export(&db, &to, true).await?;

@@ -197,4 +197,5 @@ fn the_command_line_dry_run_lists_the_bad_rows_and_fails() {
     assert!(!output.status.success());
     assert!(stderr.contains("row 8, amount: `12,34,56` is not an amount"), "{stderr}");
     assert!(stderr.contains("nothing was stored"), "{stderr}");
+    assert!(!db.exists(), "a dry run into a ledger that does not exist creates none");
 }

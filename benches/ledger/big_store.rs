@@ -100,7 +100,14 @@ pub(crate) fn text(s: &str) -> Text {
     Text::parse(s).expect("bench texts are valid")
 }
 
-pub(crate) fn establish(chain: &mut Chain, fund_id: &str, kind: FundKind, amount: &str, wijken: &[String], allocation: &str) {
+pub(crate) fn establish(
+    chain: &mut Chain,
+    fund_id: &str,
+    kind: FundKind,
+    amount: &str,
+    wijken: &[String],
+    allocation: &str,
+) {
     let adopted_on = NaiveDate::from_ymd_opt(2021, 11, 11).expect("date");
     let terms = FundTerms {
         fund_id: FundId::parse(fund_id).expect("valid"),

@@ -440,7 +440,11 @@ impl Load {
 
 /// Every client calls in a loop; only calls that complete inside the
 /// measured window (after the warm-up) count.
-pub(crate) async fn run_load<C: Client>(clients: Vec<C>, warmup: Duration, window: Duration) -> anyhow::Result<(Load, Vec<C>)> {
+pub(crate) async fn run_load<C: Client>(
+    clients: Vec<C>,
+    warmup: Duration,
+    window: Duration,
+) -> anyhow::Result<(Load, Vec<C>)> {
     let t0 = Instant::now();
     let (from, until) = (t0 + warmup, t0 + warmup + window);
     let tasks: Vec<_> = clients
@@ -585,7 +589,12 @@ pub(crate) fn names(prefix: &str, n: usize) -> Arc<Vec<String>> {
 }
 
 /// Registers the wijken, establishes the funds and allocates each fund to each wijk, over HTTP.
-pub(crate) async fn setup_over_http(addr: SocketAddr, auth: &str, wijken: &[String], funds: &[String]) -> anyhow::Result<()> {
+pub(crate) async fn setup_over_http(
+    addr: SocketAddr,
+    auth: &str,
+    wijken: &[String],
+    funds: &[String],
+) -> anyhow::Result<()> {
     let mut http = Http::new(addr);
     for w in wijken {
         let body = json!({"wijk_id": w, "name": format!("Wijk {w}")}).to_string();

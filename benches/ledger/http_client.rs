@@ -171,7 +171,13 @@ impl Http {
     }
 
     /// POSTs JSON and insists on 200 or 201.
-    pub(crate) async fn post_ok(&mut self, path: &str, auth: &str, key: Option<&str>, body: &str) -> anyhow::Result<Vec<u8>> {
+    pub(crate) async fn post_ok(
+        &mut self,
+        path: &str,
+        auth: &str,
+        key: Option<&str>,
+        body: &str,
+    ) -> anyhow::Result<Vec<u8>> {
         let mut headers = vec![("Authorization", auth), ("Content-Type", "application/json")];
         if let Some(key) = key {
             headers.push(("Idempotency-Key", key));

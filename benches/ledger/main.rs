@@ -83,7 +83,6 @@ const AMENDMENT: &str = "A21-182";
 /// The big store's default size: the million events.
 const DEFAULT_EVENTS: u64 = 1_000_000;
 
-
 mod big_store;
 mod harness;
 mod http_client;

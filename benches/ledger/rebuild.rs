@@ -106,5 +106,4 @@ impl Bench {
         self.target("rebuild vs raw row streaming", ">= 50%", format!("{:.1}%", share * 100.0), Some(share >= 0.5));
         Ok(())
     }
-
 }

@@ -52,5 +52,4 @@ impl Bench {
         self.memory.push((format!("`wijkbudget verify` over {} events", big.events), peak, String::new()));
         Ok(())
     }
-
 }
