@@ -88,9 +88,22 @@ pub enum Command {
         dry_run: bool,
     },
     /// Write the whole log, with its hashes, as JSON Lines.
+    ///
+    /// With --what, a report instead, for a spreadsheet: the audit trail
+    /// (one sheet per wijk) or a year's close statement (one sheet per fund).
     Export {
         #[arg(long)]
         to: PathBuf,
+        #[arg(long, value_enum)]
+        what: Option<crate::spreadsheet::What>,
+        #[arg(long, value_enum, default_value = "xlsx")]
+        format: crate::spreadsheet::ExportFormat,
+        /// Only this budget year (a close statement needs one).
+        #[arg(long)]
+        year: Option<i64>,
+        /// Only this wijk (the audit trail).
+        #[arg(long)]
+        wijk: Option<String>,
     },
     /// Manage API tokens.
     Token {
@@ -243,7 +256,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             import_command(&url, &file, dry_run).await
         }
-        Command::Export { to } => {
+        Command::Export { to, what: Some(what), format, year, wijk } => {
+            let service = Service::open(&existing_ledger(&cli.database)?).await?;
+            service.projector.catch_up(|_| {}).await?;
+            let rows = crate::spreadsheet::export(&service.db, what, format, year, wijk.as_deref(), &to).await?;
+            println!("exported {rows} rows to {}", to.display());
+            Ok(())
+        }
+        Command::Export { to, .. } => {
             let db = Db::connect(&existing_ledger(&cli.database)?).await?;
             let head = crate::verify::export(&db, &to, true).await?;
             println!("exported to {}; head {head}", to.display());

@@ -11,6 +11,7 @@ pub mod ledger;
 #[path = "../projections/mod.rs"]
 pub mod projections;
 pub mod service;
+pub mod spreadsheet;
 pub mod store;
 pub mod verify;
 pub mod web;
