@@ -55,6 +55,28 @@ pub async fn export(
     wijk: Option<&str>,
     to: &Path,
 ) -> anyhow::Result<usize> {
+    let file = render(db, what, format, year, wijk, false).await?;
+    std::fs::write(to, &file.bytes).with_context(|| format!("writing {}", to.display()))?;
+    Ok(file.rows)
+}
+
+/// An export made in memory, for a file or a download.
+pub struct ExportFile {
+    pub bytes: Vec<u8>,
+    /// Rows of data it holds, headers not counted.
+    pub rows: usize,
+}
+
+/// Makes an export. With `hide_actors`, the audit trail leaves out who
+/// recorded each booking, as council members see it.
+pub async fn render(
+    db: &Db,
+    what: What,
+    format: ExportFormat,
+    year: Option<i64>,
+    wijk: Option<&str>,
+    hide_actors: bool,
+) -> anyhow::Result<ExportFile> {
     let (position, hash) = head(db).await?;
     match what {
         What::AuditTrail => {
@@ -73,7 +95,10 @@ pub async fn export(
             };
             let mut trails = Vec::new();
             for (id, name) in wijken {
-                let rows = whole_trail(db, &id, year).await?;
+                let mut rows = whole_trail(db, &id, year).await?;
+                if hide_actors {
+                    rows.iter_mut().for_each(|r| r.actor = None);
+                }
                 trails.push((id, name, rows));
             }
             let count = trails.iter().map(|t| t.2.len()).sum();
@@ -92,7 +117,7 @@ pub async fn export(
                             r
                         })
                     });
-                    std::fs::write(to, csv_text(&header, rows)).with_context(|| format!("writing {}", to.display()))?;
+                    Ok(ExportFile { bytes: csv_text(&header, rows).into_bytes(), rows: count })
                 }
                 ExportFormat::Xlsx => {
                     let title = format!("Audittrail{}", year.map(|y| format!(" {y}")).unwrap_or_default());
@@ -100,10 +125,9 @@ pub async fn export(
                     for (id, name, rows) in &trails {
                         audit_sheet(book.add_worksheet(), id, name, rows)?;
                     }
-                    book.save(to).with_context(|| format!("writing {}", to.display()))?;
+                    Ok(ExportFile { bytes: book.save_to_buffer()?, rows: count })
                 }
             }
-            Ok(count)
         }
         What::CloseStatement => {
             let year = year.context("a close statement needs --year")?;
@@ -116,17 +140,16 @@ pub async fn export(
             match format {
                 ExportFormat::Csv => {
                     let text = csv_text(CLOSE_CSV_HEADER, close_csv_rows(statements).into_iter());
-                    std::fs::write(to, text).with_context(|| format!("writing {}", to.display()))?;
+                    Ok(ExportFile { bytes: text.into_bytes(), rows: count })
                 }
                 ExportFormat::Xlsx => {
                     let mut book = workbook(&format!("Jaarafsluiting {year}"), position, &hash)?;
                     for s in &statements {
                         close_sheet(book.add_worksheet(), s)?;
                     }
-                    book.save(to).with_context(|| format!("writing {}", to.display()))?;
+                    Ok(ExportFile { bytes: book.save_to_buffer()?, rows: count })
                 }
             }
-            Ok(count)
         }
     }
 }
