@@ -77,10 +77,33 @@ pub enum Command {
         #[arg(long)]
         expect_head: Option<crate::verify::Head>,
     },
+    /// Bring bookings in from a spreadsheet (CSV or XLSX; README, "Importing
+    /// the books"). Every row is checked first; a file with any bad row
+    /// stores nothing. Importing a file again books only what is not booked yet.
+    Import {
+        #[arg(long)]
+        file: PathBuf,
+        /// Check every row and report, but store nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Write the whole log, with its hashes, as JSON Lines.
+    ///
+    /// With --what, a report instead, for a spreadsheet: the audit trail
+    /// (one sheet per wijk) or a year's close statement (one sheet per fund).
     Export {
         #[arg(long)]
         to: PathBuf,
+        #[arg(long, value_enum)]
+        what: Option<crate::spreadsheet::What>,
+        #[arg(long, value_enum, default_value = "xlsx")]
+        format: crate::spreadsheet::ExportFormat,
+        /// Only this budget year (a close statement needs one).
+        #[arg(long)]
+        year: Option<i64>,
+        /// Only this wijk (the audit trail).
+        #[arg(long)]
+        wijk: Option<String>,
     },
     /// Manage API tokens.
     Token {
@@ -221,7 +244,26 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
         }
-        Command::Export { to } => {
+        Command::Import { file, dry_run } => {
+            // A dry run only reads: into a ledger that does not exist yet, it
+            // checks against an empty one and creates nothing.
+            let url = database_url(&cli.database);
+            let scratch = tempfile::tempdir()?;
+            let url = if dry_run && existing_ledger(&cli.database).is_err() {
+                format!("sqlite://{}", scratch.path().join("empty.db").display())
+            } else {
+                url
+            };
+            import_command(&url, &file, dry_run).await
+        }
+        Command::Export { to, what: Some(what), format, year, wijk } => {
+            let service = Service::open(&existing_ledger(&cli.database)?).await?;
+            service.projector.catch_up(|_| {}).await?;
+            let rows = crate::spreadsheet::export(&service.db, what, format, year, wijk.as_deref(), &to).await?;
+            println!("exported {rows} rows to {}", to.display());
+            Ok(())
+        }
+        Command::Export { to, .. } => {
             let db = Db::connect(&existing_ledger(&cli.database)?).await?;
             let head = crate::verify::export(&db, &to, true).await?;
             println!("exported to {}; head {head}", to.display());
@@ -260,6 +302,44 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+async fn import_command(url: &str, file: &std::path::Path, dry_run: bool) -> anyhow::Result<()> {
+    let service = Service::open(url).await?;
+    service.projector.catch_up(|_| {}).await?;
+    let actor =
+        crate::ledger::Actor { name: format!("import {}", file.display()), role: Role::Finance.as_str().into() };
+    let bar = progress_bar(0, "reading");
+    let report = crate::import::import(&service, file, dry_run, &actor, |stage, done, total| {
+        if bar.message() != stage {
+            bar.set_message(stage.to_string());
+            bar.set_length(total);
+        }
+        bar.set_position(done);
+    })
+    .await;
+    bar.finish_and_clear();
+    let report = report?;
+    for problem in &report.problems {
+        eprintln!("{problem}");
+    }
+    let bad_rows = report.problems.iter().map(|p| p.row).collect::<std::collections::BTreeSet<_>>().len();
+    if !report.problems.is_empty() {
+        anyhow::bail!(
+            "{} has {} problem(s) in {bad_rows} of its {} rows, listed above; nothing was stored. Fix them and import it again",
+            file.display(),
+            report.problems.len(),
+            report.rows
+        );
+    }
+    if report.dry_run {
+        println!("dry run: all {} rows of {} are good; nothing was stored", report.rows, file.display());
+    } else if report.booked == 0 {
+        println!("{}: all {} rows were already in the ledger; nothing booked", file.display(), report.rows);
+    } else {
+        println!("{}: {} rows booked, {} already in the ledger", file.display(), report.booked, report.already);
+    }
+    Ok(())
 }
 
 async fn rebuild(db: &Db, projector: Projector) -> anyhow::Result<()> {

@@ -6,10 +6,12 @@ pub mod cli;
 pub mod demo;
 pub mod domain;
 pub mod http;
+pub mod import;
 pub mod ledger;
 #[path = "../projections/mod.rs"]
 pub mod projections;
 pub mod service;
+pub mod spreadsheet;
 pub mod store;
 pub mod verify;
 pub mod web;

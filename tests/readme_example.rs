@@ -189,3 +189,48 @@ fn the_readme_worked_example_runs_as_written_and_books_the_wegaplein() {
     let budget_after = run_curl_lines(&answers[4].line, &setup, dir.path());
     assert_eq!(budget_after[0].json(), budget, "the refused expense stored nothing");
 }
+
+/// Runs each `wijkbudget` line of a README block in `dir`, as written but
+/// for the binary's path; each must succeed.
+fn run_block_lines(block: &str, dir: &Path) {
+    for line in block.lines().filter(|l| l.starts_with("wijkbudget ")) {
+        let args: Vec<&str> = line.trim_start_matches("wijkbudget ").split_whitespace().collect();
+        let output = Command::new(env!("CARGO_BIN_EXE_wijkbudget"))
+            .args(&args)
+            .current_dir(dir)
+            .env("RUST_LOG", "warn")
+            .env_remove("DATABASE_URL")
+            .output()
+            .expect("the binary runs");
+        assert!(
+            output.status.success(),
+            "`{line}` failed: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+#[test]
+fn the_readmes_import_and_export_lines_run_as_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let examples = dir.path().join("examples");
+    std::fs::create_dir(&examples).unwrap();
+    let demo_file = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo-import.csv");
+    std::fs::copy(&demo_file, examples.join("demo-import.csv")).unwrap();
+    run_block_lines(&readme_block("## Importing the books", "sh"), dir.path());
+    assert!(dir.path().join("books.db").exists(), "the import made its ledger");
+    // The export lines read the demo's ledger: the demo file imported stands in for `demo`.
+    let imported = wijkbudget(&[
+        "import",
+        "--file",
+        demo_file.to_str().unwrap(),
+        "--database",
+        &format!("sqlite://{}", dir.path().join("wijkbudget-demo.db").display()),
+    ]);
+    assert!(imported.status.success(), "{}", String::from_utf8_lossy(&imported.stderr));
+    run_block_lines(&readme_block("## Taking the books out", "sh"), dir.path());
+    for file in ["audittrail-2022.xlsx", "jaarafsluiting-2021.csv"] {
+        assert!(dir.path().join(file).exists(), "the README's export wrote {file}");
+    }
+}

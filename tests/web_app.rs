@@ -94,6 +94,9 @@ async fn each_page_follows_the_apis_role_rules_with_a_clear_403_page() {
         ("/integriteit", &[Finance, Auditor]),
         ("/jaarafsluiting?jaar=2021", &[Finance, Auditor, Council]),
         ("/jaarafsluiting/csv?jaar=2021", &[Finance, Auditor, Council]),
+        ("/jaarafsluiting/xlsx?jaar=2021", &[Finance, Auditor, Council]),
+        ("/audittrail/xlsx?wijk=oost-1223", &[Finance, Auditor, Council, Wijkregisseur]),
+        ("/audittrail/xlsx?wijk=centrum", &[Finance, Auditor, Council]),
         ("/boeken", &[Finance]),
         ("/boeken/verplichting", &[Finance]),
         ("/boeken/betaling", &[Finance]),
@@ -130,6 +133,13 @@ async fn council_members_see_no_names_in_the_audit_trail() {
     assert!(!page.body.contains(&actor), "council sees {actor}");
     let csv = council.get("/audittrail/csv?wijk=oost-1223").await;
     assert!(!csv.body.contains(&actor), "council's CSV holds {actor}");
+    for (who, browser) in [("council", &mut council), ("finance", &mut finance)] {
+        let xlsx = browser.get_bytes("/audittrail/xlsx?wijk=oost-1223").await;
+        let mut book: calamine::Xlsx<_> = calamine::open_workbook_from_rs(std::io::Cursor::new(xlsx)).unwrap();
+        let sheet = calamine::Reader::worksheet_range(&mut book, "oost-1223").unwrap();
+        let names = sheet.rows().any(|r| r.iter().any(|c| c.to_string() == actor));
+        assert_eq!(names, who == "finance", "{who}'s workbook shows {actor}: {names}");
+    }
     app.finish().await;
 }
 

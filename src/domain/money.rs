@@ -107,6 +107,39 @@ pub fn parse_decimal(text: &str) -> Result<Decimal, AmountError> {
     Decimal::from_str_exact(trimmed).map_err(|_| AmountError::NotANumber(text.chars().take(40).collect()))
 }
 
+/// Why a euro amount as a person writes it cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotationError {
+    /// Not a number in either notation.
+    NotANumber,
+    /// `1.250`: a dot and exactly three digits, no comma, could be 1,25 or 1250.
+    Ambiguous,
+}
+
+/// An amount as people write it, in the plain notation [`parse_decimal`]
+/// reads: Dutch `1.234,56` and `1234,56`, or plain `1234.56`, with or
+/// without `€`. A bare `1.250` is refused rather than guessed.
+pub fn plain_notation(text: &str) -> Result<String, NotationError> {
+    let text = text.trim().trim_start_matches('€').trim();
+    if let Some((whole, cents)) = text.split_once(',') {
+        if cents.contains([',', '.']) {
+            return Err(NotationError::NotANumber);
+        }
+        let groups: Vec<&str> = whole.split('.').collect();
+        let grouped_well = groups.len() == 1
+            || (!groups[0].trim_start_matches(['-', '+']).is_empty()
+                && groups[0].trim_start_matches(['-', '+']).len() <= 3
+                && groups[1..].iter().all(|g| g.len() == 3));
+        return if grouped_well { Ok(format!("{}.{cents}", groups.concat())) } else { Err(NotationError::NotANumber) };
+    }
+    if let Some((_, after)) = text.split_once('.') {
+        if after.len() == 3 && after.chars().all(|c| c.is_ascii_digit()) {
+            return Err(NotationError::Ambiguous);
+        }
+    }
+    Ok(text.to_string())
+}
+
 /// Formats a signed balance the way the API and reports show money: two decimals.
 pub fn format_euro(value: Decimal) -> String {
     format!("{value:.2}")
@@ -120,6 +153,22 @@ pub fn euro_from_cents(cents: i64) -> Decimal {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dutch_and_plain_notation_read_the_same_and_ambiguity_is_refused() {
+        for (input, expected) in [
+            ("1.234,56", Ok("1234.56")),
+            ("1234,56", Ok("1234.56")),
+            ("1234.56", Ok("1234.56")),
+            ("€ 50.000,00", Ok("50000.00")),
+            ("-12,00", Ok("-12.00")),
+            ("1.250", Err(NotationError::Ambiguous)),
+            ("12.34.56,00", Err(NotationError::NotANumber)),
+            ("1,2,3", Err(NotationError::NotANumber)),
+        ] {
+            assert_eq!(plain_notation(input), expected.map(str::to_string), "input {input:?}");
+        }
+    }
 
     fn check(input: &str, expected: Result<&str, AmountError>) {
         let got = Amount::parse(input).map(|a| a.to_string());

@@ -172,6 +172,15 @@ impl Browser {
         page
     }
 
+    /// The raw body of a GET, for a download.
+    pub async fn get_bytes(&mut self, path: &str) -> Vec<u8> {
+        let cookie = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ");
+        let request = Request::get(path).header(header::COOKIE, cookie).body(Body::empty()).unwrap();
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "GET {path}");
+        axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap().to_vec()
+    }
+
     pub async fn get(&mut self, path: &str) -> Page {
         self.send(Method::GET, path, None).await
     }

@@ -159,7 +159,11 @@ pub async fn page(State(state): State<AppState>, viewer: Viewer, Query(q): Query
                 @if let Some(next) = t.page.next_after { a href={ "/audittrail?" (filter_query(t, Some(next))) } { "Volgende pagina" } }
             }
             p class="actions" {
-                a class="button secondary" href={ "/audittrail/csv?" (filter_query(t, (t.after > 0).then_some(t.after))) } download { "Download als CSV" }
+                a class="button secondary" href={ "/audittrail/csv?" (filter_query(t, (t.after > 0).then_some(t.after))) } download { "Download deze pagina als CSV" }
+                " "
+                a class="button secondary" href={ "/audittrail/xlsx?" (query_string(&[("wijk", &t.wijk_id), ("jaar", &t.filter.year.map(|y| y.to_string()).unwrap_or_default())])) } download {
+                    "Download de hele audittrail" @if let Some(y) = t.filter.year { " van " (y) } " als Excel"
+                }
             }
         } @else {
             p { "Kies een wijk om haar boekingen te zien." }
@@ -182,6 +186,31 @@ pub async fn csv(State(state): State<AppState>, viewer: Viewer, Query(q): Query<
         response.headers_mut().insert("x-next-after", next.into());
     }
     Ok(response)
+}
+
+/// The wijk's whole trail (of the chosen year) as an XLSX workbook, as
+/// `wijkbudget export --what audit-trail` makes it.
+pub async fn xlsx(State(state): State<AppState>, viewer: Viewer, Query(q): Query<AuditQuery>) -> PageResult {
+    allow(&viewer, Section::Audittrail)?;
+    let Some(wijk_id) = text(&q.wijk) else { return Err(super::bad_request(&viewer, "Kies eerst een wijk.")) };
+    allow_wijk(&viewer, &wijk_id)?;
+    let year = parse_year(&viewer, q.jaar.as_deref())?;
+    if !queries::wijk_exists(state.ledger.db(), &wijk_id).await.map_err(super::unavailable)? {
+        return Err(super::not_found_page(Some(&viewer), &format!("Er is geen wijk met de code ‘{wijk_id}’.")));
+    }
+    let hide_actors = viewer.caller.role == Role::Council;
+    let file = crate::spreadsheet::render(
+        state.ledger.db(),
+        crate::spreadsheet::What::AuditTrail,
+        crate::spreadsheet::ExportFormat::Xlsx,
+        year,
+        Some(&wijk_id),
+        hide_actors,
+    )
+    .await
+    .map_err(super::unavailable)?;
+    let name = format!("audittrail-{wijk_id}{}.xlsx", year.map(|y| format!("-{y}")).unwrap_or_default());
+    Ok(super::wijk::download(&name, super::wijk::XLSX, file.bytes))
 }
 
 /// One event: what it says, and its links in the hash chain.

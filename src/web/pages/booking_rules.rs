@@ -7,7 +7,7 @@ use rust_decimal::Decimal;
 
 use crate::domain::fund::FundError;
 use crate::domain::ids::InvalidValue;
-use crate::domain::money::{Amount, AmountError};
+use crate::domain::money::{plain_notation, Amount, AmountError, NotationError};
 use crate::ledger::LedgerError;
 use crate::store::repository::AppendRefused;
 use crate::web::components::FieldError;
@@ -95,37 +95,20 @@ fn capitalised(label: &str) -> String {
 }
 
 /// An amount as a Dutch person types it: `1.234,56`, `1234,56` or `1234.56`,
-/// with or without `€`. A dot followed by exactly three digits and no comma
-/// (`1.250`) could mean either 1,25 or 1250 and is refused rather than guessed.
-/// The result obeys the API's rules: more than zero, whole cents, at most a billion.
+/// with or without `€` (see [`plain_notation`]). The result obeys the API's
+/// rules: more than zero, whole cents, at most a billion.
 pub fn parse_dutch_amount(text: &str) -> Result<Amount, String> {
-    let text = text.trim().trim_start_matches('€').trim();
-    if text.is_empty() {
+    let text = text.trim();
+    if text.trim_start_matches('€').trim().is_empty() {
         return Err("Vul het bedrag in.".into());
     }
     let not_a_number = || format!("‘{text}’ is geen bedrag; schrijf het als 1.250,00 of 1250,00.");
-    let plain = if let Some((whole, cents)) = text.split_once(',') {
-        if cents.contains([',', '.']) {
-            return Err(not_a_number());
+    let plain = plain_notation(text).map_err(|e| match e {
+        NotationError::NotANumber => not_a_number(),
+        NotationError::Ambiguous => {
+            format!("‘{text}’ is niet eenduidig; schrijf {text},00 voor duizenden of gebruik een komma voor centen.")
         }
-        let groups: Vec<&str> = whole.split('.').collect();
-        let grouped_well = groups.len() == 1
-            || (!groups[0].is_empty() && groups[0].len() <= 3 && groups[1..].iter().all(|g| g.len() == 3));
-        if !grouped_well {
-            return Err(not_a_number());
-        }
-        format!("{}.{cents}", groups.concat())
-    } else {
-        if let Some((_, after)) = text.split_once('.') {
-            if after.len() == 3 && after.chars().all(|c| c.is_ascii_digit()) {
-                return Err(format!(
-                    "‘{text}’ is niet eenduidig; schrijf {0},00 voor duizenden of gebruik een komma voor centen.",
-                    text
-                ));
-            }
-        }
-        text.to_string()
-    };
+    })?;
     Amount::parse(&plain).map_err(|e| match e {
         AmountError::NotANumber(_) => not_a_number(),
         AmountError::NotPositive => "Het bedrag moet meer dan € 0,00 zijn.".into(),

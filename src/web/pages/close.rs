@@ -84,7 +84,11 @@ pub async fn page(State(state): State<AppState>, viewer: Viewer, Query(q): Query
             }
         }
         @if !statements.is_empty() {
-            p class="actions" { a class="button secondary" href={ "/jaarafsluiting/csv?jaar=" (year.unwrap_or_default()) } download { "Download als CSV" } }
+            p class="actions" {
+                a class="button secondary" href={ "/jaarafsluiting/csv?jaar=" (year.unwrap_or_default()) } download { "Download als CSV" }
+                " "
+                a class="button secondary" href={ "/jaarafsluiting/xlsx?jaar=" (year.unwrap_or_default()) } download { "Download als Excel" }
+            }
         }
     };
     Ok(render(layout("Jaarafsluiting", Some(&viewer), Section::Jaarafsluiting, body)))
@@ -94,4 +98,23 @@ pub async fn csv(State(state): State<AppState>, viewer: Viewer, Query(q): Query<
     let (_, year, statements) = statements(&state, &viewer, &q).await?;
     let name = format!("jaarafsluiting-{}.csv", year.unwrap_or_default());
     Ok(super::wijk::csv_download(&name, CLOSE_CSV_HEADER, close_csv_rows(statements)))
+}
+
+/// The year's close statement as an XLSX workbook, a sheet per fund.
+pub async fn xlsx(State(state): State<AppState>, viewer: Viewer, Query(q): Query<CloseQuery>) -> PageResult {
+    let (_, year, statements) = statements(&state, &viewer, &q).await?;
+    let Some(year) = year.filter(|_| !statements.is_empty()) else {
+        return Err(super::not_found_page(Some(&viewer), "Geen fonds van dit jaar is afgesloten."));
+    };
+    let file = crate::spreadsheet::render(
+        state.ledger.db(),
+        crate::spreadsheet::What::CloseStatement,
+        crate::spreadsheet::ExportFormat::Xlsx,
+        Some(year),
+        None,
+        false,
+    )
+    .await
+    .map_err(super::unavailable)?;
+    Ok(super::wijk::download(&format!("jaarafsluiting-{year}.xlsx"), super::wijk::XLSX, file.bytes))
 }

@@ -336,13 +336,21 @@ pub async fn csv(
 /// A CSV file to download, built with the API's quoting rules.
 pub fn csv_download(file_name: &str, header_line: &str, rows: Vec<Vec<String>>) -> Response {
     let body = crate::http::reads::csv_text(header_line, rows.into_iter());
+    download(file_name, "text/csv; charset=utf-8", body.into_bytes())
+}
+
+/// The media type of an XLSX workbook.
+pub const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+
+/// A file to download rather than show.
+pub fn download(file_name: &str, content_type: &str, bytes: Vec<u8>) -> Response {
     (
         StatusCode::OK,
         [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (header::CONTENT_TYPE, content_type.to_string()),
             (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{file_name}\"")),
         ],
-        body,
+        bytes,
     )
         .into_response()
 }

@@ -1,0 +1,233 @@
+//! Bringing the books in: a spreadsheet of bookings (CSV or XLSX), checked
+//! row by row against every rule of the ledger before anything is stored.
+//!
+//! A file is all or nothing. Every row is first booked on a throwaway copy
+//! of the ledger ([`scratch`]), in file order, through the real `Ledger`, so
+//! a row is judged exactly as it would be when booked, after the rows before
+//! it. Only if no row has a problem is the file booked on the real ledger.
+//! Each row carries a stable idempotency key made from its content and its
+//! row number: importing the same file again books nothing, and an import
+//! that stopped halfway books only the rows it had not booked yet.
+
+pub mod plan;
+pub mod rows;
+pub mod rows_of;
+pub mod scratch;
+
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+
+use crate::http::error::ApiError;
+use crate::ledger::{Actor, CommandMeta, Idempotency, Ledger, LedgerError, Outcome};
+use crate::projections::Projector;
+use crate::service::Service;
+use plan::{Command, Problem};
+use rows::Row;
+
+/// One row, read and ready to book.
+struct Planned {
+    row: usize,
+    key: String,
+    fingerprint: String,
+    command: Command,
+}
+
+/// What an import found and did.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub rows: usize,
+    /// Rows booked by this run.
+    pub booked: usize,
+    /// Rows already in the ledger (an earlier import of the same rows, or a
+    /// booking that was already true), which this run left alone.
+    pub already: usize,
+    /// Every problem of every bad row, in file order. Non-empty means
+    /// nothing was stored.
+    pub problems: Vec<Problem>,
+    pub dry_run: bool,
+}
+
+impl Report {
+    pub fn stored_nothing(&self) -> bool {
+        self.booked == 0
+    }
+}
+
+fn hex_sha256(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+/// Reads the rows; the ones that cannot be read become problems.
+fn plan(rows: &[Row], problems: &mut Vec<Problem>) -> Vec<Planned> {
+    let mut planned = Vec::new();
+    for row in rows {
+        match plan::command(row) {
+            Ok(command) => {
+                let content = row.canonical();
+                planned.push(Planned {
+                    row: row.number,
+                    key: format!("import-{}", &hex_sha256(&format!("{}\n{content}", row.number))[..40]),
+                    fingerprint: hex_sha256(&content),
+                    command,
+                });
+            }
+            Err(found) => problems.extend(found),
+        }
+    }
+    planned
+}
+
+/// Whether a row was booked before: Some(true) with the same content,
+/// Some(false) when its key was used for other content.
+async fn booked_before(ledger: &Ledger, p: &Planned) -> Result<Option<bool>, LedgerError> {
+    Ok(ledger.idempotency_record(&p.key).await?.map(|(fingerprint, _, _)| fingerprint == p.fingerprint))
+}
+
+/// Why a row could not be booked.
+enum Refused {
+    Ledger(LedgerError),
+    /// It names a commitment or an expense the ledger does not have.
+    Unknown {
+        column: &'static str,
+        reason: String,
+    },
+}
+
+impl From<LedgerError> for Refused {
+    fn from(err: LedgerError) -> Self {
+        Self::Ledger(err)
+    }
+}
+
+/// Books one row, then brings the read models up to it (the next row may
+/// establish a fund, whose year is checked against them). Ok(true) if it
+/// stored something.
+async fn book(ledger: &Ledger, projector: &Projector, p: &Planned, actor: &Actor) -> Result<bool, Refused> {
+    let mut meta = CommandMeta::new(actor.clone());
+    // A close is idempotent by itself and spans several funds, so it needs no key.
+    if !matches!(p.command, Command::Close { .. }) {
+        meta.idempotency = Some(Idempotency { key: p.key.clone(), fingerprint: p.fingerprint.clone() });
+    }
+    let outcome = match &p.command {
+        Command::Wijk(command) => ledger.register_wijk(command.clone(), &meta).await?,
+        Command::Fund(fund_id, command) => ledger.fund(fund_id, command.clone(), &meta).await?,
+        Command::OnCommitment(commitment_id, command) => {
+            let fund_id = ledger.fund_of_commitment(commitment_id).await?.ok_or_else(|| Refused::Unknown {
+                column: "commitment_id",
+                reason: format!("no commitment has id `{commitment_id}`; make it first with a commitment row"),
+            })?;
+            ledger.fund(&fund_id, command.clone(), &meta).await?
+        }
+        Command::OnExpense(expense_id, command) => {
+            let fund_id = ledger.fund_of_expense(expense_id).await?.ok_or_else(|| Refused::Unknown {
+                column: "expense_id",
+                reason: format!("no expense has id `{expense_id}`; record it first with an expense row"),
+            })?;
+            ledger.fund(&fund_id, command.clone(), &meta).await?
+        }
+        Command::Close { year, decision, carry_over } => {
+            let closed = ledger.close_year(*year, decision.clone(), carry_over, &meta).await?;
+            if closed.iter().any(|c| c.closed_at_position.is_some()) {
+                Outcome::Recorded { first_position: 0, last_position: 0 }
+            } else {
+                Outcome::Unchanged
+            }
+        }
+    };
+    match outcome {
+        Outcome::Recorded { .. } => {
+            projector.catch_up(|_| {}).await.map_err(|e| LedgerError::Store(format!("{e:#}")))?;
+            Ok(true)
+        }
+        Outcome::Unchanged => Ok(false),
+    }
+}
+
+/// A refusal as a problem on the column it is about, in the API's words.
+/// A failing store is no problem of the row: the import stops.
+fn refusal(row: usize, refused: Refused) -> anyhow::Result<Problem> {
+    match refused {
+        Refused::Ledger(LedgerError::Store(cause)) => Err(anyhow::anyhow!("the ledger failed: {cause}")),
+        Refused::Ledger(err) => {
+            let api = ApiError::from(err);
+            Ok(Problem { row, column: api.field_name().map(str::to_string), reason: api.detail().to_string() })
+        }
+        Refused::Unknown { column, reason } => Ok(Problem { row, column: Some(column.into()), reason }),
+    }
+}
+
+/// Imports `path` into the ledger of `service`: checks every row on a copy,
+/// and books the file only if no row has a problem (and `dry_run` is off).
+/// `progress(stage, done, total)` reports each row.
+pub async fn import(
+    service: &Service,
+    path: &Path,
+    dry_run: bool,
+    actor: &Actor,
+    mut progress: impl FnMut(&str, u64, u64),
+) -> anyhow::Result<Report> {
+    let rows = rows::read(path)?;
+    let mut report = Report { rows: rows.len(), dry_run, ..Default::default() };
+    let planned = plan(&rows, &mut report.problems);
+    let total = planned.len() as u64;
+
+    // 1. Every row on a copy, in file order, as if booked.
+    let dir = tempfile::tempdir()?;
+    let head = scratch::head(&service.db).await?;
+    let (url, with_read_models) =
+        scratch::copy(&service.db, &dir.path().join("try.db"), |p| progress("copying", p as u64, head as u64)).await?;
+    let copy = Service::open(&url).await?;
+    if !with_read_models {
+        copy.projector.catch_up(|p| progress("copying", p as u64, head as u64)).await?;
+    }
+    let mut fresh = Vec::new();
+    for (i, p) in planned.iter().enumerate() {
+        progress("checking", i as u64 + 1, total);
+        match booked_before(&copy.ledger, p).await? {
+            Some(true) => continue,
+            Some(false) => report.problems.push(Problem {
+                row: p.row,
+                column: None,
+                reason: "this row number was imported before with other content; a booking is never changed: \
+                         correct it with a new row (a reversal, withdrawal or settlement) at the end of the file"
+                    .into(),
+            }),
+            None => match book(&copy.ledger, &copy.projector, p, actor).await {
+                Ok(_) => fresh.push(p),
+                Err(err) => report.problems.push(refusal(p.row, err)?),
+            },
+        }
+    }
+    copy.db.close().await;
+    report.problems.sort_by_key(|p| p.row);
+    report.already = planned.len() - fresh.len();
+    if dry_run || !report.problems.is_empty() {
+        report.already = 0;
+        return Ok(report);
+    }
+
+    // 2. The whole file was good: book it, in the same order.
+    report.already = 0;
+    for (i, p) in planned.iter().enumerate() {
+        progress("booking", i as u64 + 1, total);
+        if booked_before(&service.ledger, p).await?.is_some() {
+            report.already += 1;
+            continue;
+        }
+        match book(&service.ledger, &service.projector, p, actor).await {
+            Ok(true) => report.booked += 1,
+            Ok(false) => report.already += 1,
+            Err(err) => {
+                // Something changed the ledger between the check and now.
+                let problem = refusal(p.row, err)?;
+                anyhow::bail!(
+                    "{problem}; the ledger changed while importing: rows before row {} are booked, the rest not; \
+                     fix the row and import the file again to book the rest",
+                    p.row
+                );
+            }
+        }
+    }
+    Ok(report)
+}

@@ -1,0 +1,188 @@
+//! Reading a spreadsheet of bookings: CSV (UTF-8, with or without BOM,
+//! comma or semicolon) or XLSX, into rows of named cells. Headers may be
+//! English (the API's field names) or Dutch; both name the same column.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{bail, Context};
+use calamine::{Data, Reader};
+
+/// A column: its canonical (English, the API's) name, its Dutch name, and what it holds.
+pub const COLUMNS: &[(&str, &str, &str)] = &[
+    ("type", "soort", "the kind of booking (see ROW_TYPES)"),
+    ("wijk_id", "wijk", "the wijk's id"),
+    ("wijk_name", "wijknaam", "a new wijk's name"),
+    ("fund_id", "fonds", "the fund's id"),
+    ("year", "jaar", "a new fund's year, or the year to close"),
+    ("kind", "fondssoort", "a new fund's kind: begroting, amendement or begrotingswijziging"),
+    ("name", "naam", "a new fund's name"),
+    ("amount", "bedrag", "euro: 1.234,56 or 1234.56"),
+    ("booked_on", "boekdatum", "the booking date: 2022-09-15 or 15-09-2022"),
+    ("decision", "besluit", "the decision's reference"),
+    ("decided_on", "besluitdatum", "the decision's date"),
+    ("purpose", "doel", "a new fund's doelbinding"),
+    ("reason", "reden", "why (allocation, transfer, withdrawal, reversal)"),
+    ("expense_id", "uitgave", "the expense's or payment's own id"),
+    ("commitment_id", "verplichting", "the commitment's id"),
+    ("initiative", "initiatief", "the initiative"),
+    ("theme", "thema", "the initiative's theme"),
+    ("applicant", "aanvrager", "who applied for the grant"),
+    ("grant_rule", "regeling", "the grant rule"),
+    ("reference", "referentie", "the document behind it, such as an invoice number"),
+    ("to_wijk", "naar_wijk", "a transfer's receiving wijk"),
+    ("carry_over", "overheveling", "a close: the wijken whose money carries over, separated by spaces or semicolons"),
+    ("cancelled", "geannuleerd", "a withdrawal: yes for annulering, no for intrekking"),
+    ("post_closing", "na_afsluiting", "a reversal in a closed year: yes"),
+];
+
+/// One data row: its number as a spreadsheet shows it (the header is row 1)
+/// and its non-empty cells by canonical column name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    pub number: usize,
+    pub cells: BTreeMap<&'static str, String>,
+}
+
+impl Row {
+    pub fn get(&self, column: &str) -> Option<&str> {
+        self.cells.get(column).map(String::as_str).filter(|v| !v.is_empty())
+    }
+
+    /// The row's content in a fixed form, for its stable id.
+    pub fn canonical(&self) -> String {
+        self.cells.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("\u{1f}")
+    }
+}
+
+fn canonical_column(header: &str) -> Option<&'static str> {
+    let header = header.trim().trim_start_matches('\u{feff}').to_lowercase().replace([' ', '-'], "_");
+    COLUMNS.iter().find(|(en, nl, _)| *en == header || *nl == header).map(|(en, _, _)| *en)
+}
+
+/// The rows of a CSV or XLSX file (by its extension), in file order.
+pub fn read(path: &Path) -> anyhow::Result<Vec<Row>> {
+    let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_lowercase();
+    let table = match extension.as_str() {
+        "csv" | "txt" => read_csv(&std::fs::read(path).with_context(|| format!("reading {}", path.display()))?)?,
+        "xlsx" | "xlsm" | "xls" | "ods" => read_workbook(path)?,
+        other => bail!("{} is a .{other} file; import reads .csv and .xlsx", path.display()),
+    };
+    rows_of(table)
+}
+
+/// Raw cells, the first row being the header.
+pub fn read_csv(bytes: &[u8]) -> anyhow::Result<Vec<Vec<String>>> {
+    let bytes = bytes.strip_prefix("\u{feff}".as_bytes()).unwrap_or(bytes);
+    let text = std::str::from_utf8(bytes).context("the file is not UTF-8; save it as \"CSV UTF-8\"")?;
+    // Dutch Excel writes semicolons: the header line tells which.
+    let header = text.lines().next().unwrap_or("");
+    let delimiter = if header.matches(';').count() > header.matches(',').count() { b';' } else { b',' };
+    let mut reader =
+        csv::ReaderBuilder::new().delimiter(delimiter).has_headers(false).flexible(true).from_reader(bytes);
+    let mut table = Vec::new();
+    for (i, record) in reader.records().enumerate() {
+        let record = record.with_context(|| format!("row {} cannot be read as CSV", i + 1))?;
+        table.push(record.iter().map(str::to_string).collect());
+    }
+    Ok(table)
+}
+
+fn read_workbook(path: &Path) -> anyhow::Result<Vec<Vec<String>>> {
+    let mut workbook = calamine::open_workbook_auto(path).with_context(|| format!("opening {}", path.display()))?;
+    let sheet = workbook.sheet_names().first().cloned().context("the workbook has no sheet")?;
+    let range = workbook.worksheet_range(&sheet).with_context(|| format!("reading sheet {sheet}"))?;
+    Ok(range.rows().map(|row| row.iter().map(cell_text).collect()).collect())
+}
+
+/// A cell as the text a person typed: numbers exactly as written (an amount
+/// stored as a number is read back through its shortest decimal form), and
+/// dates as ISO dates.
+fn cell_text(cell: &Data) -> String {
+    match cell {
+        Data::Empty => String::new(),
+        Data::String(s) => s.clone(),
+        Data::Int(i) => i.to_string(),
+        Data::Float(f) => {
+            // The shortest text that reads back as the same float is what the
+            // spreadsheet shows; it is parsed exactly from there, never summed as a float.
+            let text = format!("{f}");
+            text
+        }
+        Data::Bool(b) => if *b { "yes" } else { "no" }.to_string(),
+        Data::DateTime(d) => d.as_datetime().map(|dt| dt.date().to_string()).unwrap_or_default(),
+        Data::DateTimeIso(s) => s.get(..10).unwrap_or(s).to_string(),
+        Data::DurationIso(s) => s.clone(),
+        Data::Error(e) => format!("#{e:?}"),
+    }
+}
+
+fn rows_of(table: Vec<Vec<String>>) -> anyhow::Result<Vec<Row>> {
+    let mut lines = table.into_iter();
+    let header = lines.next().context("the file is empty; it needs a header row")?;
+    let mut columns = Vec::new();
+    let mut unknown = Vec::new();
+    for name in &header {
+        match canonical_column(name) {
+            Some(c) => columns.push(Some(c)),
+            None if name.trim().is_empty() => columns.push(None),
+            None => {
+                unknown.push(name.trim().to_string());
+                columns.push(None);
+            }
+        }
+    }
+    if !unknown.is_empty() {
+        bail!(
+            "unknown column(s) {}; the columns are {} (or in Dutch: {})",
+            unknown.join(", "),
+            COLUMNS.iter().map(|c| c.0).collect::<Vec<_>>().join(", "),
+            COLUMNS.iter().map(|c| c.1).collect::<Vec<_>>().join(", ")
+        );
+    }
+    if !columns.contains(&Some("type")) {
+        bail!("the header has no `type` (or `soort`) column; every row says what kind of booking it is");
+    }
+    let mut rows = Vec::new();
+    for (i, line) in lines.enumerate() {
+        let mut cells = BTreeMap::new();
+        for (column, value) in columns.iter().zip(line) {
+            if let Some(column) = column {
+                let value = value.trim().to_string();
+                if !value.is_empty() {
+                    cells.insert(*column, value);
+                }
+            }
+        }
+        if !cells.is_empty() {
+            rows.push(Row { number: i + 2, cells });
+        }
+    }
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_with_a_bom_semicolons_and_dutch_headers_reads_as_english_columns() {
+        let text = "\u{feff}Soort;Wijk;Bedrag;Boekdatum\nuitgave;oost-1223;\"1.234,56\";15-09-2022\n;;;\n";
+        let rows = rows_of(read_csv(text.as_bytes()).unwrap()).unwrap();
+        assert_eq!(rows.len(), 1, "an empty line is no row");
+        assert_eq!(rows[0].number, 2);
+        assert_eq!(rows[0].get("type"), Some("uitgave"));
+        assert_eq!(rows[0].get("amount"), Some("1.234,56"));
+        assert_eq!(rows[0].get("booked_on"), Some("15-09-2022"));
+    }
+
+    #[test]
+    fn commas_work_too_and_unknown_columns_are_named() {
+        let rows = rows_of(read_csv(b"type,fund_id,amount\nfund,A21-182,50000.00\n").unwrap()).unwrap();
+        assert_eq!(rows[0].get("fund_id"), Some("A21-182"));
+        let err = rows_of(read_csv(b"type,bedrag,kleur\nx,1,rood\n").unwrap()).unwrap_err().to_string();
+        assert!(err.contains("unknown column(s) kleur"), "{err}");
+        let err = rows_of(read_csv(b"wijk,bedrag\nx,1\n").unwrap()).unwrap_err().to_string();
+        assert!(err.contains("no `type`"), "{err}");
+    }
+}

@@ -1,0 +1,271 @@
+//! Taking the books out: the audit trail and the close statement as CSV, or
+//! as an XLSX workbook an auditor can work in. In the workbook amounts are
+//! numbers in a euro format (so Excel's sums match the ledger to the cent),
+//! dates are dates, the header row is frozen, each wijk (or fund) has its
+//! own sheet, and a first sheet says what the file is and which head of the
+//! hash chain it was made from, so it can be tied to `wijkbudget verify`.
+
+use std::path::Path;
+
+use anyhow::Context;
+use chrono::{NaiveDate, Utc};
+use rust_xlsxwriter::{Format, Workbook, Worksheet};
+
+use crate::http::lifecycle::{close_csv_rows, CLOSE_CSV_HEADER};
+use crate::http::reads::{audit_csv_rows, csv_text, AUDIT_CSV_HEADER, PAGE_MAX};
+use crate::projections::queries::{self, AuditFilter, AuditRow, Period};
+use crate::projections::reports::{self, CloseStatement};
+use crate::store::repository::head;
+use crate::store::Db;
+
+/// What to export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum What {
+    AuditTrail,
+    CloseStatement,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    Xlsx,
+    Csv,
+}
+
+/// A wijk's whole audit trail (of one year, if given), every page.
+async fn whole_trail(db: &Db, wijk_id: &str, year: Option<i64>) -> anyhow::Result<Vec<AuditRow>> {
+    let filter = AuditFilter { year, ..Default::default() };
+    let mut rows = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = queries::audit_trail(db, wijk_id, &filter, after, PAGE_MAX).await?;
+        rows.extend(page.rows);
+        match page.next_after {
+            Some(next) if next > after => after = next,
+            _ => return Ok(rows),
+        }
+    }
+}
+
+/// Writes the export to `to`; returns how many rows it holds.
+pub async fn export(
+    db: &Db,
+    what: What,
+    format: ExportFormat,
+    year: Option<i64>,
+    wijk: Option<&str>,
+    to: &Path,
+) -> anyhow::Result<usize> {
+    let file = render(db, what, format, year, wijk, false).await?;
+    std::fs::write(to, &file.bytes).with_context(|| format!("writing {}", to.display()))?;
+    Ok(file.rows)
+}
+
+/// An export made in memory, for a file or a download.
+pub struct ExportFile {
+    pub bytes: Vec<u8>,
+    /// Rows of data it holds, headers not counted.
+    pub rows: usize,
+}
+
+/// Makes an export. With `hide_actors`, the audit trail leaves out who
+/// recorded each booking, as council members see it.
+pub async fn render(
+    db: &Db,
+    what: What,
+    format: ExportFormat,
+    year: Option<i64>,
+    wijk: Option<&str>,
+    hide_actors: bool,
+) -> anyhow::Result<ExportFile> {
+    let (position, hash) = head(db).await?;
+    match what {
+        What::AuditTrail => {
+            let wijken: Vec<(String, String)> = match wijk {
+                Some(w) => {
+                    let budget = queries::wijk_budget(db, w, Period::default()).await?;
+                    let budget =
+                        budget.with_context(|| format!("wijk {w} is not registered; see GET /api/v1/wijken"))?;
+                    vec![(budget.wijk_id, budget.name)]
+                }
+                None => queries::wijk_summaries(db, Period::default())
+                    .await?
+                    .into_iter()
+                    .map(|w| (w.wijk_id, w.name))
+                    .collect(),
+            };
+            let mut trails = Vec::new();
+            for (id, name) in wijken {
+                let mut rows = whole_trail(db, &id, year).await?;
+                if hide_actors {
+                    rows.iter_mut().for_each(|r| r.actor = None);
+                }
+                trails.push((id, name, rows));
+            }
+            let count = trails.iter().map(|t| t.2.len()).sum();
+            match format {
+                ExportFormat::Csv => {
+                    let header = format!("wijk_id,{AUDIT_CSV_HEADER}");
+                    let rows = trails.iter().flat_map(|(id, _, rows)| {
+                        let page = queries::AuditPage {
+                            wijk_id: id.clone(),
+                            opening_balance: queries::Euro(0),
+                            rows: rows.clone(),
+                            next_after: None,
+                        };
+                        audit_csv_rows(&page).into_iter().map(move |mut r| {
+                            r.insert(0, id.clone());
+                            r
+                        })
+                    });
+                    Ok(ExportFile { bytes: csv_text(&header, rows).into_bytes(), rows: count })
+                }
+                ExportFormat::Xlsx => {
+                    let title = format!("Audittrail{}", year.map(|y| format!(" {y}")).unwrap_or_default());
+                    let mut book = workbook(&title, position, &hash)?;
+                    for (id, name, rows) in &trails {
+                        audit_sheet(book.add_worksheet(), id, name, rows)?;
+                    }
+                    Ok(ExportFile { bytes: book.save_to_buffer()?, rows: count })
+                }
+            }
+        }
+        What::CloseStatement => {
+            let year = year.context("a close statement needs --year")?;
+            let statements = reports::close_statements(db, year).await?;
+            anyhow::ensure!(
+                !statements.is_empty(),
+                "no fund of {year} is closed; close it with POST /api/v1/years/{year}/close"
+            );
+            let count = statements.iter().map(|s| s.lines.len()).sum();
+            match format {
+                ExportFormat::Csv => {
+                    let text = csv_text(CLOSE_CSV_HEADER, close_csv_rows(statements).into_iter());
+                    Ok(ExportFile { bytes: text.into_bytes(), rows: count })
+                }
+                ExportFormat::Xlsx => {
+                    let mut book = workbook(&format!("Jaarafsluiting {year}"), position, &hash)?;
+                    for s in &statements {
+                        close_sheet(book.add_worksheet(), s)?;
+                    }
+                    Ok(ExportFile { bytes: book.save_to_buffer()?, rows: count })
+                }
+            }
+        }
+    }
+}
+
+fn euro_format() -> Format {
+    Format::new().set_num_format("€ #,##0.00;€ -#,##0.00")
+}
+
+fn date_format() -> Format {
+    Format::new().set_num_format("dd-mm-yyyy")
+}
+
+fn header(sheet: &mut Worksheet, columns: &[&str]) -> anyhow::Result<()> {
+    let bold = Format::new().set_bold();
+    for (c, name) in columns.iter().enumerate() {
+        sheet.write_string_with_format(0, c as u16, *name, &bold)?;
+    }
+    sheet.set_freeze_panes(1, 0)?;
+    Ok(())
+}
+
+/// Euro from whole cents. A workbook stores every number as a double, which
+/// holds any amount of cents up to 2^53 exactly enough to show and sum to the cent.
+fn euro(cents: i64) -> f64 {
+    cents as f64 / 100.0
+}
+
+/// A workbook whose first sheet says what it is and where it comes from.
+fn workbook(title: &str, position: i64, hash: &str) -> anyhow::Result<Workbook> {
+    let mut book = Workbook::new();
+    let about = book.add_worksheet().set_name("Over dit bestand")?;
+    let bold = Format::new().set_bold();
+    let lines = [
+        ("Wat", title.to_string()),
+        ("Gemaakt op", Utc::now().format("%Y-%m-%d %H:%M:%S UTC").to_string()),
+        ("Uit wijkbudget, tot en met logpositie", position.to_string()),
+        ("Kop van de hashketen", format!("{position}:{hash}")),
+        ("Controleren", format!("wijkbudget verify --expect-head {position}:{hash}")),
+    ];
+    for (r, (label, value)) in lines.iter().enumerate() {
+        about.write_string_with_format(r as u32, 0, *label, &bold)?;
+        about.write_string(r as u32, 1, value)?;
+    }
+    about.set_column_width(0, 40)?;
+    about.set_column_width(1, 90)?;
+    Ok(book)
+}
+
+/// Excel allows 31 characters and no `[]:*?/\` in a sheet's name.
+fn sheet_name(name: &str) -> String {
+    name.chars().filter(|c| !"[]:*?/\\".contains(*c)).take(31).collect()
+}
+
+fn audit_sheet(sheet: &mut Worksheet, wijk_id: &str, name: &str, rows: &[AuditRow]) -> anyhow::Result<()> {
+    sheet.set_name(sheet_name(wijk_id))?;
+    let columns: Vec<&str> = AUDIT_CSV_HEADER.split(',').collect();
+    header(sheet, &columns)?;
+    let (money, day) = (euro_format(), date_format());
+    for (i, r) in rows.iter().enumerate() {
+        let row = i as u32 + 1;
+        sheet.write_number(row, 0, r.position as f64)?;
+        match NaiveDate::parse_from_str(&r.booked_on, "%Y-%m-%d") {
+            Ok(d) => sheet.write_date_with_format(row, 1, &d, &day)?,
+            Err(_) => sheet.write_string(row, 1, &r.booked_on)?,
+        };
+        sheet.write_string(row, 2, &r.recorded_at)?;
+        sheet.write_boolean(row, 3, r.backdated)?;
+        let texts = [&r.event_type, &r.fund_id, &r.decision_reference, &r.account, &r.counter_account];
+        for (c, text) in texts.iter().enumerate() {
+            sheet.write_string(row, 4 + c as u16, text.as_str())?;
+        }
+        sheet.write_number_with_format(row, 9, euro(r.amount.0), &money)?;
+        sheet.write_number_with_format(row, 10, euro(r.balance.0), &money)?;
+        let rest = [
+            r.actor.as_deref(),
+            Some(r.role.as_str()),
+            r.reason.as_deref(),
+            r.reference.as_deref(),
+            r.initiative.as_deref(),
+            r.theme.as_deref(),
+            r.expense_id.as_deref(),
+            Some(r.event_id.as_str()),
+            r.correlation_id.as_deref(),
+        ];
+        for (c, text) in rest.iter().enumerate() {
+            sheet.write_string(row, 11 + c as u16, text.unwrap_or(""))?;
+        }
+    }
+    sheet.set_column_width(1, 12)?;
+    sheet.set_column_width(9, 14)?;
+    sheet.set_column_width(10, 14)?;
+    // The wijk's name, beside the header row's end, for a reader who sees only the id on the tab.
+    sheet.write_string(0, columns.len() as u16 + 1, name)?;
+    Ok(())
+}
+
+fn close_sheet(sheet: &mut Worksheet, s: &CloseStatement) -> anyhow::Result<()> {
+    sheet.set_name(sheet_name(&s.fund_id))?;
+    let columns: Vec<&str> = CLOSE_CSV_HEADER.split(',').skip(1).collect();
+    header(sheet, &columns)?;
+    let money = euro_format();
+    for (i, l) in s.lines.iter().enumerate() {
+        let row = i as u32 + 1;
+        sheet.write_string(row, 0, &l.wijk_id)?;
+        let amounts = [
+            l.amount_allocated,
+            l.amount_transferred,
+            l.amount_spent,
+            l.amount_committed,
+            l.amount_receivable,
+            l.amount_lapsed,
+            l.amount_carried_over,
+        ];
+        for (c, amount) in amounts.iter().enumerate() {
+            sheet.write_number_with_format(row, 1 + c as u16, euro(amount.0), &money)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,201 @@
+//! Importing the books: the demo as an import file, a broken file that
+//! stores nothing, re-importing and resuming, and XLSX, on both stores.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{read_models, Backend, TestStore, BACKENDS};
+use wijkbudget::import::{self, rows_of, Report};
+use wijkbudget::ledger::Actor;
+use wijkbudget::service::Service;
+
+fn example() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo-import.csv")
+}
+
+fn broken() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/import/broken.csv")
+}
+
+fn actor() -> Actor {
+    Actor { name: "import test".into(), role: "finance".into() }
+}
+
+async fn run(service: &Service, file: &Path, dry_run: bool) -> Report {
+    import::import(service, file, dry_run, &actor(), |_, _, _| {}).await.expect("the import runs")
+}
+
+async fn head(service: &Service) -> i64 {
+    wijkbudget::store::repository::head(&service.db).await.unwrap().0
+}
+
+/// Columns that differ between two stores fed the same bookings by other hands.
+const OTHER_HANDS: &[&str] = &["event_id", "recorded_at", "actor"];
+
+#[test]
+fn the_example_import_file_is_the_demo() {
+    let expected = rows_of::demo_csv();
+    if std::env::var("WIJKBUDGET_WRITE_EXAMPLES").is_ok() {
+        std::fs::write(example(), &expected).unwrap();
+    }
+    let committed = std::fs::read_to_string(example()).unwrap_or_default();
+    assert!(
+        committed == expected,
+        "examples/demo-import.csv is not the demo; write it anew with WIJKBUDGET_WRITE_EXAMPLES=1 cargo test --test import"
+    );
+}
+
+#[tokio::test]
+async fn importing_the_demo_file_gives_the_demos_read_models_and_again_books_nothing() {
+    for backend in BACKENDS {
+        let demo_store = TestStore::new(backend).await;
+        let demo = Service::open(&demo_store.url).await.unwrap();
+        wijkbudget::demo::load(&demo.ledger, |_, _| {}).await.unwrap();
+        demo.projector.catch_up(|_| {}).await.unwrap();
+
+        let store = TestStore::new(backend).await;
+        let service = Service::open(&store.url).await.unwrap();
+        let report = run(&service, &example(), false).await;
+        assert!(report.problems.is_empty(), "{backend:?}: {:?}", report.problems);
+        assert_eq!(report.booked, report.rows, "{backend:?}");
+        service.projector.catch_up(|_| {}).await.unwrap();
+        assert_eq!(
+            read_models(&service.db, OTHER_HANDS).await,
+            read_models(&demo.db, OTHER_HANDS).await,
+            "{backend:?}: the imported demo differs from the demo"
+        );
+
+        let before = head(&service).await;
+        let again = run(&service, &example(), false).await;
+        assert_eq!((again.booked, again.already), (0, again.rows), "{backend:?}: a second import books nothing");
+        assert_eq!(head(&service).await, before);
+        demo.db.close().await;
+        demo_store.cleanup().await;
+        service.db.close().await;
+        store.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn a_broken_file_reports_every_bad_row_with_its_column_and_stores_nothing() {
+    for backend in BACKENDS {
+        let store = TestStore::new(backend).await;
+        let service = Service::open(&store.url).await.unwrap();
+        for dry_run in [true, false] {
+            let report = run(&service, &broken(), dry_run).await;
+            assert_eq!(head(&service).await, 0, "{backend:?}: a broken file stores nothing (dry run {dry_run})");
+            let found: Vec<String> = report.problems.iter().map(ToString::to_string).collect();
+            // (row, column, words of the reason): the file's mistakes, one kind per row.
+            for (row, column, words) in [
+                (7, Some("type"), "no kind of booking"),
+                (8, Some("amount"), "is not an amount"),
+                (9, Some("amount"), "could be thousands or cents"),
+                (10, Some("booked_on"), "is not a date"),
+                (11, Some("initiative"), "is empty"),
+                (12, Some("wijk_id"), "may only contain"),
+                (13, Some("kind"), "no fund kind"),
+                (14, Some("wijk_id"), "wijk zuid-9 is not registered"),
+                (15, Some("amount"), "would overspend"),
+                (16, Some("booked_on"), "outside fund begroting-2022's year"),
+                (17, Some("expense_id"), "already"),
+                (18, Some("commitment_id"), "no commitment has id `nergens`"),
+                (19, Some("amount"), "too much"),
+                (20, Some("cancelled"), "neither yes nor no"),
+            ] {
+                let column = column.map_or(String::new(), |c| format!(", {c}"));
+                let prefix = format!("row {row}{column}: ");
+                assert!(
+                    found.iter().any(|p| p.starts_with(&prefix) && p.contains(words)),
+                    "{backend:?}: no `{prefix}...{words}...` among {found:#?}"
+                );
+            }
+            let good_rows = [2, 3, 4, 5, 6];
+            assert!(report.problems.iter().all(|p| !good_rows.contains(&p.row)), "{found:#?}");
+        }
+        service.db.close().await;
+        store.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn an_import_stopped_halfway_books_each_row_exactly_once_when_run_again() {
+    let store = TestStore::new(Backend::Sqlite).await;
+    let service = Service::open(&store.url).await.unwrap();
+    let full = std::fs::read_to_string(example()).unwrap();
+    let lines: Vec<&str> = full.lines().collect();
+    let dir = tempfile::tempdir().unwrap();
+    // The first half of the file: as far as an import got before it was stopped.
+    let half = dir.path().join("half.csv");
+    std::fs::write(&half, lines[..lines.len() / 2].join("\n")).unwrap();
+    let first = run(&service, &half, false).await;
+    assert!(first.problems.is_empty(), "{:?}", first.problems);
+    let second = run(&service, &example(), false).await;
+    assert!(second.problems.is_empty(), "{:?}", second.problems);
+    assert_eq!(second.already, first.booked, "the rows booked before are left alone");
+    assert_eq!(first.booked + second.booked, second.rows);
+    service.projector.catch_up(|_| {}).await.unwrap();
+
+    let reference_store = TestStore::new(Backend::Sqlite).await;
+    let reference = Service::open(&reference_store.url).await.unwrap();
+    run(&reference, &example(), false).await;
+    reference.projector.catch_up(|_| {}).await.unwrap();
+    assert_eq!(read_models(&service.db, OTHER_HANDS).await, read_models(&reference.db, OTHER_HANDS).await);
+    store.cleanup().await;
+    reference_store.cleanup().await;
+}
+
+#[tokio::test]
+async fn an_xlsx_workbook_imports_like_its_csv() {
+    let dir = tempfile::tempdir().unwrap();
+    let xlsx = dir.path().join("demo.xlsx");
+    let mut workbook = rust_xlsxwriter::Workbook::new();
+    let sheet = workbook.add_worksheet();
+    let text = std::fs::read_to_string(example()).unwrap();
+    let mut reader = csv::ReaderBuilder::new().has_headers(false).from_reader(text.as_bytes());
+    for (r, record) in reader.records().enumerate() {
+        for (c, value) in record.unwrap().iter().enumerate() {
+            // Amounts as numbers and dates as dates, as a spreadsheet holds them.
+            let (r, c) = (r as u32, c as u16);
+            if let Ok(date) = chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d") {
+                let format = rust_xlsxwriter::Format::new().set_num_format("dd-mm-yyyy");
+                sheet.write_date_with_format(r, c, &date, &format).unwrap();
+            } else if r > 0 && value.contains('.') && value.parse::<f64>().is_ok() {
+                sheet.write_number(r, c, value.parse::<f64>().unwrap()).unwrap();
+            } else {
+                sheet.write_string(r, c, value).unwrap();
+            }
+        }
+    }
+    workbook.save(&xlsx).unwrap();
+    let store = TestStore::new(Backend::Sqlite).await;
+    let service = Service::open(&store.url).await.unwrap();
+    let report = run(&service, &xlsx, false).await;
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    service.projector.catch_up(|_| {}).await.unwrap();
+    let reference_store = TestStore::new(Backend::Sqlite).await;
+    let reference = Service::open(&reference_store.url).await.unwrap();
+    run(&reference, &example(), false).await;
+    reference.projector.catch_up(|_| {}).await.unwrap();
+    assert_eq!(read_models(&service.db, OTHER_HANDS).await, read_models(&reference.db, OTHER_HANDS).await);
+    store.cleanup().await;
+    reference_store.cleanup().await;
+}
+
+#[test]
+fn the_command_line_dry_run_lists_the_bad_rows_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ledger.db");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_wijkbudget"))
+        .args(["import", "--dry-run", "--file"])
+        .arg(broken())
+        .arg("--database")
+        .arg(format!("sqlite://{}", db.display()))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("row 8, amount: `12,34,56` is not an amount"), "{stderr}");
+    assert!(stderr.contains("nothing was stored"), "{stderr}");
+    assert!(!db.exists(), "a dry run into a ledger that does not exist creates none");
+}
