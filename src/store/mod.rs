@@ -171,6 +171,14 @@ pub trait WritePool {
     fn begin_write(
         &self,
     ) -> impl std::future::Future<Output = sqlx::Result<Transaction<'static, Self::Database>>> + Send;
+
+    /// A write transaction that holds the append lock `lock` from its
+    /// start (PostgreSQL: `BEGIN` and `pg_advisory_xact_lock` in one round
+    /// trip; SQLite: `BEGIN IMMEDIATE`, which excludes every other writer).
+    fn begin_locked(
+        &self,
+        lock: i64,
+    ) -> impl std::future::Future<Output = sqlx::Result<Transaction<'static, Self::Database>>> + Send;
 }
 
 impl WritePool for PgPool {
@@ -178,12 +186,21 @@ impl WritePool for PgPool {
     async fn begin_write(&self) -> sqlx::Result<Transaction<'static, Postgres>> {
         self.begin().await
     }
+
+    async fn begin_locked(&self, lock: i64) -> sqlx::Result<Transaction<'static, Postgres>> {
+        // Sent as one simple query: both statements, one round trip.
+        self.begin_with(format!("BEGIN; SELECT pg_advisory_xact_lock({lock})")).await
+    }
 }
 
 impl WritePool for SqlitePool {
     type Database = Sqlite;
     async fn begin_write(&self) -> sqlx::Result<Transaction<'static, Sqlite>> {
         self.begin_with("BEGIN IMMEDIATE").await
+    }
+
+    async fn begin_locked(&self, _lock: i64) -> sqlx::Result<Transaction<'static, Sqlite>> {
+        self.begin_write().await
     }
 }
 

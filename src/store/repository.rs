@@ -348,14 +348,7 @@ async fn append_group(db: &Db, group: &[AppendJob], project: bool) -> Result<Gro
         .collect();
 
     on_db!(db, pool => {
-        let mut tx = pool.begin_write().await.map_err(store_error)?;
-        if postgres {
-            sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                .bind(APPEND_LOCK)
-                .execute(&mut *tx)
-                .await
-                .map_err(store_error)?;
-        }
+        let mut tx = pool.begin_locked(APPEND_LOCK).await.map_err(store_error)?;
         // Appends are serialised, so these reads are exact; the unique
         // constraints stay as a second line of defence. They are one
         // statement, one round trip: the head of the log (tag 0), each
