@@ -23,6 +23,8 @@ use crate::store::Db;
 pub enum What {
     AuditTrail,
     CloseStatement,
+    /// A year's grants, without a private person's name (see `projections::subsidies`).
+    Subsidieregister,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -128,6 +130,20 @@ pub async fn render(
                     Ok(ExportFile { bytes: book.save_to_buffer()?, rows: count })
                 }
             }
+        }
+        What::Subsidieregister => {
+            let year = year.context("the subsidieregister needs --year")?;
+            let lines = crate::projections::subsidies::register(db, year).await?;
+            let rows = crate::projections::subsidies::csv_rows(&lines);
+            let bytes = match format {
+                ExportFormat::Csv => csv_text(crate::projections::subsidies::CSV_HEADER, rows.into_iter()).into_bytes(),
+                ExportFormat::Xlsx => {
+                    let mut book = workbook(&format!("Subsidieregister {year}"), position, &hash)?;
+                    register_sheet(book.add_worksheet(), &lines)?;
+                    book.save_to_buffer()?
+                }
+            };
+            Ok(ExportFile { bytes, rows: lines.len() })
         }
         What::CloseStatement => {
             let year = year.context("a close statement needs --year")?;
@@ -266,6 +282,31 @@ fn close_sheet(sheet: &mut Worksheet, s: &CloseStatement) -> anyhow::Result<()> 
         for (c, amount) in amounts.iter().enumerate() {
             sheet.write_number_with_format(row, 1 + c as u16, euro(amount.0), &money)?;
         }
+    }
+    Ok(())
+}
+
+fn register_sheet(sheet: &mut Worksheet, lines: &[crate::projections::subsidies::SubsidyLine]) -> anyhow::Result<()> {
+    sheet.set_name("Subsidieregister")?;
+    let columns: Vec<&str> = crate::projections::subsidies::CSV_HEADER.split(',').collect();
+    header(sheet, &columns)?;
+    let (money, day) = (euro_format(), date_format());
+    for (i, l) in lines.iter().enumerate() {
+        let row = i as u32 + 1;
+        for (c, text) in [&l.recipient, &l.applicant_kind, &l.initiative, &l.wijk_id, &l.fund_id].iter().enumerate() {
+            sheet.write_string(row, c as u16, text.as_str())?;
+        }
+        sheet.write_number_with_format(row, 5, euro(l.amount_granted.0), &money)?;
+        if let Some(settled) = l.amount_settled {
+            sheet.write_number_with_format(row, 6, euro(settled.0), &money)?;
+        }
+        sheet.write_string(row, 7, &l.decision_reference)?;
+        match NaiveDate::parse_from_str(&l.decided_on, "%Y-%m-%d") {
+            Ok(d) => sheet.write_date_with_format(row, 8, &d, &day)?,
+            Err(_) => sheet.write_string(row, 8, &l.decided_on)?,
+        };
+        sheet.write_string(row, 9, &l.grant_rule)?;
+        sheet.write_string(row, 10, &l.status)?;
     }
     Ok(())
 }

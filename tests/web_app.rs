@@ -310,6 +310,7 @@ async fn a_commitment_and_a_payment_on_it_are_booked_through_the_forms() {
                 ("initiatief", "Buurtfeest"),
                 ("thema", "ontmoeten"),
                 ("aanvrager", "Buurtvereniging Oost"),
+                ("soort_aanvrager", "organisatie"),
                 ("besluit", "SUB-2022-099"),
                 ("besloten_op", "2022-09-01"),
                 ("regeling", "Subsidieregeling wijkbudgetten Hilversum"),

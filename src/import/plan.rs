@@ -6,7 +6,9 @@ use chrono::NaiveDate;
 use rust_decimal::Decimal;
 
 use super::rows::Row;
-use crate::domain::fund::{CommitmentDetails, Decision, ExpenseDetails, FundCommand, FundKind, FundTerms};
+use crate::domain::fund::{
+    ApplicantKind, CommitmentDetails, Decision, ExpenseDetails, FundCommand, FundKind, FundTerms,
+};
 use crate::domain::ids::{CommitmentId, ExpenseId, FundId, InvalidValue, Text, WijkId, Year};
 use crate::domain::money::{parse_decimal, plain_notation, Amount, NotationError};
 use crate::domain::wijk::WijkCommand;
@@ -125,6 +127,17 @@ impl Cells<'_> {
         }
     }
 
+    fn applicant_kind(&mut self, column: &str) -> Option<ApplicantKind> {
+        match self.row.get(column).map(str::to_lowercase).as_deref() {
+            None | Some("private" | "particulier") => Some(ApplicantKind::Private),
+            Some("organisation" | "organisatie") => Some(ApplicantKind::Organisation),
+            Some(other) => {
+                self.fail(column, format!("`{other}` is neither organisation nor private"));
+                None
+            }
+        }
+    }
+
     fn yes_no(&mut self, column: &str) -> Option<bool> {
         match self.row.get(column).map(str::to_lowercase).as_deref() {
             None | Some("no" | "nee" | "false" | "0") => Some(false),
@@ -206,6 +219,7 @@ fn read(kind: &str, c: &mut Cells<'_>) -> Option<Command> {
             let wijk_id = c.parsed("wijk_id", WijkId::parse);
             let amount = c.amount("amount");
             let (initiative, applicant, theme) = (c.text("initiative"), c.text("applicant"), c.text("theme"));
+            let applicant_kind = c.applicant_kind("applicant_kind");
             let (reference, decided_on, grant_rule) = (c.text("decision"), c.date("decided_on"), c.text("grant_rule"));
             let booked_on = c.date("booked_on");
             Command::Fund(
@@ -216,6 +230,7 @@ fn read(kind: &str, c: &mut Cells<'_>) -> Option<Command> {
                     amount: amount?,
                     initiative: initiative?,
                     applicant: applicant?,
+                    applicant_kind: applicant_kind?,
                     theme: theme?,
                     decision: Decision { reference: reference?, adopted_on: decided_on? },
                     grant_rule: grant_rule?,

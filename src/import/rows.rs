@@ -28,6 +28,11 @@ pub const COLUMNS: &[(&str, &str, &str)] = &[
     ("initiative", "initiatief", "the initiative"),
     ("theme", "thema", "the initiative's theme"),
     ("applicant", "aanvrager", "who applied for the grant"),
+    (
+        "applicant_kind",
+        "soort_aanvrager",
+        "organisation or private (organisatie, particulier); empty counts as private",
+    ),
     ("grant_rule", "regeling", "the grant rule"),
     ("reference", "referentie", "the document behind it, such as an invoice number"),
     ("to_wijk", "naar_wijk", "a transfer's receiving wijk"),

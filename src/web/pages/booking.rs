@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 use super::booking_rules::{refusal, Check, FORM};
 use super::{allow, render, PageResult};
-use crate::domain::fund::{CommitmentDetails, Decision, ExpenseDetails, FundCommand};
+use crate::domain::fund::{ApplicantKind, CommitmentDetails, Decision, ExpenseDetails, FundCommand};
 use crate::domain::ids::{CommitmentId, ExpenseId, FundId, Text, WijkId};
 use crate::http::AppState;
 use crate::ledger::{Actor, CommandMeta, Outcome};
@@ -42,6 +42,7 @@ pub struct BookingForm {
     initiatief: String,
     thema: String,
     aanvrager: String,
+    soort_aanvrager: String,
     besluit: String,
     besloten_op: String,
     regeling: String,
@@ -120,6 +121,27 @@ fn select(name: &str, label: &str, options: &[(String, String)], chosen: &str, e
     }
 }
 
+/// Organisation or private person, as radio buttons in a fieldset; the
+/// subsidy register never shows a private person's name.
+fn applicant_kind_field(chosen: &str, errors: &[FieldError]) -> Markup {
+    let error = errors.iter().find(|e| e.field == "soort_aanvrager");
+    html! {
+        div class={ "field" @if error.is_some() { " field-error" } } id="veld-soort_aanvrager" {
+            fieldset aria-describedby="veld-soort_aanvrager-hint" {
+                legend { "Soort aanvrager" }
+                p class="hint" id="veld-soort_aanvrager-hint" { "Van een particulier publiceert de gemeente nooit de naam." }
+                @if let Some(e) = error { p class="error-message" { span class="visually-hidden" { "Fout: " } (e.message) } }
+                @for (value, label) in [("organisatie", "Organisatie"), ("particulier", "Particulier")] {
+                    div class="radio" {
+                        input type="radio" id={ "soort-" (value) } name="soort_aanvrager" value=(value) checked[chosen == value];
+                        label for={ "soort-" (value) } { (label) }
+                    }
+                }
+            }
+        }
+    }
+}
+
 fn form(kind: Kind, viewer: &Viewer, c: &Choices, f: &BookingForm, errors: &[FieldError]) -> Markup {
     let field =
         |name: &'static str, label: &'static str, hint: Option<&'static str>, kind: &'static str, value: &str| {
@@ -146,6 +168,7 @@ fn form(kind: Kind, viewer: &Viewer, c: &Choices, f: &BookingForm, errors: &[Fie
                 }
                 @if kind == Kind::Commitment {
                     (field("aanvrager", "Aanvrager", Some("De organisatie of bewonersgroep die de subsidie aanvroeg"), "text", &f.aanvrager))
+                    (applicant_kind_field(&f.soort_aanvrager, errors))
                     (field("besluit", "Besluit (kenmerk)", Some("Het kenmerk van de subsidieverlening"), "text", &f.besluit))
                     (field("besloten_op", "Besloten op", Some("Bijvoorbeeld 15-09-2022"), "date", &f.besloten_op))
                     (field("regeling", "Subsidieregeling", None, "text", &f.regeling))
@@ -245,14 +268,22 @@ fn parse(kind: Kind, f: &BookingForm, check: &mut Check) -> Option<Parsed> {
                 })
             } else {
                 let applicant = check.value("aanvrager", "de aanvrager", &f.aanvrager, Text::parse);
+                let applicant_kind = match f.soort_aanvrager.as_str() {
+                    "organisatie" => Some(ApplicantKind::Organisation),
+                    "particulier" => Some(ApplicantKind::Private),
+                    _ => {
+                        check.fail("soort_aanvrager", "Kies of de aanvrager een organisatie of een particulier is.");
+                        None
+                    }
+                };
                 let decision = check.value("besluit", "het besluit", &f.besluit, Text::parse);
                 let decided_on = check.date("besloten_op", "besluitdatum", &f.besloten_op);
                 let grant_rule = check.value("regeling", "de subsidieregeling", &f.regeling, Text::parse);
                 let commitment_id = CommitmentId::parse(&own_id).ok();
                 let (wijk, fund, amount, initiative, theme, booked_on) =
                     (wijk?, fund?, amount?, initiative?, theme?, booked_on?);
-                let (applicant, decision, decided_on, grant_rule, commitment_id) =
-                    (applicant?, decision?, decided_on?, grant_rule?, commitment_id?);
+                let (applicant, applicant_kind, decision, decided_on, grant_rule, commitment_id) =
+                    (applicant?, applicant_kind?, decision?, decided_on?, grant_rule?, commitment_id?);
                 Some(Parsed {
                     fund_id: fund,
                     wijk_id: Some(wijk.to_string()),
@@ -262,6 +293,7 @@ fn parse(kind: Kind, f: &BookingForm, check: &mut Check) -> Option<Parsed> {
                         amount,
                         initiative,
                         applicant,
+                        applicant_kind,
                         theme,
                         decision: Decision { reference: decision, adopted_on: decided_on },
                         grant_rule,
