@@ -226,11 +226,15 @@ async fn group_commit(
             // safe even if the failed commit did in fact reach the disk:
             // every check is made against what is stored, so a command that
             // is already there is refused as a lost race and decided again.
-            Err(err) if group.len() > 1 => {
-                tracing::warn!(error = %err, commands = group.len(), "a group commit failed; appending its commands one by one");
+            // The retries do not project: projecting inside the append must
+            // never fail an append, so a failure there (a fault in the
+            // projection code, say) costs one retry and leaves the events to
+            // the projector, which reports it.
+            Err(err) if group.len() > 1 || project => {
+                tracing::warn!(error = %err, commands = group.len(), "a group commit failed; appending its commands one by one, without projecting them");
                 let mut outcomes = Vec::with_capacity(group.len());
                 for job in &group {
-                    outcomes.push(match append_group(&db, std::slice::from_ref(job), project).await {
+                    outcomes.push(match append_group(&db, std::slice::from_ref(job), false).await {
                         Ok((mut one, to)) => {
                             projected_to = projected_to.max(to);
                             one.pop().expect("one outcome per command")
@@ -352,66 +356,76 @@ async fn append_group(db: &Db, group: &[AppendJob], project: bool) -> Result<Gro
                 .await
                 .map_err(store_error)?;
         }
-        let head = sqlx::query("SELECT position, hash FROM events ORDER BY position DESC LIMIT 1")
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(store_error)?;
-        let (mut position, mut previous) = match head {
-            Some(row) => {
-                let hash: String = row.try_get("hash").map_err(store_error)?;
-                let previous = parse_hash(&hash).ok_or_else(|| {
-                    PersistenceError::UnknownError(format!("the stored head hash `{hash}` is not 32 hex bytes; run `wijkbudget verify`").into())
-                })?;
-                (row.try_get::<i64, _>("position").map_err(store_error)?, previous)
-            }
-            None => (0, GENESIS),
-        };
-
         // Appends are serialised, so these reads are exact; the unique
-        // constraints stay as a second line of defence.
-        let mut heads: HashMap<(String, String), i64> = HashMap::new();
-        if !streams.is_empty() {
-            // One probe per stream, each a single step down the end of the
-            // stream's unique index: a grouped MAX would read the whole
-            // stream, which for a fund of 100,000 events is 100,000 index
-            // entries under the append lock.
-            let mut sql = sqlx::QueryBuilder::new("");
-            for (i, (aggregate_type, aggregate_id)) in streams.iter().enumerate() {
-                if i > 0 {
-                    sql.push(" UNION ALL ");
-                }
-                sql.push(format_args!("SELECT CAST({i} AS BIGINT) AS stream, (SELECT MAX(sequence) FROM events WHERE aggregate_type = "));
-                sql.push_bind(aggregate_type.as_str()).push(" AND aggregate_id = ").push_bind(aggregate_id.as_str()).push(") AS head");
-            }
-            for row in sql.build().persistent(false).fetch_all(&mut *tx).await.map_err(store_error)? {
-                let stream: i64 = row.try_get("stream").map_err(store_error)?;
-                if let Some(head) = row.try_get::<Option<i64>, _>("head").map_err(store_error)? {
-                    heads.insert(streams[stream as usize].clone(), head);
-                }
-            }
+        // constraints stay as a second line of defence. They are one
+        // statement, one round trip: the head of the log (tag 0), each
+        // stream's head (tag 1; one probe per stream, each a single step down
+        // the end of the stream's unique index, where a grouped MAX would
+        // read the whole stream under the append lock), the client ids
+        // already claimed (tag 2) and the idempotency keys already used (tag
+        // 3) among those the group touches.
+        let mut sql = sqlx::QueryBuilder::new(
+            "SELECT CAST(0 AS BIGINT) AS tag, CAST(0 AS BIGINT) AS i, h.position AS n, h.hash AS a, \
+             CAST(NULL AS TEXT) AS b, CAST(NULL AS TEXT) AS c \
+             FROM (SELECT position, hash FROM events ORDER BY position DESC LIMIT 1) h",
+        );
+        for (i, (aggregate_type, aggregate_id)) in streams.iter().enumerate() {
+            sql.push(format_args!(
+                " UNION ALL SELECT CAST(1 AS BIGINT), CAST({i} AS BIGINT), \
+                 (SELECT MAX(sequence) FROM events WHERE aggregate_type = "
+            ));
+            sql.push_bind(aggregate_type.as_str()).push(" AND aggregate_id = ").push_bind(aggregate_id.as_str());
+            sql.push("), CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS TEXT)");
         }
-        let mut owners: HashMap<(String, String), String> = HashMap::new();
         if !claim_ids.is_empty() {
-            let mut sql = sqlx::QueryBuilder::new("SELECT kind, id, aggregate_id FROM client_ids WHERE kind IN (");
+            sql.push(
+                " UNION ALL SELECT CAST(2 AS BIGINT), CAST(0 AS BIGINT), CAST(NULL AS BIGINT), kind, id, aggregate_id \
+                 FROM client_ids WHERE kind IN (",
+            );
             let mut kinds = sql.separated(", ");
             claim_kinds.iter().for_each(|kind| { kinds.push_bind(*kind); });
             sql.push(") AND id IN (");
             let mut ids = sql.separated(", ");
             claim_ids.iter().for_each(|id| { ids.push_bind(id.as_str()); });
             sql.push(")");
-            for row in sql.build().persistent(false).fetch_all(&mut *tx).await.map_err(store_error)? {
-                let claim = (row.try_get("kind").map_err(store_error)?, row.try_get("id").map_err(store_error)?);
-                owners.insert(claim, row.try_get("aggregate_id").map_err(store_error)?);
-            }
         }
-        let mut used_keys: HashSet<String> = HashSet::new();
         if !keys.is_empty() {
-            let mut sql = sqlx::QueryBuilder::new("SELECT key FROM idempotency_keys WHERE key IN (");
+            sql.push(
+                " UNION ALL SELECT CAST(3 AS BIGINT), CAST(0 AS BIGINT), CAST(NULL AS BIGINT), key, \
+                 CAST(NULL AS TEXT), CAST(NULL AS TEXT) FROM idempotency_keys WHERE key IN (",
+            );
             let mut list = sql.separated(", ");
             keys.iter().for_each(|key| { list.push_bind(key.as_str()); });
             sql.push(")");
-            for row in sql.build().persistent(false).fetch_all(&mut *tx).await.map_err(store_error)? {
-                used_keys.insert(row.try_get("key").map_err(store_error)?);
+        }
+        let (mut position, mut previous) = (0, GENESIS);
+        let mut heads: HashMap<(String, String), i64> = HashMap::new();
+        let mut owners: HashMap<(String, String), String> = HashMap::new();
+        let mut used_keys: HashSet<String> = HashSet::new();
+        for row in sql.build().persistent(false).fetch_all(&mut *tx).await.map_err(store_error)? {
+            let text = |column: &str| row.try_get::<Option<String>, _>(column).map_err(store_error);
+            let number = row.try_get::<Option<i64>, _>("n").map_err(store_error)?;
+            match row.try_get::<i64, _>("tag").map_err(store_error)? {
+                0 => {
+                    let hash = text("a")?.unwrap_or_default();
+                    previous = parse_hash(&hash).ok_or_else(|| {
+                        PersistenceError::UnknownError(format!("the stored head hash `{hash}` is not 32 hex bytes; run `wijkbudget verify`").into())
+                    })?;
+                    position = number.unwrap_or_default();
+                }
+                1 => {
+                    let stream = row.try_get::<i64, _>("i").map_err(store_error)? as usize;
+                    if let Some(head) = number {
+                        heads.insert(streams[stream].clone(), head);
+                    }
+                }
+                2 => {
+                    let claim = (text("a")?.unwrap_or_default(), text("b")?.unwrap_or_default());
+                    owners.insert(claim, text("c")?.unwrap_or_default());
+                }
+                _ => {
+                    used_keys.insert(text("a")?.unwrap_or_default());
+                }
             }
         }
 
@@ -615,8 +629,8 @@ async fn append_group(db: &Db, group: &[AppendJob], project: bool) -> Result<Gro
         // takes the same row lock and starts after the checkpoint. Otherwise
         // (the projector is behind, busy, or of another projection version,
         // whose checkpoint row has another name) the group is left to the
-        // projector. A failure while projecting is rolled back to a
-        // savepoint and also left to the projector: it never fails an append.
+        // projector. A failure while projecting fails the transaction, and
+        // `group_commit` appends the group again without projecting it.
         let mut projected_to = None;
         if let (true, Some(first), Some(last)) = (project, rows.events.first(), rows.events.last()) {
             let lock = if postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
@@ -627,17 +641,11 @@ async fn append_group(db: &Db, group: &[AppendJob], project: bool) -> Result<Gro
                     .await
                     .map_err(store_error)?;
             if checkpoint == Some(first.position - 1) {
-                sqlx::query("SAVEPOINT inside_append").execute(&mut *tx).await.map_err(store_error)?;
-                match crate::projections::Apply::apply_batch(&mut *tx, &rows.events, last.position).await {
-                    Ok(()) => {
-                        sqlx::query("RELEASE SAVEPOINT inside_append").execute(&mut *tx).await.map_err(store_error)?;
-                        projected_to = Some(last.position);
-                    }
-                    Err(err) => {
-                        tracing::error!(error = %format!("{err:#}"), "projecting inside the append failed; leaving it to the projector");
-                        sqlx::query("ROLLBACK TO SAVEPOINT inside_append").execute(&mut *tx).await.map_err(store_error)?;
-                    }
-                }
+                crate::projections::Apply::apply_batch(&mut *tx, &rows.events, last.position).await.map_err(|err| {
+                    tracing::error!(error = %format!("{err:#}"), "projecting inside the append failed");
+                    PersistenceError::UnknownError(err.into())
+                })?;
+                projected_to = Some(last.position);
             }
         }
         tx.commit().await.map_err(store_error)?;
@@ -921,6 +929,38 @@ mod tests {
             append_group(&db, &[twice], false).await.unwrap().0.iter().map(outcome_name).collect();
         assert_eq!(outcomes, ["expense id e-1 is already used in a; choose another expense_id"]);
         assert_eq!(read_log(&db, 0, 10).await.unwrap().len(), 0);
+    }
+
+    /// Projecting inside the append never fails it: an event the projection
+    /// cannot apply (here a payload no fund event has) fails the group's
+    /// transaction, and the command is appended again without projecting,
+    /// its events left to the projector.
+    #[tokio::test]
+    async fn a_projection_that_fails_inside_the_append_leaves_the_append_standing() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sqlite_store(&dir).await;
+        let Db::Sqlite(pool) = &db else { unreachable!() };
+        sqlx::query("INSERT INTO projector_checkpoints (name, position) VALUES ($1, 0)")
+            .bind(crate::projections::CHECKPOINT)
+            .execute(pool)
+            .await
+            .unwrap();
+        let (queue, jobs) = mpsc::channel(8);
+        let (done, answer) = oneshot::channel();
+        let mut unprojectable = job("a", None, None);
+        unprojectable.done = done;
+        queue.send(unprojectable).await.unwrap();
+        drop(queue);
+        let projected = Arc::new(watch::channel(0).0);
+        group_commit(db.clone(), Arc::new(Notify::new()), Some(projected.clone()), jobs).await;
+        assert_eq!(outcome_name(&answer.await.unwrap()), "appended");
+        assert_eq!(read_log(&db, 0, 10).await.unwrap().len(), 1, "the event is stored");
+        let checkpoint: i64 = sqlx::query_scalar("SELECT position FROM projector_checkpoints WHERE name = $1")
+            .bind(crate::projections::CHECKPOINT)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        assert_eq!((checkpoint, *projected.borrow()), (0, 0), "and left to the projector");
     }
 
     /// When a group's transaction fails, each of its commands is appended
