@@ -84,17 +84,23 @@ async fn the_close_statement_has_a_sheet_per_fund_and_a_year_without_a_close_is_
     export(&service.db, What::CloseStatement, ExportFormat::Xlsx, Some(2021), None, &path).await.unwrap();
     let statements = wijkbudget::projections::reports::close_statements(&service.db, 2021).await.unwrap();
     let mut book = calamine::open_workbook_auto(&path).unwrap();
+    let cents = |cell: &Data| match cell {
+        Data::Float(v) => (v * 100.0).round() as i64,
+        Data::Empty => 0,
+        other => panic!("{other:?} is not a number"),
+    };
     for s in &statements {
         let sheet = book.worksheet_range(&s.fund_id).unwrap();
-        let spent: i64 = sheet
-            .rows()
-            .skip(1)
-            .map(|r| match r[3] {
-                Data::Float(v) => (v * 100.0).round() as i64,
-                ref other => panic!("spent {other:?} is not a number"),
-            })
-            .sum();
-        assert_eq!(spent, s.amount_spent.0, "{}", s.fund_id);
+        let rows: Vec<_> = sheet.rows().collect();
+        let lines = &rows[1..rows.iter().position(|r| r[0].to_string() == "totaal").unwrap()];
+        // Every column sums to the statement's total, the lapsed one with the unallocated line.
+        for (column, total) in
+            [(3, s.amount_spent), (4, s.amount_committed), (6, s.amount_lapsed), (7, s.amount_carried_over)]
+        {
+            assert_eq!(lines.iter().map(|r| cents(&r[column])).sum::<i64>(), total.0, "{} column {column}", s.fund_id);
+        }
+        let difference = rows.iter().find(|r| r[0].to_string().starts_with("verschil")).unwrap();
+        assert_eq!(cents(&difference[1]), 0, "{} reconciles", s.fund_id);
     }
     let refused = export(&service.db, What::CloseStatement, ExportFormat::Csv, Some(2022), None, &path).await;
     assert!(refused.unwrap_err().to_string().contains("no fund of 2022 is closed"));

@@ -31,7 +31,7 @@ pub const ROW_TYPES: &[(&str, &str)] = &[
 
 /// Which aggregate a row's command goes to. Rows on a commitment or an
 /// expense name no fund: the ledger finds it from the commitment or expense.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub enum Command {
     Wijk(WijkCommand),
     Fund(FundId, FundCommand),
@@ -101,7 +101,12 @@ impl Cells<'_> {
                 return None;
             }
         };
-        parse_decimal(&plain).map_err(|e| self.fail(column, e.to_string())).ok()
+        // `50000` and `50000.00` are one amount, and must read as one booking.
+        let mut value = parse_decimal(&plain).map_err(|e| self.fail(column, e.to_string())).ok()?;
+        if value.scale() < 2 {
+            value.rescale(2);
+        }
+        Some(value)
     }
 
     fn amount(&mut self, column: &str) -> Option<Amount> {
