@@ -281,6 +281,16 @@ async fn a_booking_form_books_once_however_often_it_is_sent_and_shows_the_new_av
         let line = api["funds"].as_array().unwrap().iter().find(|f| f["fund_id"] == "begroting-2022").unwrap();
         assert_eq!(line["amount_remaining"], "2180.00");
         assert!(done.body.contains(&dutch_euro("2180.00")), "{backend:?}: the result shows the new available amount");
+        // Its postings carry the request's correlation id, to find it in the service's logs.
+        let trail = app.api(Role::Finance, "/wijken/oost-1223/audit-trail?limit=1000").await;
+        let expense_id = format!("uitgave-{form_id}");
+        let rows: Vec<&serde_json::Value> =
+            trail["rows"].as_array().unwrap().iter().filter(|r| r["expense_id"] == expense_id.as_str()).collect();
+        assert_eq!(rows.len(), 2, "{backend:?}: one pair of postings");
+        assert!(
+            rows.iter().all(|r| r["correlation_id"].as_str().is_some_and(|id| id.len() >= 8)),
+            "{backend:?}: {rows:?}"
+        );
 
         // The same form sent with other details is not booked again either.
         let mut changed = fields;
