@@ -152,7 +152,9 @@ async fn book(ledger: &Ledger, projector: &Projector, p: &Planned, actor: &Actor
 /// A failing store is no problem of the row: the import stops.
 fn refusal(row: usize, refused: Refused) -> anyhow::Result<Problem> {
     match refused {
-        Refused::Ledger(LedgerError::Store(cause)) => Err(anyhow::anyhow!("the ledger failed: {cause}")),
+        Refused::Ledger(LedgerError::Store(cause) | LedgerError::Unavailable(cause)) => {
+            Err(anyhow::anyhow!("the ledger failed: {cause}; nothing more was booked, import the file again to go on"))
+        }
         Refused::Ledger(err) => {
             let api = ApiError::from(err);
             Ok(Problem { row, column: api.field_name().map(str::to_string), reason: api.detail().to_string() })
