@@ -10,6 +10,7 @@ pub mod apply;
 pub mod overview;
 pub mod queries;
 pub mod reports;
+pub mod subsidies;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

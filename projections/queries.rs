@@ -322,8 +322,8 @@ pub async fn audit_trail(
          p.account, p.account_kind, \
          (SELECT c.account FROM rm_postings c WHERE c.position = p.position AND c.line = p.line + 1 - 2 * (p.line % 2)) AS counter_account, \
          p.amount_cents, p.wijk_available_cents, p.actor, p.role, p.reason, p.reference, p.initiative, p.theme, \
-         p.expense_id, e.metadata ->> 'correlation_id' AS correlation_id \
-         FROM rm_postings p JOIN rm_funds f ON f.fund_id = p.fund_id JOIN events e ON e.position = p.position \
+         p.expense_id \
+         FROM rm_postings p JOIN rm_funds f ON f.fund_id = p.fund_id \
          WHERE {AUDIT_SCOPE} AND p.position > $7 ORDER BY p.position, p.line LIMIT $8"
     );
     let from = filter.booked_from.map(|d| d.to_string());
@@ -377,8 +377,31 @@ pub async fn audit_trail(
                 initiative: r.try_get("initiative")?,
                 theme: r.try_get("theme")?,
                 expense_id: r.try_get("expense_id")?,
-                correlation_id: r.try_get("correlation_id")?,
+                correlation_id: None,
             });
+        }
+        // The correlation ids, from the page's own events by their keys (a
+        // join in the page's query let PostgreSQL scan the whole log).
+        let positions: std::collections::BTreeSet<i64> = out.iter().map(|r| r.position).collect();
+        if !positions.is_empty() {
+            let mut sql = sqlx::QueryBuilder::new(
+                "SELECT position, CAST(metadata ->> 'correlation_id' AS TEXT) AS correlation_id FROM events WHERE position IN (",
+            );
+            let mut list = sql.separated(", ");
+            for position in &positions {
+                list.push_bind(*position);
+            }
+            sql.push(")");
+            let ids: std::collections::HashMap<i64, Option<String>> = sql
+                .build()
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(|r| Ok((r.try_get("position")?, r.try_get("correlation_id")?)))
+                .collect::<sqlx::Result<_>>()?;
+            for row in &mut out {
+                row.correlation_id = ids.get(&row.position).cloned().flatten();
+            }
         }
         (opening, out)
     });

@@ -8,7 +8,9 @@
 
 use chrono::NaiveDate;
 
-use crate::domain::fund::{CommitmentDetails, Decision, ExpenseDetails, FundCommand, FundKind, FundTerms};
+use crate::domain::fund::{
+    ApplicantKind, CommitmentDetails, Decision, ExpenseDetails, FundCommand, FundKind, FundTerms,
+};
 use crate::domain::ids::{CommitmentId, ExpenseId, FundId, Text, WijkId, Year};
 use crate::domain::money::Amount;
 use crate::domain::wijk::WijkCommand;
@@ -213,6 +215,7 @@ fn commitment(
     cents: i64,
     initiative: &str,
     applicant: &str,
+    applicant_kind: ApplicantKind,
     theme: &str,
     decided: NaiveDate,
 ) -> FundCommand {
@@ -222,6 +225,7 @@ fn commitment(
         amount: eur(cents),
         initiative: t(initiative),
         applicant: t(applicant),
+        applicant_kind,
         theme: t(theme),
         decision: Decision { reference: t(&format!("Subsidiebeschikking {id}")), adopted_on: decided },
         grant_rule: t("Subsidieregeling wijkbudgetten Hilversum"),
@@ -253,6 +257,7 @@ fn lifecycle(year: i32, fund: &FundId) -> Vec<Step> {
                 2_500_00,
                 "Buurtmoestuin Wirixstraat",
                 "Tuingroep Wirixstraat",
+                ApplicantKind::Organisation,
                 "groen",
                 day(2021, 4, 12),
             )),
@@ -276,6 +281,7 @@ fn lifecycle(year: i32, fund: &FundId) -> Vec<Step> {
                 1_800_00,
                 "Ontmoetingsdag Meentwerf",
                 "Stichting Hilversumse Meent",
+                ApplicantKind::Organisation,
                 "sociale cohesie",
                 day(2021, 11, 1),
             )),
@@ -303,6 +309,7 @@ fn lifecycle(year: i32, fund: &FundId) -> Vec<Step> {
                 2_500_00,
                 "Zomerfeest Larenseweg",
                 "Bewonerscommissie Larenseweg",
+                ApplicantKind::Organisation,
                 "sociale cohesie",
                 day(2022, 4, 4),
             )),
@@ -314,6 +321,7 @@ fn lifecycle(year: i32, fund: &FundId) -> Vec<Step> {
                 1_500_00,
                 "Watertappunt Jan Korteplein",
                 "Buurtgroep Jan Korteplein",
+                ApplicantKind::Organisation,
                 "spelen",
                 day(2022, 3, 1),
             )),
@@ -322,7 +330,9 @@ fn lifecycle(year: i32, fund: &FundId) -> Vec<Step> {
                 "zuidwest",
                 1_500_00,
                 "Opening pumptrack",
-                "Jongerenwerk Zuidwest",
+                // A private person: the subsidy register shows "particulier", never the name.
+                "Mila Jansen",
+                ApplicantKind::Private,
                 "spelen",
                 day(2022, 5, 2),
             )),

@@ -23,6 +23,8 @@ use crate::store::Db;
 pub enum What {
     AuditTrail,
     CloseStatement,
+    /// A year's grants, without a private person's name (see `projections::subsidies`).
+    Subsidieregister,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -96,6 +98,8 @@ pub async fn render(
             let mut trails = Vec::new();
             for (id, name) in wijken {
                 let mut rows = whole_trail(db, &id, year).await?;
+                // Bookings appended while exporting are after the head the first sheet names.
+                rows.retain(|r| r.position <= position);
                 if hide_actors {
                     rows.iter_mut().for_each(|r| r.actor = None);
                 }
@@ -122,12 +126,27 @@ pub async fn render(
                 ExportFormat::Xlsx => {
                     let title = format!("Audittrail{}", year.map(|y| format!(" {y}")).unwrap_or_default());
                     let mut book = workbook(&title, position, &hash)?;
+                    let mut names = SheetNames::default();
                     for (id, name, rows) in &trails {
-                        audit_sheet(book.add_worksheet(), id, name, rows)?;
+                        audit_sheet(book.add_worksheet(), &names.unique(id), name, rows)?;
                     }
                     Ok(ExportFile { bytes: book.save_to_buffer()?, rows: count })
                 }
             }
+        }
+        What::Subsidieregister => {
+            let year = year.context("the subsidieregister needs --year")?;
+            let lines = crate::projections::subsidies::register(db, year).await?;
+            let rows = crate::projections::subsidies::csv_rows(&lines);
+            let bytes = match format {
+                ExportFormat::Csv => csv_text(crate::projections::subsidies::CSV_HEADER, rows.into_iter()).into_bytes(),
+                ExportFormat::Xlsx => {
+                    let mut book = workbook(&format!("Subsidieregister {year}"), position, &hash)?;
+                    register_sheet(book.add_worksheet(), &lines)?;
+                    book.save_to_buffer()?
+                }
+            };
+            Ok(ExportFile { bytes, rows: lines.len() })
         }
         What::CloseStatement => {
             let year = year.context("a close statement needs --year")?;
@@ -144,8 +163,9 @@ pub async fn render(
                 }
                 ExportFormat::Xlsx => {
                     let mut book = workbook(&format!("Jaarafsluiting {year}"), position, &hash)?;
+                    let mut names = SheetNames::default();
                     for s in &statements {
-                        close_sheet(book.add_worksheet(), s)?;
+                        close_sheet(book.add_worksheet(), &names.unique(&s.fund_id), s)?;
                     }
                     Ok(ExportFile { bytes: book.save_to_buffer()?, rows: count })
                 }
@@ -198,13 +218,28 @@ fn workbook(title: &str, position: i64, hash: &str) -> anyhow::Result<Workbook> 
     Ok(book)
 }
 
-/// Excel allows 31 characters and no `[]:*?/\` in a sheet's name.
-fn sheet_name(name: &str) -> String {
-    name.chars().filter(|c| !"[]:*?/\\".contains(*c)).take(31).collect()
+/// Sheet names as Excel allows them: at most 31 characters, none of
+/// `[]:*?/\`, and unique without regard to case. Ids may be 64 characters,
+/// so two can share their first 31; the later one gets a number.
+#[derive(Default)]
+struct SheetNames(std::collections::HashSet<String>);
+
+impl SheetNames {
+    fn unique(&mut self, id: &str) -> String {
+        let base: String = id.chars().filter(|c| !"[]:*?/\\".contains(*c)).take(31).collect();
+        let mut name = base.clone();
+        let mut n = 2;
+        while !self.0.insert(name.to_lowercase()) {
+            let suffix = format!("~{n}");
+            name = format!("{}{suffix}", base.chars().take(31 - suffix.len()).collect::<String>());
+            n += 1;
+        }
+        name
+    }
 }
 
-fn audit_sheet(sheet: &mut Worksheet, wijk_id: &str, name: &str, rows: &[AuditRow]) -> anyhow::Result<()> {
-    sheet.set_name(sheet_name(wijk_id))?;
+fn audit_sheet(sheet: &mut Worksheet, sheet_name: &str, name: &str, rows: &[AuditRow]) -> anyhow::Result<()> {
+    sheet.set_name(sheet_name)?;
     let columns: Vec<&str> = AUDIT_CSV_HEADER.split(',').collect();
     header(sheet, &columns)?;
     let (money, day) = (euro_format(), date_format());
@@ -246,13 +281,17 @@ fn audit_sheet(sheet: &mut Worksheet, wijk_id: &str, name: &str, rows: &[AuditRo
     Ok(())
 }
 
-fn close_sheet(sheet: &mut Worksheet, s: &CloseStatement) -> anyhow::Result<()> {
-    sheet.set_name(sheet_name(&s.fund_id))?;
+/// A fund's close statement: a line per wijk, the money never allocated,
+/// the totals, and the reconciliation (opening − everything = difference).
+fn close_sheet(sheet: &mut Worksheet, sheet_name: &str, s: &CloseStatement) -> anyhow::Result<()> {
+    sheet.set_name(sheet_name)?;
     let columns: Vec<&str> = CLOSE_CSV_HEADER.split(',').skip(1).collect();
     header(sheet, &columns)?;
     let money = euro_format();
-    for (i, l) in s.lines.iter().enumerate() {
-        let row = i as u32 + 1;
+    let bold = Format::new().set_bold();
+    let bold_money = euro_format().set_bold();
+    let mut row = 1u32;
+    for l in &s.lines {
         sheet.write_string(row, 0, &l.wijk_id)?;
         let amounts = [
             l.amount_allocated,
@@ -266,6 +305,54 @@ fn close_sheet(sheet: &mut Worksheet, s: &CloseStatement) -> anyhow::Result<()> 
         for (c, amount) in amounts.iter().enumerate() {
             sheet.write_number_with_format(row, 1 + c as u16, euro(amount.0), &money)?;
         }
+        row += 1;
+    }
+    // The column of lapsed money sums to the statement's total only with this line.
+    sheet.write_string(row, 0, "niet toegekend")?;
+    sheet.write_number_with_format(row, 6, euro(s.unallocated_lapsed.0), &money)?;
+    row += 1;
+    sheet.write_string_with_format(row, 0, "totaal", &bold)?;
+    let totals = [
+        (3, s.amount_spent),
+        (4, s.amount_committed),
+        (5, s.amount_receivable),
+        (6, s.amount_lapsed),
+        (7, s.amount_carried_over),
+    ];
+    for (c, amount) in totals {
+        sheet.write_number_with_format(row, c, euro(amount.0), &bold_money)?;
+    }
+    row += 2;
+    sheet.write_string_with_format(row, 0, "beginbedrag", &bold)?;
+    sheet.write_number_with_format(row, 1, euro(s.opening.0), &bold_money)?;
+    row += 1;
+    sheet.write_string_with_format(row, 0, "verschil (moet 0 zijn)", &bold)?;
+    sheet.write_number_with_format(row, 1, euro(s.difference.0), &bold_money)?;
+    sheet.set_column_width(0, 24)?;
+    Ok(())
+}
+
+fn register_sheet(sheet: &mut Worksheet, lines: &[crate::projections::subsidies::SubsidyLine]) -> anyhow::Result<()> {
+    sheet.set_name("Subsidieregister")?;
+    let columns: Vec<&str> = crate::projections::subsidies::CSV_HEADER.split(',').collect();
+    header(sheet, &columns)?;
+    let (money, day) = (euro_format(), date_format());
+    for (i, l) in lines.iter().enumerate() {
+        let row = i as u32 + 1;
+        for (c, text) in [&l.recipient, &l.applicant_kind, &l.initiative, &l.wijk_id, &l.fund_id].iter().enumerate() {
+            sheet.write_string(row, c as u16, text.as_str())?;
+        }
+        sheet.write_number_with_format(row, 5, euro(l.amount_granted.0), &money)?;
+        if let Some(settled) = l.amount_settled {
+            sheet.write_number_with_format(row, 6, euro(settled.0), &money)?;
+        }
+        sheet.write_string(row, 7, &l.decision_reference)?;
+        match NaiveDate::parse_from_str(&l.decided_on, "%Y-%m-%d") {
+            Ok(d) => sheet.write_date_with_format(row, 8, &d, &day)?,
+            Err(_) => sheet.write_string(row, 8, &l.decided_on)?,
+        };
+        sheet.write_string(row, 9, &l.grant_rule)?;
+        sheet.write_string(row, 10, &l.status)?;
     }
     Ok(())
 }

@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tower::ServiceExt;
 use wijkbudget::auth::{create_token, Role};
-use wijkbudget::domain::fund::{CommitmentDetails, Decision, FundCommand, FundKind, FundTerms};
+use wijkbudget::domain::fund::{ApplicantKind, CommitmentDetails, Decision, FundCommand, FundKind, FundTerms};
 use wijkbudget::domain::ids::{CommitmentId, ExpenseId, Year};
 use wijkbudget::domain::money::Amount;
 use wijkbudget::domain::wijk::WijkCommand;
@@ -40,6 +40,7 @@ fn commit(id: &str, on: NaiveDate) -> FundCommand {
         amount: euro(100_000),
         initiative: text("Buurtmoestuin"),
         applicant: text("Tuingroep"),
+        applicant_kind: ApplicantKind::Organisation,
         theme: text("groen"),
         decision: Decision { reference: text(&format!("Beschikking {id}")), adopted_on: on },
         grant_rule: text("Subsidieregeling wijkbudgetten"),

@@ -22,7 +22,9 @@ use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use rust_decimal::Decimal;
-use wijkbudget::domain::fund::{CommitmentDetails, Decision, ExpenseDetails, FundCommand, FundKind, FundTerms};
+use wijkbudget::domain::fund::{
+    ApplicantKind, CommitmentDetails, Decision, ExpenseDetails, FundCommand, FundKind, FundTerms,
+};
 use wijkbudget::domain::ids::{CommitmentId, ExpenseId, Year};
 use wijkbudget::domain::money::Amount;
 use wijkbudget::domain::wijk::WijkCommand;
@@ -181,6 +183,7 @@ fn command(op: &Op) -> (FundCommand, NaiveDate) {
                 amount: euro(cents),
                 initiative: text(&format!("Subsidie {id}")),
                 applicant: text("Bewonersgroep"),
+                applicant_kind: ApplicantKind::Organisation,
                 theme: text(THEMES[theme]),
                 decision: Decision { reference: text(&format!("Beschikking {id}")), adopted_on: day_2022(day) },
                 grant_rule: text("Subsidieregeling wijkbudgetten"),

@@ -84,20 +84,86 @@ async fn the_close_statement_has_a_sheet_per_fund_and_a_year_without_a_close_is_
     export(&service.db, What::CloseStatement, ExportFormat::Xlsx, Some(2021), None, &path).await.unwrap();
     let statements = wijkbudget::projections::reports::close_statements(&service.db, 2021).await.unwrap();
     let mut book = calamine::open_workbook_auto(&path).unwrap();
+    let cents = |cell: &Data| match cell {
+        Data::Float(v) => (v * 100.0).round() as i64,
+        Data::Empty => 0,
+        other => panic!("{other:?} is not a number"),
+    };
     for s in &statements {
         let sheet = book.worksheet_range(&s.fund_id).unwrap();
-        let spent: i64 = sheet
-            .rows()
-            .skip(1)
-            .map(|r| match r[3] {
-                Data::Float(v) => (v * 100.0).round() as i64,
-                ref other => panic!("spent {other:?} is not a number"),
-            })
-            .sum();
-        assert_eq!(spent, s.amount_spent.0, "{}", s.fund_id);
+        let rows: Vec<_> = sheet.rows().collect();
+        let lines = &rows[1..rows.iter().position(|r| r[0].to_string() == "totaal").unwrap()];
+        // Every column sums to the statement's total, the lapsed one with the unallocated line.
+        for (column, total) in
+            [(3, s.amount_spent), (4, s.amount_committed), (6, s.amount_lapsed), (7, s.amount_carried_over)]
+        {
+            assert_eq!(lines.iter().map(|r| cents(&r[column])).sum::<i64>(), total.0, "{} column {column}", s.fund_id);
+        }
+        let difference = rows.iter().find(|r| r[0].to_string().starts_with("verschil")).unwrap();
+        assert_eq!(cents(&difference[1]), 0, "{} reconciles", s.fund_id);
     }
     let refused = export(&service.db, What::CloseStatement, ExportFormat::Csv, Some(2022), None, &path).await;
     assert!(refused.unwrap_err().to_string().contains("no fund of 2022 is closed"));
+    service.db.close().await;
+    store.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_subsidy_register_never_names_a_private_person() {
+    let (store, service) = demo().await;
+    let lines = wijkbudget::projections::subsidies::register(&service.db, 2022).await.unwrap();
+    let private = lines.iter().find(|l| l.initiative == "Opening pumptrack").expect("the demo's private grant");
+    assert_eq!((private.recipient.as_str(), private.applicant_kind.as_str()), ("particulier", "private"));
+    assert!(lines.iter().any(|l| l.recipient == "Bewonerscommissie Larenseweg"), "organisations are named");
+    let dir = tempfile::tempdir().unwrap();
+    for format in [ExportFormat::Csv, ExportFormat::Xlsx] {
+        let path = dir.path().join("register");
+        export(&service.db, What::Subsidieregister, format, Some(2022), None, &path).await.unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        let text = match format {
+            ExportFormat::Csv => String::from_utf8(bytes).unwrap(),
+            ExportFormat::Xlsx => {
+                let mut book: calamine::Xlsx<_> = calamine::open_workbook_from_rs(std::io::Cursor::new(bytes)).unwrap();
+                let sheet = book.worksheet_range("Subsidieregister").unwrap();
+                sheet.rows().flat_map(|r| r.iter().map(|c| c.to_string())).collect::<Vec<_>>().join(",")
+            }
+        };
+        assert!(text.contains("particulier") && !text.contains("Mila Jansen"), "{format:?}: {text}");
+    }
+    service.db.close().await;
+    store.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_grant_recorded_before_applicants_were_marked_counts_as_a_private_person() {
+    use wijkbudget::on_db;
+    let (store, service) = demo().await;
+    // Rewrite nothing: store a grant as version 1.0.0 stored it, without the mark,
+    // by appending through the ledger and reading the register as if the field were absent.
+    let stored: i64 = on_db!(&service.db, pool => {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM events WHERE event_type = 'CommitmentMade' AND event_version = '1.1.0'",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap()
+    });
+    assert!(stored > 0, "new grants are stored as CommitmentMade 1.1.0");
+    let old = serde_json::json!({"CommitmentMade": {"commitment_id": "SUB-OUD", "applicant": "Jan Jansen"}});
+    let upcast = wijkbudget::domain::upcasters()
+        .iter()
+        .find(|u| u.can_upcast("CommitmentMade", "1.0.0"))
+        .expect("an upcaster for CommitmentMade 1.0.0")
+        .upcast(cqrs_es::persist::SerializedEvent {
+            aggregate_id: "f".into(),
+            sequence: 1,
+            aggregate_type: "fund".into(),
+            event_type: "CommitmentMade".into(),
+            event_version: "1.0.0".into(),
+            payload: old,
+            metadata: serde_json::json!({}),
+        });
+    assert_eq!(upcast.payload["CommitmentMade"]["applicant_kind"], "private");
     service.db.close().await;
     store.cleanup().await;
 }

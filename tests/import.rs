@@ -178,6 +178,11 @@ async fn an_xlsx_workbook_imports_like_its_csv() {
     run(&reference, &example(), false).await;
     reference.projector.catch_up(|_| {}).await.unwrap();
     assert_eq!(read_models(&service.db, OTHER_HANDS).await, read_models(&reference.db, OTHER_HANDS).await);
+    // The same books as CSV, after the workbook: its numbers and dates read
+    // as the CSV's text, so nothing books twice.
+    let again = run(&service, &example(), false).await;
+    assert!(again.problems.is_empty(), "{:?}", again.problems);
+    assert_eq!((again.booked, again.already), (0, again.rows));
     store.cleanup().await;
     reference_store.cleanup().await;
 }

@@ -22,7 +22,7 @@ use tokio::task::JoinHandle;
 use tower::ServiceExt;
 use wijkbudget::auth::{create_token, Role};
 use wijkbudget::domain::fund::{
-    BudgetLine, CommitmentDetails, Decision, ExpenseDetails, FundCommand, FundError, FundKind, FundTerms,
+    ApplicantKind, BudgetLine, CommitmentDetails, Decision, ExpenseDetails, FundCommand, FundError, FundKind, FundTerms,
 };
 use wijkbudget::domain::ids::{CommitmentId, ExpenseId, WijkId, Year};
 use wijkbudget::domain::money::{cents, Amount};
@@ -70,6 +70,7 @@ fn commit(id: &str, wijk_id: &str, amount: Amount, on: NaiveDate) -> FundCommand
         amount,
         initiative: text("Buurtmoestuin"),
         applicant: text("Tuingroep"),
+        applicant_kind: ApplicantKind::Organisation,
         theme: text("groen"),
         decision: Decision { reference: text(&format!("Subsidiebeschikking {id}")), adopted_on: on },
         grant_rule: text("Subsidieregeling wijkbudgetten"),
@@ -1187,6 +1188,7 @@ async fn run_op(ledger: &Ledger, op: &Op) -> Ran {
             amount: amount_cents(cents),
             initiative: text(&format!("Initiatief {id}")),
             applicant: text("Bewonersgroep"),
+            applicant_kind: ApplicantKind::Organisation,
             theme: text(["groen", "spelen"][id % 2]),
             decision: Decision { reference: text(&format!("Subsidiebeschikking {id}")), adopted_on: when.day() },
             grant_rule: text("Subsidieregeling wijkbudgetten"),

@@ -281,6 +281,16 @@ async fn a_booking_form_books_once_however_often_it_is_sent_and_shows_the_new_av
         let line = api["funds"].as_array().unwrap().iter().find(|f| f["fund_id"] == "begroting-2022").unwrap();
         assert_eq!(line["amount_remaining"], "2180.00");
         assert!(done.body.contains(&dutch_euro("2180.00")), "{backend:?}: the result shows the new available amount");
+        // Its postings carry the request's correlation id, to find it in the service's logs.
+        let trail = app.api(Role::Finance, "/wijken/oost-1223/audit-trail?limit=1000").await;
+        let expense_id = format!("uitgave-{form_id}");
+        let rows: Vec<&serde_json::Value> =
+            trail["rows"].as_array().unwrap().iter().filter(|r| r["expense_id"] == expense_id.as_str()).collect();
+        assert_eq!(rows.len(), 2, "{backend:?}: one pair of postings");
+        assert!(
+            rows.iter().all(|r| r["correlation_id"].as_str().is_some_and(|id| id.len() >= 8)),
+            "{backend:?}: {rows:?}"
+        );
 
         // The same form sent with other details is not booked again either.
         let mut changed = fields;
@@ -310,6 +320,7 @@ async fn a_commitment_and_a_payment_on_it_are_booked_through_the_forms() {
                 ("initiatief", "Buurtfeest"),
                 ("thema", "ontmoeten"),
                 ("aanvrager", "Buurtvereniging Oost"),
+                ("soort_aanvrager", "organisatie"),
                 ("besluit", "SUB-2022-099"),
                 ("besloten_op", "2022-09-01"),
                 ("regeling", "Subsidieregeling wijkbudgetten Hilversum"),
@@ -415,7 +426,8 @@ async fn finance_starts_a_verification_and_watches_it_finish() {
     started.expect_status(303);
     let head = app.head().await;
     let mut finished = false;
-    for _ in 0..100 {
+    // A busy machine may take a while; the deadline is generous, not a timing.
+    for _ in 0..600 {
         let page = finance.get("/integriteit").await;
         if page.body.contains("Controle gestart door Fenna Financiën") && page.body.contains("data-testid=\"uitkomst\"")
         {

@@ -90,6 +90,19 @@ pub struct ExpenseDetails {
     pub reference: Text,
 }
 
+/// Who applied for a grant. Under the AVG a private person's name is never
+/// published: the subsidy register shows them as "particulier".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ApplicantKind {
+    /// An organisation: a foundation, an association, a residents' group.
+    Organisation,
+    /// A private person. Grants recorded before applicants were marked
+    /// count as private, the safe side.
+    #[default]
+    Private,
+}
+
 /// A grant decision (subsidieverlening): money promised to an approved
 /// initiative before a euro is paid. It holds the wijk's money in one fund.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -100,6 +113,10 @@ pub struct CommitmentDetails {
     pub initiative: Text,
     /// The organisation or residents' group that applied.
     pub applicant: Text,
+    /// Whether the applicant is an organisation or a private person
+    /// (`CommitmentMade` 1.1.0; older events read as private).
+    #[serde(default)]
+    pub applicant_kind: ApplicantKind,
     pub theme: Text,
     /// The grant decision: its reference and date.
     pub decision: Decision,
@@ -305,6 +322,8 @@ pub enum FundEvent {
 }
 
 pub const FUND_ESTABLISHED_VERSION: &str = "2.0.0";
+/// 1.1.0 marks the applicant as an organisation or a private person.
+pub const COMMITMENT_MADE_VERSION: &str = "1.1.0";
 
 impl DomainEvent for FundEvent {
     fn event_type(&self) -> String {
@@ -328,6 +347,7 @@ impl DomainEvent for FundEvent {
     fn event_version(&self) -> String {
         match self {
             Self::FundEstablished { .. } => FUND_ESTABLISHED_VERSION,
+            Self::CommitmentMade(_) => COMMITMENT_MADE_VERSION,
             _ => "1.0.0",
         }
         .into()

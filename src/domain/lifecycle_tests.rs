@@ -39,6 +39,7 @@ fn grant(commitment_id: &str, amount: &str) -> CommitmentDetails {
         amount: eur(amount),
         initiative: text("Buurtfeest Oost"),
         applicant: text("Bewonersgroep Oost"),
+        applicant_kind: ApplicantKind::Organisation,
         theme: text("sociale cohesie"),
         decision: Decision { reference: text("SV-2022-017"), adopted_on: date("2022-03-01") },
         grant_rule: text("Subsidieregeling wijkbudgetten"),

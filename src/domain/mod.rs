@@ -21,11 +21,28 @@ use serde_json::Value;
 /// older `event_version` of one event type into the current shape; a stored
 /// event itself is never rewritten.
 pub fn upcasters() -> Vec<Box<dyn EventUpcaster>> {
-    vec![Box::new(SemanticVersionEventUpcaster::new(
-        "FundEstablished",
-        fund::FUND_ESTABLISHED_VERSION,
-        Box::new(fund_established_1_to_2),
-    ))]
+    vec![
+        Box::new(SemanticVersionEventUpcaster::new(
+            "FundEstablished",
+            fund::FUND_ESTABLISHED_VERSION,
+            Box::new(fund_established_1_to_2),
+        )),
+        Box::new(SemanticVersionEventUpcaster::new(
+            "CommitmentMade",
+            fund::COMMITMENT_MADE_VERSION,
+            Box::new(commitment_made_1_0_to_1_1),
+        )),
+    ]
+}
+
+/// `CommitmentMade` 1.0 did not say what kind of applicant applied; 1.1
+/// does. An old grant counts as a private person's, so no name it holds is
+/// ever published by mistake.
+fn commitment_made_1_0_to_1_1(mut payload: Value) -> Value {
+    if let Some(details) = payload.get_mut("CommitmentMade").and_then(Value::as_object_mut) {
+        details.entry("applicant_kind").or_insert_with(|| Value::String("private".into()));
+    }
+    payload
 }
 
 /// `FundEstablished` 1.0 stored the terms directly (`{"FundEstablished": terms}`)

@@ -18,7 +18,7 @@ use super::schema::{AmountText, BoundedText, Identifier, SettledAmountText};
 use super::writes::{write, DecisionInput, Writer, Written};
 use super::AppState;
 use crate::auth::{Caller, Role};
-use crate::domain::fund::{CommitmentDetails, Decision, FundCommand};
+use crate::domain::fund::{ApplicantKind, CommitmentDetails, Decision, FundCommand};
 use crate::domain::ids::{CommitmentId, ExpenseId, FundId, Text, WijkId, Year};
 use crate::ledger::ClosedFund;
 use crate::projections::reports::{self, CloseStatement, CommitmentView, WijkThemes};
@@ -40,6 +40,10 @@ pub struct MakeCommitment {
     pub initiative: Text,
     #[schema(value_type = BoundedText, example = "Tuingroep Wirixstraat")]
     pub applicant: Text,
+    /// `organisation` or `private` (a private person, whose name the subsidy
+    /// register never shows). Absent counts as private.
+    #[serde(default)]
+    pub applicant_kind: ApplicantKind,
     #[schema(value_type = BoundedText, example = "groen")]
     pub theme: Text,
     /// The grant decision (subsidieverlening).
@@ -194,6 +198,7 @@ pub async fn make_commitment(
         amount: r.amount.0,
         initiative: r.initiative.clone(),
         applicant: r.applicant.clone(),
+        applicant_kind: r.applicant_kind,
         theme: r.theme.clone(),
         decision: Decision { reference: r.decision.reference.clone(), adopted_on: r.decision.adopted_on },
         grant_rule: r.grant_rule.clone(),
@@ -416,6 +421,37 @@ pub const THEME_CSV_HEADER: &str =
 pub struct AsOfQuery {
     /// The day to judge from (default today).
     pub as_of: Option<NaiveDate>,
+}
+
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterQuery {
+    /// The budget year whose grants to list.
+    #[param(minimum = 2000, maximum = 2100)]
+    pub year: i64,
+}
+
+/// The subsidieregister: a year's grants with recipient, initiative, amounts
+/// granted and settled, decision, regulation and wijk. A private person's
+/// name is never shown: such a recipient is `particulier`, as is every grant
+/// recorded before applicants were marked. JSON, or CSV with `Accept: text/csv`.
+#[utoipa::path(get, path = "/reports/subsidy-register", tag = "reports", params(RegisterQuery),
+    responses((status = 200, description = "JSON, or CSV with `Accept: text/csv`", body = Vec<crate::projections::subsidies::SubsidyLine>), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn subsidy_register(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    StrictQuery(q): StrictQuery<RegisterQuery>,
+) -> Result<Response, ApiError> {
+    use crate::projections::subsidies;
+    require(&caller, &READERS, "read reports")?;
+    let lines = subsidies::register(state.ledger.db(), q.year).await?;
+    if !wants_csv(&headers) {
+        return Ok(Json(lines).into_response());
+    }
+    Ok(csv(subsidies::CSV_HEADER, subsidies::csv_rows(&lines).into_iter()))
 }
 
 /// Open commitments older than 13 weeks with no payment and no settlement.

@@ -89,6 +89,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(lifecycle::close_year))
         .routes(routes!(lifecycle::theme_report))
         .routes(routes!(lifecycle::stale_commitments))
+        .routes(routes!(lifecycle::subsidy_register))
         .routes(routes!(lifecycle::close_statement))
         .routes(routes!(reads::health))
         .routes(routes!(reads::ready))

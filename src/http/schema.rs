@@ -196,8 +196,13 @@ pub fn conform(mut doc: Value) -> Value {
 }
 
 /// The reads that answer CSV when asked with `Accept: text/csv`.
-pub const CSV_ROUTES: [&str; 4] =
-    ["/wijken/{wijk_id}/audit-trail", "/reports/themes", "/reports/stale-commitments", "/years/{year}/close-statement"];
+pub const CSV_ROUTES: [&str; 5] = [
+    "/wijken/{wijk_id}/audit-trail",
+    "/reports/themes",
+    "/reports/stale-commitments",
+    "/reports/subsidy-register",
+    "/years/{year}/close-statement",
+];
 
 fn conform_operation(path: &str, op: &mut Value) {
     if CSV_ROUTES.contains(&path) {

@@ -2,7 +2,7 @@
 //! row by row against every rule of the ledger before anything is stored.
 //!
 //! A file is all or nothing. Every row is first booked on a throwaway copy
-//! of the ledger ([`scratch`]), in file order, through the real `Ledger`, so
+//! of the ledger ([`crate::store::copy`]), in file order, through the real `Ledger`, so
 //! a row is judged exactly as it would be when booked, after the rows before
 //! it. Only if no row has a problem is the file booked on the real ledger.
 //! Each row carries a stable idempotency key made from its content and its
@@ -12,7 +12,6 @@
 pub mod plan;
 pub mod rows;
 pub mod rows_of;
-pub mod scratch;
 
 use std::path::Path;
 
@@ -59,12 +58,17 @@ fn hex_sha256(text: &str) -> String {
 }
 
 /// Reads the rows; the ones that cannot be read become problems.
+/// The key is made from the row's number and the command it reads as, not
+/// from its text: `1.234,56` and `1234.56`, `toekenning` and `allocation`, a
+/// CSV and its XLSX, and cells the row's type ignores all give one key, so
+/// none of them books a row twice. A row that reads as another command is
+/// another booking.
 fn plan(rows: &[Row], problems: &mut Vec<Problem>) -> Vec<Planned> {
     let mut planned = Vec::new();
     for row in rows {
         match plan::command(row) {
             Ok(command) => {
-                let content = row.canonical();
+                let content = serde_json::to_string(&command).expect("a command serialises");
                 planned.push(Planned {
                     row: row.number,
                     key: format!("import-{}", &hex_sha256(&format!("{}\n{content}", row.number))[..40]),
@@ -78,10 +82,10 @@ fn plan(rows: &[Row], problems: &mut Vec<Problem>) -> Vec<Planned> {
     planned
 }
 
-/// Whether a row was booked before: Some(true) with the same content,
-/// Some(false) when its key was used for other content.
-async fn booked_before(ledger: &Ledger, p: &Planned) -> Result<Option<bool>, LedgerError> {
-    Ok(ledger.idempotency_record(&p.key).await?.map(|(fingerprint, _, _)| fingerprint == p.fingerprint))
+/// Whether a row was booked before. Its key holds its content, so a key
+/// found is the same booking.
+async fn booked_before(ledger: &Ledger, p: &Planned) -> Result<bool, LedgerError> {
+    Ok(ledger.idempotency_record(&p.key).await?.is_some())
 }
 
 /// Why a row could not be booked.
@@ -148,7 +152,9 @@ async fn book(ledger: &Ledger, projector: &Projector, p: &Planned, actor: &Actor
 /// A failing store is no problem of the row: the import stops.
 fn refusal(row: usize, refused: Refused) -> anyhow::Result<Problem> {
     match refused {
-        Refused::Ledger(LedgerError::Store(cause)) => Err(anyhow::anyhow!("the ledger failed: {cause}")),
+        Refused::Ledger(LedgerError::Store(cause) | LedgerError::Unavailable(cause)) => {
+            Err(anyhow::anyhow!("the ledger failed: {cause}; nothing more was booked, import the file again to go on"))
+        }
         Refused::Ledger(err) => {
             let api = ApiError::from(err);
             Ok(Problem { row, column: api.field_name().map(str::to_string), reason: api.detail().to_string() })
@@ -174,44 +180,34 @@ pub async fn import(
 
     // 1. Every row on a copy, in file order, as if booked.
     let dir = tempfile::tempdir()?;
-    let head = scratch::head(&service.db).await?;
-    let (url, with_read_models) =
-        scratch::copy(&service.db, &dir.path().join("try.db"), |p| progress("copying", p as u64, head as u64)).await?;
+    let head = crate::store::copy::head(&service.db).await?;
+    let (url, with_read_models) = crate::store::copy::copy(&service.db, &dir.path().join("try.db"), |p| {
+        progress("copying", p as u64, head as u64)
+    })
+    .await?;
     let copy = Service::open(&url).await?;
     if !with_read_models {
         copy.projector.catch_up(|p| progress("copying", p as u64, head as u64)).await?;
     }
-    let mut fresh = Vec::new();
     for (i, p) in planned.iter().enumerate() {
         progress("checking", i as u64 + 1, total);
-        match booked_before(&copy.ledger, p).await? {
-            Some(true) => continue,
-            Some(false) => report.problems.push(Problem {
-                row: p.row,
-                column: None,
-                reason: "this row number was imported before with other content; a booking is never changed: \
-                         correct it with a new row (a reversal, withdrawal or settlement) at the end of the file"
-                    .into(),
-            }),
-            None => match book(&copy.ledger, &copy.projector, p, actor).await {
-                Ok(_) => fresh.push(p),
-                Err(err) => report.problems.push(refusal(p.row, err)?),
-            },
+        if booked_before(&copy.ledger, p).await? {
+            continue;
+        }
+        if let Err(err) = book(&copy.ledger, &copy.projector, p, actor).await {
+            report.problems.push(refusal(p.row, err)?);
         }
     }
     copy.db.close().await;
     report.problems.sort_by_key(|p| p.row);
-    report.already = planned.len() - fresh.len();
     if dry_run || !report.problems.is_empty() {
-        report.already = 0;
         return Ok(report);
     }
 
     // 2. The whole file was good: book it, in the same order.
-    report.already = 0;
     for (i, p) in planned.iter().enumerate() {
         progress("booking", i as u64 + 1, total);
-        if booked_before(&service.ledger, p).await?.is_some() {
+        if booked_before(&service.ledger, p).await? {
             report.already += 1;
             continue;
         }

@@ -6,7 +6,9 @@ use chrono::NaiveDate;
 use rust_decimal::Decimal;
 
 use super::rows::Row;
-use crate::domain::fund::{CommitmentDetails, Decision, ExpenseDetails, FundCommand, FundKind, FundTerms};
+use crate::domain::fund::{
+    ApplicantKind, CommitmentDetails, Decision, ExpenseDetails, FundCommand, FundKind, FundTerms,
+};
 use crate::domain::ids::{CommitmentId, ExpenseId, FundId, InvalidValue, Text, WijkId, Year};
 use crate::domain::money::{parse_decimal, plain_notation, Amount, NotationError};
 use crate::domain::wijk::WijkCommand;
@@ -29,7 +31,7 @@ pub const ROW_TYPES: &[(&str, &str)] = &[
 
 /// Which aggregate a row's command goes to. Rows on a commitment or an
 /// expense name no fund: the ledger finds it from the commitment or expense.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub enum Command {
     Wijk(WijkCommand),
     Fund(FundId, FundCommand),
@@ -99,7 +101,12 @@ impl Cells<'_> {
                 return None;
             }
         };
-        parse_decimal(&plain).map_err(|e| self.fail(column, e.to_string())).ok()
+        // `50000` and `50000.00` are one amount, and must read as one booking.
+        let mut value = parse_decimal(&plain).map_err(|e| self.fail(column, e.to_string())).ok()?;
+        if value.scale() < 2 {
+            value.rescale(2);
+        }
+        Some(value)
     }
 
     fn amount(&mut self, column: &str) -> Option<Amount> {
@@ -120,6 +127,17 @@ impl Cells<'_> {
             Ok(y) => Year::new(y).map_err(|e| self.fail(column, e.to_string())).ok(),
             Err(_) => {
                 self.fail(column, format!("`{text}` is not a year"));
+                None
+            }
+        }
+    }
+
+    fn applicant_kind(&mut self, column: &str) -> Option<ApplicantKind> {
+        match self.row.get(column).map(str::to_lowercase).as_deref() {
+            None | Some("private" | "particulier") => Some(ApplicantKind::Private),
+            Some("organisation" | "organisatie") => Some(ApplicantKind::Organisation),
+            Some(other) => {
+                self.fail(column, format!("`{other}` is neither organisation nor private"));
                 None
             }
         }
@@ -206,6 +224,7 @@ fn read(kind: &str, c: &mut Cells<'_>) -> Option<Command> {
             let wijk_id = c.parsed("wijk_id", WijkId::parse);
             let amount = c.amount("amount");
             let (initiative, applicant, theme) = (c.text("initiative"), c.text("applicant"), c.text("theme"));
+            let applicant_kind = c.applicant_kind("applicant_kind");
             let (reference, decided_on, grant_rule) = (c.text("decision"), c.date("decided_on"), c.text("grant_rule"));
             let booked_on = c.date("booked_on");
             Command::Fund(
@@ -216,6 +235,7 @@ fn read(kind: &str, c: &mut Cells<'_>) -> Option<Command> {
                     amount: amount?,
                     initiative: initiative?,
                     applicant: applicant?,
+                    applicant_kind: applicant_kind?,
                     theme: theme?,
                     decision: Decision { reference: reference?, adopted_on: decided_on? },
                     grant_rule: grant_rule?,

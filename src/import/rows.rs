@@ -28,6 +28,11 @@ pub const COLUMNS: &[(&str, &str, &str)] = &[
     ("initiative", "initiatief", "the initiative"),
     ("theme", "thema", "the initiative's theme"),
     ("applicant", "aanvrager", "who applied for the grant"),
+    (
+        "applicant_kind",
+        "soort_aanvrager",
+        "organisation or private (organisatie, particulier); empty counts as private",
+    ),
     ("grant_rule", "regeling", "the grant rule"),
     ("reference", "referentie", "the document behind it, such as an invoice number"),
     ("to_wijk", "naar_wijk", "a transfer's receiving wijk"),
@@ -48,11 +53,6 @@ impl Row {
     pub fn get(&self, column: &str) -> Option<&str> {
         self.cells.get(column).map(String::as_str).filter(|v| !v.is_empty())
     }
-
-    /// The row's content in a fixed form, for its stable id.
-    pub fn canonical(&self) -> String {
-        self.cells.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("\u{1f}")
-    }
 }
 
 fn canonical_column(header: &str) -> Option<&'static str> {
@@ -71,8 +71,9 @@ pub fn read(path: &Path) -> anyhow::Result<Vec<Row>> {
     rows_of(table)
 }
 
-/// Raw cells, the first row being the header.
-pub fn read_csv(bytes: &[u8]) -> anyhow::Result<Vec<Vec<String>>> {
+/// Raw cells of each line, with the line's number as a spreadsheet counts
+/// it (blank lines too), the first being the header.
+pub fn read_csv(bytes: &[u8]) -> anyhow::Result<Vec<(usize, Vec<String>)>> {
     let bytes = bytes.strip_prefix("\u{feff}".as_bytes()).unwrap_or(bytes);
     let text = std::str::from_utf8(bytes).context("the file is not UTF-8; save it as \"CSV UTF-8\"")?;
     // Dutch Excel writes semicolons: the header line tells which.
@@ -83,16 +84,28 @@ pub fn read_csv(bytes: &[u8]) -> anyhow::Result<Vec<Vec<String>>> {
     let mut table = Vec::new();
     for (i, record) in reader.records().enumerate() {
         let record = record.with_context(|| format!("row {} cannot be read as CSV", i + 1))?;
-        table.push(record.iter().map(str::to_string).collect());
+        // csv skips blank lines, and its line count with them: count the
+        // line breaks before the record's first byte instead (its position
+        // is where reading began, before the blank lines it skipped).
+        let line = record.position().map_or(i + 1, |p| {
+            let mut start = (p.byte() as usize).min(bytes.len());
+            while start < bytes.len() && matches!(bytes[start], b'\n' | b'\r') {
+                start += 1;
+            }
+            1 + bytes[..start].iter().filter(|b| **b == b'\n').count()
+        });
+        table.push((line, record.iter().map(str::to_string).collect()));
     }
     Ok(table)
 }
 
-fn read_workbook(path: &Path) -> anyhow::Result<Vec<Vec<String>>> {
+fn read_workbook(path: &Path) -> anyhow::Result<Vec<(usize, Vec<String>)>> {
     let mut workbook = calamine::open_workbook_auto(path).with_context(|| format!("opening {}", path.display()))?;
     let sheet = workbook.sheet_names().first().cloned().context("the workbook has no sheet")?;
     let range = workbook.worksheet_range(&sheet).with_context(|| format!("reading sheet {sheet}"))?;
-    Ok(range.rows().map(|row| row.iter().map(cell_text).collect()).collect())
+    // The range starts at the first used cell; rows above it still count.
+    let first = range.start().map_or(0, |(row, _)| row as usize);
+    Ok(range.rows().enumerate().map(|(i, row)| (first + i + 1, row.iter().map(cell_text).collect())).collect())
 }
 
 /// A cell as the text a person typed: numbers exactly as written (an amount
@@ -103,12 +116,9 @@ fn cell_text(cell: &Data) -> String {
         Data::Empty => String::new(),
         Data::String(s) => s.clone(),
         Data::Int(i) => i.to_string(),
-        Data::Float(f) => {
-            // The shortest text that reads back as the same float is what the
-            // spreadsheet shows; it is parsed exactly from there, never summed as a float.
-            let text = format!("{f}");
-            text
-        }
+        // The shortest text that reads back as the same float is what the
+        // spreadsheet shows; it is parsed exactly from there, never summed as a float.
+        Data::Float(f) => format!("{f}"),
         Data::Bool(b) => if *b { "yes" } else { "no" }.to_string(),
         Data::DateTime(d) => d.as_datetime().map(|dt| dt.date().to_string()).unwrap_or_default(),
         Data::DateTimeIso(s) => s.get(..10).unwrap_or(s).to_string(),
@@ -117,9 +127,9 @@ fn cell_text(cell: &Data) -> String {
     }
 }
 
-fn rows_of(table: Vec<Vec<String>>) -> anyhow::Result<Vec<Row>> {
+fn rows_of(table: Vec<(usize, Vec<String>)>) -> anyhow::Result<Vec<Row>> {
     let mut lines = table.into_iter();
-    let header = lines.next().context("the file is empty; it needs a header row")?;
+    let (_, header) = lines.next().context("the file is empty; it needs a header row")?;
     let mut columns = Vec::new();
     let mut unknown = Vec::new();
     for name in &header {
@@ -144,7 +154,7 @@ fn rows_of(table: Vec<Vec<String>>) -> anyhow::Result<Vec<Row>> {
         bail!("the header has no `type` (or `soort`) column; every row says what kind of booking it is");
     }
     let mut rows = Vec::new();
-    for (i, line) in lines.enumerate() {
+    for (number, line) in lines {
         let mut cells = BTreeMap::new();
         for (column, value) in columns.iter().zip(line) {
             if let Some(column) = column {
@@ -155,7 +165,7 @@ fn rows_of(table: Vec<Vec<String>>) -> anyhow::Result<Vec<Row>> {
             }
         }
         if !cells.is_empty() {
-            rows.push(Row { number: i + 2, cells });
+            rows.push(Row { number, cells });
         }
     }
     Ok(rows)
@@ -167,10 +177,10 @@ mod tests {
 
     #[test]
     fn csv_with_a_bom_semicolons_and_dutch_headers_reads_as_english_columns() {
-        let text = "\u{feff}Soort;Wijk;Bedrag;Boekdatum\nuitgave;oost-1223;\"1.234,56\";15-09-2022\n;;;\n";
+        let text = "\u{feff}Soort;Wijk;Bedrag;Boekdatum\n\nuitgave;oost-1223;\"1.234,56\";15-09-2022\n;;;\n";
         let rows = rows_of(read_csv(text.as_bytes()).unwrap()).unwrap();
         assert_eq!(rows.len(), 1, "an empty line is no row");
-        assert_eq!(rows[0].number, 2);
+        assert_eq!(rows[0].number, 3, "a blank line still counts, as in a spreadsheet");
         assert_eq!(rows[0].get("type"), Some("uitgave"));
         assert_eq!(rows[0].get("amount"), Some("1.234,56"));
         assert_eq!(rows[0].get("booked_on"), Some("15-09-2022"));

@@ -83,6 +83,13 @@ fn fund_row(fund_id: &str, command: &FundCommand) -> Cells {
             ("amount", d.amount.to_string()),
             ("initiative", d.initiative.to_string()),
             ("applicant", d.applicant.to_string()),
+            (
+                "applicant_kind",
+                serde_json::to_value(d.applicant_kind)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+            ),
             ("theme", d.theme.to_string()),
             ("decision", d.decision.reference.to_string()),
             ("decided_on", d.decision.adopted_on.to_string()),

@@ -2,6 +2,7 @@
 //! the same schema, the same append path and the same behaviour.
 
 pub mod chain;
+pub mod copy;
 pub mod repository;
 
 use std::str::FromStr;

@@ -7,3 +7,9 @@ if (running) {
   const seconds = Number(running.getAttribute("data-auto-refresh")) || 2;
   window.setTimeout(() => window.location.reload(), seconds * 1000);
 }
+
+// A page with mistakes opens at its error summary, so a screen reader starts there.
+const summary = document.querySelector(".error-summary");
+if (summary) {
+  summary.focus();
+}

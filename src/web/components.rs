@@ -3,7 +3,7 @@
 //! labelled field, a money table and the bar chart. maud escapes every
 //! value it interpolates, so text from the ledger can never become markup.
 
-use maud::{html, Markup, PreEscaped, DOCTYPE};
+use maud::{html, Markup, DOCTYPE};
 
 use super::format::euro;
 use super::session::Viewer;
@@ -222,9 +222,4 @@ pub fn money(cents: i64) -> Markup {
 /// An explanatory note for screen and print.
 pub fn note(text: &str) -> Markup {
     html! { p class="note" { (text) } }
-}
-
-/// Marks up a non-breaking space where needed in tables.
-pub fn nbsp() -> Markup {
-    PreEscaped("&nbsp;".to_string())
 }

@@ -110,10 +110,15 @@ impl FromRequestParts<AppState> for Viewer {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
         let back = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
+        // A cookie that was sent but no longer works is cleared. One that was
+        // not sent is left alone: a link from another site arrives without
+        // the SameSite=Strict cookie, and clearing it would sign the person out.
         let to_sign_in = |reason: &str| {
             let target = format!("/inloggen?{}", query_string(&[("terug", &back), ("reden", reason)]));
             let mut response = Redirect::to(&target).into_response();
-            response.headers_mut().insert(header::SET_COOKIE, expired_cookie(SESSION_COOKIE));
+            if !reason.is_empty() {
+                response.headers_mut().insert(header::SET_COOKIE, expired_cookie(SESSION_COOKIE));
+            }
             response
         };
         let Some(id) = cookie(&parts.headers, SESSION_COOKIE) else {

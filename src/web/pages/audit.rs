@@ -18,8 +18,6 @@ use crate::web::session::{query_string, Viewer};
 
 /// Rows per page of the trail on screen.
 const PAGE_ROWS: i64 = 50;
-/// Rows in a CSV download: the API's largest page.
-const CSV_ROWS: i64 = crate::http::reads::PAGE_MAX;
 
 #[derive(Debug, Default, Deserialize)]
 pub struct AuditQuery {
@@ -112,6 +110,7 @@ pub async fn page(State(state): State<AppState>, viewer: Viewer, Query(q): Query
             div class="field" {
                 label for="veld-wijk" { "Wijk" }
                 select id="veld-wijk" name="wijk" {
+                    option value="" selected[chosen.is_none()] { "Kies…" }
                     @for (id, name) in &wijken { option value=(id) selected[chosen == Some(id.as_str())] { (name) } }
                 }
             }
@@ -174,7 +173,8 @@ pub async fn page(State(state): State<AppState>, viewer: Viewer, Query(q): Query
 
 /// The trail as the API's CSV, up to the API's largest page.
 pub async fn csv(State(state): State<AppState>, viewer: Viewer, Query(q): Query<AuditQuery>) -> PageResult {
-    let Some(t) = trail(&state, &viewer, &q, CSV_ROWS).await? else {
+    // The page's rows, as the link says; the whole trail is the Excel download.
+    let Some(t) = trail(&state, &viewer, &q, PAGE_ROWS).await? else {
         return Err(super::bad_request(&viewer, "Kies eerst een wijk."));
     };
     let mut response = super::wijk::csv_download(

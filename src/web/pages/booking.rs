@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use maud::{html, Markup};
@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 use super::booking_rules::{refusal, Check, FORM};
 use super::{allow, render, PageResult};
-use crate::domain::fund::{CommitmentDetails, Decision, ExpenseDetails, FundCommand};
+use crate::domain::fund::{ApplicantKind, CommitmentDetails, Decision, ExpenseDetails, FundCommand};
 use crate::domain::ids::{CommitmentId, ExpenseId, FundId, Text, WijkId};
 use crate::http::AppState;
 use crate::ledger::{Actor, CommandMeta, Outcome};
@@ -42,6 +42,7 @@ pub struct BookingForm {
     initiatief: String,
     thema: String,
     aanvrager: String,
+    soort_aanvrager: String,
     besluit: String,
     besloten_op: String,
     regeling: String,
@@ -120,7 +121,35 @@ fn select(name: &str, label: &str, options: &[(String, String)], chosen: &str, e
     }
 }
 
+/// Organisation or private person, as radio buttons in a fieldset; the
+/// subsidy register never shows a private person's name.
+fn applicant_kind_field(chosen: &str, errors: &[FieldError]) -> Markup {
+    let error = errors.iter().find(|e| e.field == "soort_aanvrager");
+    html! {
+        div class={ "field" @if error.is_some() { " field-error" } } id="veld-soort_aanvrager" {
+            fieldset aria-describedby="veld-soort_aanvrager-hint" {
+                legend { "Soort aanvrager" }
+                p class="hint" id="veld-soort_aanvrager-hint" { "Van een particulier publiceert de gemeente nooit de naam." }
+                @if let Some(e) = error { p class="error-message" { span class="visually-hidden" { "Fout: " } (e.message) } }
+                @for (value, label) in [("organisatie", "Organisatie"), ("particulier", "Particulier")] {
+                    div class="radio" {
+                        input type="radio" id={ "soort-" (value) } name="soort_aanvrager" value=(value) checked[chosen == value];
+                        label for={ "soort-" (value) } { (label) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A date as a date input holds it: typed as `15-09-2022`, it comes back as
+/// `2022-09-15`, which the input shows (it would drop the other form).
+fn iso_if_date(text: &str) -> String {
+    chrono::NaiveDate::parse_from_str(text.trim(), "%d-%m-%Y").map_or_else(|_| text.to_string(), |d| d.to_string())
+}
+
 fn form(kind: Kind, viewer: &Viewer, c: &Choices, f: &BookingForm, errors: &[FieldError]) -> Markup {
+    let (boekdatum, besloten_op) = (iso_if_date(&f.boekdatum), iso_if_date(&f.besloten_op));
     let field =
         |name: &'static str, label: &'static str, hint: Option<&'static str>, kind: &'static str, value: &str| {
             Field { name, label, hint, kind, value, errors, extra: None }.render()
@@ -146,11 +175,12 @@ fn form(kind: Kind, viewer: &Viewer, c: &Choices, f: &BookingForm, errors: &[Fie
                 }
                 @if kind == Kind::Commitment {
                     (field("aanvrager", "Aanvrager", Some("De organisatie of bewonersgroep die de subsidie aanvroeg"), "text", &f.aanvrager))
+                    (applicant_kind_field(&f.soort_aanvrager, errors))
                     (field("besluit", "Besluit (kenmerk)", Some("Het kenmerk van de subsidieverlening"), "text", &f.besluit))
-                    (field("besloten_op", "Besloten op", Some("Bijvoorbeeld 15-09-2022"), "date", &f.besloten_op))
+                    (field("besloten_op", "Besloten op", Some("Bijvoorbeeld 15-09-2022"), "date", &besloten_op))
                     (field("regeling", "Subsidieregeling", None, "text", &f.regeling))
                 }
-                (field("boekdatum", "Boekdatum", Some("Bijvoorbeeld 15-09-2022"), "date", &f.boekdatum))
+                (field("boekdatum", "Boekdatum", Some("Bijvoorbeeld 15-09-2022"), "date", &boekdatum))
                 @if kind != Kind::Commitment {
                     (field("referentie", "Referentie", Some("Bijvoorbeeld het factuurnummer"), "text", &f.referentie))
                 }
@@ -178,7 +208,8 @@ fn booking_page(viewer: &Viewer, c: &Choices, kind: Kind, f: &BookingForm, error
         } }
         (form(kind, viewer, c, f, errors))
     };
-    layout("Boeken", Some(viewer), Section::Boeken, body)
+    let title = if errors.is_empty() { "Boeken" } else { "Fout: Boeken" };
+    layout(title, Some(viewer), Section::Boeken, body)
 }
 
 async fn blank(kind: Kind, state: &AppState, viewer: &Viewer) -> PageResult {
@@ -227,7 +258,7 @@ fn parse(kind: Kind, f: &BookingForm, check: &mut Check) -> Option<Parsed> {
             let theme = check.value("thema", "het thema", &f.thema, Text::parse);
             if kind == Kind::Expense {
                 let reference = check.value("referentie", "de referentie", &f.referentie, Text::parse);
-                let expense_id = ExpenseId::parse(&own_id).ok();
+                let expense_id = check.value(FORM, "het formulier-id", &own_id, ExpenseId::parse);
                 let (wijk, fund, amount, initiative, theme, booked_on, reference, expense_id) =
                     (wijk?, fund?, amount?, initiative?, theme?, booked_on?, reference?, expense_id?);
                 Some(Parsed {
@@ -245,14 +276,22 @@ fn parse(kind: Kind, f: &BookingForm, check: &mut Check) -> Option<Parsed> {
                 })
             } else {
                 let applicant = check.value("aanvrager", "de aanvrager", &f.aanvrager, Text::parse);
+                let applicant_kind = match f.soort_aanvrager.as_str() {
+                    "organisatie" => Some(ApplicantKind::Organisation),
+                    "particulier" => Some(ApplicantKind::Private),
+                    _ => {
+                        check.fail("soort_aanvrager", "Kies of de aanvrager een organisatie of een particulier is.");
+                        None
+                    }
+                };
                 let decision = check.value("besluit", "het besluit", &f.besluit, Text::parse);
                 let decided_on = check.date("besloten_op", "besluitdatum", &f.besloten_op);
                 let grant_rule = check.value("regeling", "de subsidieregeling", &f.regeling, Text::parse);
-                let commitment_id = CommitmentId::parse(&own_id).ok();
+                let commitment_id = check.value(FORM, "het formulier-id", &own_id, CommitmentId::parse);
                 let (wijk, fund, amount, initiative, theme, booked_on) =
                     (wijk?, fund?, amount?, initiative?, theme?, booked_on?);
-                let (applicant, decision, decided_on, grant_rule, commitment_id) =
-                    (applicant?, decision?, decided_on?, grant_rule?, commitment_id?);
+                let (applicant, applicant_kind, decision, decided_on, grant_rule, commitment_id) =
+                    (applicant?, applicant_kind?, decision?, decided_on?, grant_rule?, commitment_id?);
                 Some(Parsed {
                     fund_id: fund,
                     wijk_id: Some(wijk.to_string()),
@@ -262,6 +301,7 @@ fn parse(kind: Kind, f: &BookingForm, check: &mut Check) -> Option<Parsed> {
                         amount,
                         initiative,
                         applicant,
+                        applicant_kind,
                         theme,
                         decision: Decision { reference: decision, adopted_on: decided_on },
                         grant_rule,
@@ -274,7 +314,7 @@ fn parse(kind: Kind, f: &BookingForm, check: &mut Check) -> Option<Parsed> {
     }
 }
 
-async fn book(kind: Kind, state: AppState, viewer: Viewer, f: BookingForm) -> PageResult {
+async fn book(kind: Kind, state: AppState, viewer: Viewer, headers: HeaderMap, f: BookingForm) -> PageResult {
     allow(&viewer, Section::Boeken)?;
     if !viewer.csrf_matches(&f.csrf) {
         return Err(super::bad_request(
@@ -292,18 +332,24 @@ async fn book(kind: Kind, state: AppState, viewer: Viewer, f: BookingForm) -> Pa
     };
     let meta = CommandMeta {
         actor: Actor { name: viewer.caller.name.clone(), role: viewer.caller.role.as_str().to_string() },
-        correlation_id: uuid::Uuid::new_v4().to_string(),
+        correlation_id: crate::http::correlation_id(&headers),
         idempotency: None,
     };
     match state.ledger.fund(&parsed.fund_id, parsed.command, &meta).await {
         Ok(outcome) => {
-            if let Outcome::Recorded { last_position, .. } = outcome {
-                if !state.ledger.wait_for_projection(last_position, READ_YOUR_WRITES_WAIT).await {
-                    tracing::warn!(
-                        last_position,
-                        "the projector is behind; showing the booking before the read models caught up"
-                    );
+            // A repeat (Unchanged) may have raced the first send, which may
+            // still be on its way into the read models: wait for the head.
+            let last_position = match outcome {
+                Outcome::Recorded { last_position, .. } => last_position,
+                Outcome::Unchanged => {
+                    crate::store::repository::head(state.ledger.db()).await.map_err(super::unavailable)?.0
                 }
+            };
+            if !state.ledger.wait_for_projection(last_position, READ_YOUR_WRITES_WAIT).await {
+                tracing::warn!(
+                    last_position,
+                    "the projector is behind; showing the booking before the read models caught up"
+                );
             }
             let target = format!(
                 "/boeken/geboekt?{}",
@@ -347,8 +393,8 @@ async fn parse_payment(state: &AppState, f: &BookingForm, check: &mut Check) -> 
         .await
         .map_err(super::unavailable)?
         .map(|c| c.wijk_id);
-    let (Some(amount), Some(booked_on), Some(reference), Ok(expense_id)) =
-        (amount, booked_on, reference, ExpenseId::parse(&own_id))
+    let expense_id = check.value(FORM, "het formulier-id", &own_id, ExpenseId::parse);
+    let (Some(amount), Some(booked_on), Some(reference), Some(expense_id)) = (amount, booked_on, reference, expense_id)
     else {
         return Ok(None);
     };
@@ -359,16 +405,31 @@ async fn parse_payment(state: &AppState, f: &BookingForm, check: &mut Check) -> 
     }))
 }
 
-pub async fn expense(State(state): State<AppState>, viewer: Viewer, Form(f): Form<BookingForm>) -> PageResult {
-    book(Kind::Expense, state, viewer, f).await
+pub async fn expense(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    headers: HeaderMap,
+    Form(f): Form<BookingForm>,
+) -> PageResult {
+    book(Kind::Expense, state, viewer, headers, f).await
 }
 
-pub async fn commitment(State(state): State<AppState>, viewer: Viewer, Form(f): Form<BookingForm>) -> PageResult {
-    book(Kind::Commitment, state, viewer, f).await
+pub async fn commitment(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    headers: HeaderMap,
+    Form(f): Form<BookingForm>,
+) -> PageResult {
+    book(Kind::Commitment, state, viewer, headers, f).await
 }
 
-pub async fn payment(State(state): State<AppState>, viewer: Viewer, Form(f): Form<BookingForm>) -> PageResult {
-    book(Kind::Payment, state, viewer, f).await
+pub async fn payment(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    headers: HeaderMap,
+    Form(f): Form<BookingForm>,
+) -> PageResult {
+    book(Kind::Payment, state, viewer, headers, f).await
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -204,7 +204,7 @@ pub fn refusal(err: &LedgerError) -> Option<FieldError> {
         LedgerError::Conflict(_) => {
             e(FORM, "Er werd tegelijk op dit fonds geboekt. Er is niets opgeslagen; verstuur het formulier opnieuw.".into())
         }
-        LedgerError::Store(_) => None,
+        LedgerError::Store(_) | LedgerError::Unavailable(_) => None,
         other => e(FORM, format!("Het grootboek weigert deze boeking: {other}.")),
     }
 }

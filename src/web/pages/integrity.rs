@@ -98,7 +98,9 @@ pub struct StartForm {
 
 /// Starts a verification in the background and shows its progress.
 pub async fn start(State(state): State<AppState>, viewer: Viewer, Form(f): Form<StartForm>) -> PageResult {
-    allow(&viewer, Section::Boeken)?;
+    if viewer.caller.role != Role::Finance {
+        return Err(super::forbidden(&viewer, "Alleen Financiën start een controle van de keten."));
+    }
     if !viewer.csrf_matches(&f.csrf) {
         return Err(super::bad_request(
             &viewer,

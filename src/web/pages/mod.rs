@@ -96,7 +96,8 @@ pub fn unavailable(err: impl std::fmt::Display) -> Response {
     tracing::error!(cause = %err, "a page could not be answered");
     let body = html! {
         h1 { "Even niet beschikbaar" }
-        p { "Het grootboek antwoordt nu niet. Er is niets opgeslagen. Probeer het over een minuut opnieuw; blijft het zo, meld het dan bij de beheerder." }
+        p { "Het grootboek antwoordt nu niet. Probeer het over een minuut opnieuw; blijft het zo, meld het dan bij de beheerder." }
+        p { "Een boekingsformulier kunt u gerust opnieuw versturen: het wordt hooguit één keer geboekt." }
     };
     let mut response = (StatusCode::SERVICE_UNAVAILABLE, render(layout("Niet beschikbaar", None, Section::None, body)))
         .into_response();

@@ -33,7 +33,13 @@ pub struct SignInForm {
 
 /// Only a path of this app may be the page to return to, never another site.
 fn safe_return(path: &str) -> &str {
-    let ok = path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') && path.len() <= 500;
+    // Browsers drop tabs and line breaks from an address, so `/\t/evil`
+    // would become `//evil`: only visible ASCII passes.
+    let ok = path.starts_with('/')
+        && !path.starts_with("//")
+        && !path.contains('\\')
+        && path.len() <= 500
+        && path.bytes().all(|b| b.is_ascii_graphic());
     if ok {
         path
     } else {
@@ -133,6 +139,8 @@ mod tests {
         assert_eq!(safe_return("//evil.example/"), "/");
         assert_eq!(safe_return("https://evil.example/"), "/");
         assert_eq!(safe_return("/\\evil.example"), "/");
+        assert_eq!(safe_return("/\t/evil.example"), "/");
+        assert_eq!(safe_return("/\n/evil.example"), "/");
         assert_eq!(safe_return(""), "/");
     }
 }

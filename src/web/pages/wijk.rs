@@ -81,7 +81,11 @@ async fn view(state: &AppState, viewer: &Viewer, wijk_id: &str, q: &WijkQuery) -
     allow_wijk(viewer, wijk_id)?;
     let db = state.ledger.db();
     let years = fund_years(db).await.map_err(super::unavailable)?;
-    let year = parse_year(viewer, q.jaar.as_deref())?.or(years.first().copied());
+    // No `jaar` at all means this year's page; an empty one is "Alle jaren".
+    let year = match q.jaar {
+        None => years.first().copied(),
+        Some(_) => parse_year(viewer, q.jaar.as_deref())?,
+    };
     let as_of = parse_date(viewer, "peildatum", q.peildatum.as_deref())?;
     let Some(budget) = queries::wijk_budget(db, wijk_id, Period { year, as_of }).await.map_err(super::unavailable)?
     else {

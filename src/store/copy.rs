@@ -1,7 +1,8 @@
-//! A throwaway copy of a ledger to try an import on: the file is booked
-//! there first, row by row through the real ledger, so every rule is checked
-//! exactly as it would be, and the real ledger is touched only when the
-//! whole file is good.
+//! A throwaway copy of a ledger, to try bookings on before they are made:
+//! the import books a file there first, row by row through the real ledger,
+//! so every rule is checked exactly as it would be, and the real ledger is
+//! touched only when the whole file is good. It lives here because only
+//! `store` writes the log's tables, even a copy's.
 
 use anyhow::Context;
 use sqlx::Row;
