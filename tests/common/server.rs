@@ -33,7 +33,8 @@ pub async fn serve(database: &str, extra: &[&str]) -> Server {
         .args(extra)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        // WIJKBUDGET_TEST_SERVER_LOG=1 shows the server's log, to see why a test failed.
+        .stderr(if std::env::var_os("WIJKBUDGET_TEST_SERVER_LOG").is_some() { Stdio::inherit() } else { Stdio::null() })
         .spawn()
         .expect("serve starts");
     let server = Server { child, addr };
