@@ -64,6 +64,22 @@ impl Db {
             let pool = SqlitePoolOptions::new()
                 .max_connections(8)
                 .test_before_acquire(false)
+                // A transaction dropped after a failed COMMIT (a full disk,
+                // SQLITE_FULL) comes back with a queued ROLLBACK, which fails
+                // when SQLite already rolled back by itself; sqlx then keeps the
+                // connection "in a transaction" for good, and every write on
+                // it fails. Let a queued rollback run first (a ping goes through
+                // the same queue), and close a connection still stuck.
+                .before_acquire(|conn, _| {
+                    Box::pin(async move {
+                        use sqlx::Connection;
+                        if !conn.is_in_transaction() {
+                            return Ok(true);
+                        }
+                        conn.ping().await?;
+                        Ok(!conn.is_in_transaction())
+                    })
+                })
                 .connect_with(options)
                 .await
                 .with_context(|| format!("opening the SQLite store at {path}"))?;
