@@ -56,6 +56,9 @@ impl Service {
         ready: impl FnOnce(SocketAddr),
     ) -> anyhow::Result<()> {
         let Self { db, ledger, projector } = self;
+        // Listen for the stop signals before the port opens: a SIGTERM that
+        // came between the two would otherwise kill the process outright.
+        let stop_signals = StopSignals::register();
         // Catching up can mean a whole rebuild (a new projection version on a
         // big log), so it runs in rebuild-sized batches and shows progress.
         let projector = projector.with_batch_size(projections::REBUILD_BATCH);
@@ -72,7 +75,7 @@ impl Service {
         ready(listener.local_addr()?);
         let state = AppState::new(ledger);
         let verifier = tokio::spawn(verify_periodically(db.clone(), state.last_verification.clone()));
-        serve_connections(listener, http::router(state), limits).await;
+        serve_connections(listener, http::router(state), limits, stop_signals).await;
         let _ = stop.send(true);
         verifier.abort();
         let _ = projector_task.await;
@@ -114,13 +117,18 @@ const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 /// Accepts HTTP/1.1 connections until shutdown is asked, at most
 /// `max_connections` at a time, each with the header read timeout; then
 /// lets in-flight requests finish. (axum::serve sets neither limit.)
-async fn serve_connections(listener: tokio::net::TcpListener, router: axum::Router, limits: Limits) {
+async fn serve_connections(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    limits: Limits,
+    stop_signals: StopSignals,
+) {
     use hyper_util::rt::{TokioIo, TokioTimer};
     use hyper_util::service::TowerToHyperService;
 
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let shutdown = shutdown_signal();
+    let shutdown = stop_signals.received();
     tokio::pin!(shutdown);
     loop {
         let slot = tokio::select! {
@@ -184,24 +192,45 @@ async fn verify_periodically(db: Db, cell: crate::verify::LastVerificationCell) 
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// SIGTERM and Ctrl-C, listened for from the moment they are registered.
+struct StopSignals {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+    terminate: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    interrupt: Option<tokio::signal::unix::Signal>,
+}
+
+impl StopSignals {
+    fn register() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Self { terminate: signal(SignalKind::terminate()).ok(), interrupt: signal(SignalKind::interrupt()).ok() }
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = terminate => {}
+        #[cfg(not(unix))]
+        Self {}
     }
-    tracing::info!("shutdown requested; finishing in-flight requests");
+
+    async fn received(self) {
+        #[cfg(unix)]
+        {
+            let wait = |signal: Option<tokio::signal::unix::Signal>| async move {
+                match signal {
+                    Some(mut signal) => {
+                        signal.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = wait(self.terminate) => {}
+                _ = wait(self.interrupt) => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        tracing::info!("shutdown requested; finishing in-flight requests");
+    }
 }
