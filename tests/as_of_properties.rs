@@ -130,7 +130,12 @@ fn op() -> impl Strategy<Value = Op> {
 type History = (Vec<Op>, bool, [u64; 2]);
 
 fn history() -> impl Strategy<Value = History> {
-    (prop::collection::vec(op(), 5..40), prop::bool::weighted(0.5), [0..364u64, 100..364u64])
+    // The asked days start on 3 January (day 2), the day `setup` books its
+    // allocations on: every ledger here, the fresh ones too, starts with that
+    // setup, so a day before it would compare the original as of then with a
+    // fresh ledger that already holds the setup's later bookings (a random
+    // run on a fresh clone found day 1 doing exactly that).
+    (prop::collection::vec(op(), 5..40), prop::bool::weighted(0.5), [2..364u64, 100..364u64])
 }
 
 fn euro(cents: i64) -> Amount {
