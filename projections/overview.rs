@@ -8,7 +8,7 @@ use chrono::NaiveDate;
 use serde::Serialize;
 use sqlx::Row;
 
-use super::queries::Euro;
+use super::queries::{Euro, POSTINGS_PER_EVENT_MAX};
 use crate::on_db;
 use crate::store::Db;
 
@@ -78,10 +78,6 @@ pub struct Booking {
     pub available_change: Euro,
     pub description: String,
 }
-
-/// The most postings one event makes on one wijk's accounts (as the audit
-/// trail's `POSTINGS_PER_EVENT_MAX`).
-const POSTINGS_PER_EVENT_MAX: i64 = 8;
 
 /// The wijk's `limit` last recorded bookings among those booked up to
 /// `as_of`, newest first. It reads only the last postings of the wijk

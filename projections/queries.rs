@@ -297,7 +297,7 @@ const RUNNING_OPENING_SQL: &str = "SELECT p.wijk_available_cents FROM rm_posting
 /// The most postings one event makes on one wijk's accounts (a close that
 /// both lapses and carries over makes four); a page reads this many extra
 /// rows so it can end on an event boundary.
-const POSTINGS_PER_EVENT_MAX: i64 = 8;
+pub(crate) const POSTINGS_PER_EVENT_MAX: i64 = 8;
 
 /// A page of a wijk's audit trail, after global position `after`, oldest
 /// first. A page holds at most `limit` rows and never splits an event,

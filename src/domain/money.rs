@@ -140,6 +140,14 @@ pub fn plain_notation(text: &str) -> Result<String, NotationError> {
     Ok(text.to_string())
 }
 
+/// A date as people write it: `2022-09-15` or the Dutch `15-09-2022`.
+pub fn parse_written_date(text: &str) -> Option<chrono::NaiveDate> {
+    let text = text.trim();
+    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .or_else(|_| chrono::NaiveDate::parse_from_str(text, "%d-%m-%Y"))
+        .ok()
+}
+
 /// Formats a signed balance the way the API and reports show money: two decimals.
 pub fn format_euro(value: Decimal) -> String {
     format!("{value:.2}")

@@ -10,7 +10,7 @@ use crate::domain::fund::{
     ApplicantKind, CommitmentDetails, Decision, ExpenseDetails, FundCommand, FundKind, FundTerms,
 };
 use crate::domain::ids::{CommitmentId, ExpenseId, FundId, InvalidValue, Text, WijkId, Year};
-use crate::domain::money::{parse_decimal, plain_notation, Amount, NotationError};
+use crate::domain::money::{parse_decimal, parse_written_date, plain_notation, Amount, NotationError};
 use crate::domain::wijk::WijkCommand;
 
 /// The kinds of row, with their Dutch names.
@@ -116,9 +116,11 @@ impl Cells<'_> {
 
     fn date(&mut self, column: &str) -> Option<NaiveDate> {
         let text = self.required(column)?.to_string();
-        let parsed =
-            NaiveDate::parse_from_str(&text, "%Y-%m-%d").or_else(|_| NaiveDate::parse_from_str(&text, "%d-%m-%Y"));
-        parsed.map_err(|_| self.fail(column, format!("`{text}` is not a date; write 2022-09-15 or 15-09-2022"))).ok()
+        let parsed = parse_written_date(&text);
+        if parsed.is_none() {
+            self.fail(column, format!("`{text}` is not a date; write 2022-09-15 or 15-09-2022"));
+        }
+        parsed
     }
 
     fn year(&mut self, column: &str) -> Option<Year> {

@@ -7,7 +7,7 @@ use axum::response::Response;
 use maud::html;
 use serde::Deserialize;
 
-use super::{allow, allow_wijk, fund_years, parse_date, parse_year, render, PageResult};
+use super::{allow, allow_wijk, parse_date, parse_year, render, PageResult};
 use crate::auth::Role;
 use crate::http::AppState;
 use crate::projections::queries::{self, AuditFilter, AuditPage, Period};
@@ -91,7 +91,7 @@ fn filter_query(t: &Trail, after: Option<i64>) -> String {
 pub async fn page(State(state): State<AppState>, viewer: Viewer, Query(q): Query<AuditQuery>) -> PageResult {
     let trail = trail(&state, &viewer, &q, PAGE_ROWS).await?;
     let db = state.ledger.db();
-    let years = fund_years(db).await.map_err(super::unavailable)?;
+    let years = crate::projections::queries::fund_years(db).await.map_err(super::unavailable)?;
     let wijken: Vec<(String, String)> = match viewer.caller.role {
         Role::Wijkregisseur => viewer.caller.wijken.iter().map(|w| (w.clone(), w.clone())).collect(),
         _ => queries::wijk_summaries(db, Period::default())

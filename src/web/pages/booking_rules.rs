@@ -7,7 +7,7 @@ use rust_decimal::Decimal;
 
 use crate::domain::fund::FundError;
 use crate::domain::ids::InvalidValue;
-use crate::domain::money::{plain_notation, Amount, AmountError, NotationError};
+use crate::domain::money::{parse_written_date, plain_notation, Amount, AmountError, NotationError};
 use crate::ledger::LedgerError;
 use crate::store::repository::AppendRefused;
 use crate::web::components::FieldError;
@@ -60,11 +60,9 @@ impl Check {
             self.fail(field, format!("Vul de {label} in."));
             return None;
         }
-        let parsed =
-            NaiveDate::parse_from_str(text, "%Y-%m-%d").or_else(|_| NaiveDate::parse_from_str(text, "%d-%m-%Y"));
-        match parsed {
-            Ok(d) => Some(d),
-            Err(_) => {
+        match parse_written_date(text) {
+            Some(d) => Some(d),
+            None => {
                 self.fail(field, format!("‘{text}’ is geen datum; vul de {label} in als 15-09-2022."));
                 None
             }

@@ -4,7 +4,7 @@ use axum::extract::{Query, State};
 use maud::html;
 use serde::Deserialize;
 
-use super::{allow, fund_years, parse_year, render, PageResult};
+use super::{allow, parse_year, render, PageResult};
 use crate::http::lifecycle::{close_csv_rows, CLOSE_CSV_HEADER};
 use crate::http::AppState;
 use crate::projections::reports::{self, CloseStatement};
@@ -24,7 +24,7 @@ async fn statements(
 ) -> Result<(Vec<i64>, Option<i64>, Vec<CloseStatement>), axum::response::Response> {
     allow(viewer, Section::Jaarafsluiting)?;
     let db = state.ledger.db();
-    let years = fund_years(db).await.map_err(super::unavailable)?;
+    let years = crate::projections::queries::fund_years(db).await.map_err(super::unavailable)?;
     // The latest year that has a close, unless one is asked for.
     let mut year = parse_year(viewer, q.jaar.as_deref())?;
     let mut found = Vec::new();

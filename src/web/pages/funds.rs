@@ -6,7 +6,7 @@ use axum::extract::{Path, Query, State};
 use maud::html;
 use serde::Deserialize;
 
-use super::{allow, fund_years, parse_year, render, PageResult};
+use super::{allow, parse_year, render, PageResult};
 use crate::http::AppState;
 use crate::projections::overview;
 use crate::projections::queries::{self, FundSummary};
@@ -32,7 +32,7 @@ fn percentage_spent(f: &FundSummary) -> String {
 pub async fn list(State(state): State<AppState>, viewer: Viewer, Query(q): Query<FundsQuery>) -> PageResult {
     allow(&viewer, Section::Fondsen)?;
     let db = state.ledger.db();
-    let years = fund_years(db).await.map_err(super::unavailable)?;
+    let years = crate::projections::queries::fund_years(db).await.map_err(super::unavailable)?;
     let year = parse_year(&viewer, q.jaar.as_deref())?.or(years.first().copied());
     let funds = queries::funds(db, year).await.map_err(super::unavailable)?;
     let sum = |f: fn(&FundSummary) -> i64| funds.iter().map(f).sum::<i64>();

@@ -175,11 +175,6 @@ pub fn parse_date(viewer: &Viewer, label: &str, text: Option<&str>) -> Result<Op
     }
 }
 
-/// The years that have funds, newest first: what a year picker offers.
-pub async fn fund_years(db: &crate::store::Db) -> sqlx::Result<Vec<i64>> {
-    crate::projections::queries::fund_years(db).await
-}
-
 /// A `<select>` of years with the chosen one selected.
 pub fn year_select(years: &[i64], chosen: Option<i64>, any_label: Option<&str>) -> Markup {
     html! {

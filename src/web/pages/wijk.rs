@@ -8,7 +8,7 @@ use chrono::NaiveDate;
 use maud::html;
 use serde::Deserialize;
 
-use super::{allow, allow_wijk, fund_years, parse_date, parse_year, render, PageResult};
+use super::{allow, allow_wijk, parse_date, parse_year, render, PageResult};
 use crate::http::AppState;
 use crate::projections::overview::{self, Booking, OpenCommitment};
 use crate::projections::queries::{self, Period, WijkBudget};
@@ -30,7 +30,7 @@ pub struct WijkQuery {
 pub async fn list(State(state): State<AppState>, viewer: Viewer, Query(q): Query<WijkQuery>) -> PageResult {
     allow(&viewer, Section::Wijk)?;
     let db = state.ledger.db();
-    let years = fund_years(db).await.map_err(super::unavailable)?;
+    let years = crate::projections::queries::fund_years(db).await.map_err(super::unavailable)?;
     let year = parse_year(&viewer, q.jaar.as_deref())?.or(years.first().copied());
     if let [only] = viewer.caller.wijken.as_slice() {
         return Ok(Redirect::to(&format!("/wijken/{only}")).into_response());
@@ -80,7 +80,7 @@ async fn view(state: &AppState, viewer: &Viewer, wijk_id: &str, q: &WijkQuery) -
     allow(viewer, Section::Wijk)?;
     allow_wijk(viewer, wijk_id)?;
     let db = state.ledger.db();
-    let years = fund_years(db).await.map_err(super::unavailable)?;
+    let years = crate::projections::queries::fund_years(db).await.map_err(super::unavailable)?;
     // No `jaar` at all means this year's page; an empty one is "Alle jaren".
     let year = match q.jaar {
         None => years.first().copied(),
