@@ -5,6 +5,7 @@ pub mod auth;
 pub mod cli;
 pub mod demo;
 pub mod domain;
+pub mod failpoint;
 pub mod http;
 pub mod import;
 pub mod ledger;
