@@ -310,7 +310,7 @@ async fn import_command(url: &str, file: &std::path::Path, dry_run: bool) -> any
     let actor =
         crate::ledger::Actor { name: format!("import {}", file.display()), role: Role::Finance.as_str().into() };
     let bar = progress_bar(0, "reading");
-    let report = crate::import::import(&service, file, dry_run, &actor, |stage, done, total| {
+    let report = crate::import::import_file(&service, file, dry_run, &actor, |stage, done, total| {
         if bar.message() != stage {
             bar.set_message(stage.to_string());
             bar.set_length(total);

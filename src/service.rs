@@ -34,12 +34,25 @@ impl Service {
         } else {
             db.check_migrated().await?;
         }
+        Ok(Self::on(db))
+    }
+
+    /// The command side and projector of a store already open and migrated.
+    pub fn on(db: Db) -> Self {
         let repo = LedgerRepository::new(db.clone());
         // Appends project their own events while the read models are up to
         // date; the projector catches up the rest (see ARCHITECTURE.md).
         let projector = Projector::for_repository(&repo);
         let ledger = Ledger::new(repo, projector.subscribe());
-        Ok(Self { db, ledger, projector })
+        Self { db, ledger, projector }
+    }
+
+    /// The service around a ledger already running in this process, such as
+    /// the HTTP server's: the same store, the same decided-state cache, and
+    /// a projector on the same checkpoint channel.
+    pub fn of_ledger(ledger: &Ledger) -> Self {
+        let projector = Projector::for_repository(ledger.repository());
+        Self { db: ledger.db().clone(), ledger: ledger.clone(), projector }
     }
 
     /// Serves HTTP on `listen` until SIGTERM or Ctrl-C; in-flight requests

@@ -18,6 +18,9 @@ use crate::projections::reports::{self, CloseStatement};
 use crate::store::repository::head;
 use crate::store::Db;
 
+/// The media type of an XLSX workbook.
+pub const XLSX_MEDIA_TYPE: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+
 /// What to export.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum What {

@@ -23,7 +23,7 @@ fn actor() -> Actor {
 }
 
 async fn run(service: &Service, file: &Path, dry_run: bool) -> Report {
-    import::import(service, file, dry_run, &actor(), |_, _, _| {}).await.expect("the import runs")
+    import::import_file(service, file, dry_run, &actor(), |_, _, _| {}).await.expect("the import runs")
 }
 
 async fn head(service: &Service) -> i64 {

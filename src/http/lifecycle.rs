@@ -13,7 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, Problem};
 use super::extract::{AmountInput, StrictJson, StrictQuery};
-use super::reads::{csv_text, require, wants_csv, PeriodQuery};
+use super::reads::{csv_text, require, wants_csv, wants_xlsx, PeriodQuery};
 use super::schema::{AmountText, BoundedText, Identifier, SettledAmountText};
 use super::writes::{write, DecisionInput, Writer, Written};
 use super::AppState;
@@ -491,7 +491,7 @@ pub async fn stale_commitments(
 /// The close statement of each closed fund of a year, per wijk. Each
 /// reconciles: opening − spent − committed − receivable − lapsed − carried over = 0.
 #[utoipa::path(get, path = "/years/{year}/close-statement", tag = "reports", params(("year" = i64, Path)),
-    responses((status = 200, description = "JSON, or CSV with `Accept: text/csv`", body = Vec<CloseStatement>), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
+    responses((status = 200, description = "JSON, CSV with `Accept: text/csv`, or an XLSX workbook with a sheet per fund", body = Vec<CloseStatement>), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
 pub async fn close_statement(
     State(state): State<AppState>,
@@ -505,6 +505,19 @@ pub async fn close_statement(
         return Err(ApiError::not_found(format!(
             "no fund of {year} is closed; close it with POST /api/v1/years/{year}/close"
         )));
+    }
+    if wants_xlsx(&headers) {
+        let file = crate::spreadsheet::render(
+            state.ledger.db(),
+            crate::spreadsheet::What::CloseStatement,
+            crate::spreadsheet::ExportFormat::Xlsx,
+            Some(year),
+            None,
+            false,
+        )
+        .await
+        .map_err(ApiError::internal)?;
+        return Ok(super::download(&format!("jaarafsluiting-{year}.xlsx"), crate::spreadsheet::XLSX_MEDIA_TYPE, file.bytes));
     }
     if !wants_csv(&headers) {
         return Ok(Json(statements).into_response());

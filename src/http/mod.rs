@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod extract;
+pub mod imports;
 pub mod lifecycle;
 pub mod reads;
 pub mod schema;
@@ -38,11 +39,13 @@ pub struct AppState {
     pub last_verification: crate::verify::LastVerificationCell,
     /// The web app's sessions and its running verification.
     pub web: crate::web::SharedWebState,
+    /// Imports started over the API or the web app, one at a time.
+    pub imports: std::sync::Arc<crate::import::job::Imports>,
 }
 
 impl AppState {
     pub fn new(ledger: Ledger) -> Self {
-        Self { ledger, last_verification: Default::default(), web: Default::default() }
+        Self { ledger, last_verification: Default::default(), web: Default::default(), imports: Default::default() }
     }
 }
 
@@ -91,6 +94,13 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(lifecycle::stale_commitments))
         .routes(routes!(lifecycle::subsidy_register))
         .routes(routes!(lifecycle::close_statement))
+        .routes(routes!(imports::import_status))
+        // A file is larger than any other body.
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(imports::start_import))
+                .layer(DefaultBodyLimit::max(imports::IMPORT_BODY_LIMIT)),
+        )
         .routes(routes!(reads::health))
         .routes(routes!(reads::ready))
 }
@@ -124,6 +134,19 @@ pub fn router(state: AppState) -> Router {
             tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
         }))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
+
+/// A file to download rather than show, for the API and the web app alike.
+pub fn download(file_name: &str, content_type: &str, bytes: Vec<u8>) -> Response {
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, content_type.to_string()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{file_name}\"")),
+        ],
+        bytes,
+    )
+        .into_response()
 }
 
 /// An unknown path under the API is a problem; any other is the web app's page.

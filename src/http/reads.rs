@@ -18,6 +18,7 @@ use crate::projections::queries::{
 };
 use crate::store::chain::ChainedEvent;
 use crate::store::repository::read_log;
+use crate::spreadsheet::{ExportFormat, What, XLSX_MEDIA_TYPE};
 
 /// The largest page any list answers with.
 pub const PAGE_MAX: i64 = 1000;
@@ -118,9 +119,11 @@ pub struct AuditQuery {
 
 /// A wijk's audit trail: every posting on its budget, oldest first, with the
 /// running balance, who, why, and the decision behind the money. Send
-/// `Accept: text/csv` for CSV.
+/// `Accept: text/csv` for CSV, or `Accept:
+/// application/vnd.openxmlformats-officedocument.spreadsheetml.sheet` for
+/// the whole trail (of `year`) as an XLSX workbook.
 #[utoipa::path(get, path = "/wijken/{wijk_id}/audit-trail", tag = "reads", params(("wijk_id" = String, Path), AuditQuery),
-    responses((status = 200, description = "JSON, or CSV with `Accept: text/csv`", body = AuditPage), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)),
+    responses((status = 200, description = "JSON, CSV with `Accept: text/csv`, or an XLSX workbook", body = AuditPage), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
 pub async fn audit_trail(
     State(state): State<AppState>,
@@ -142,6 +145,24 @@ pub async fn audit_trail(
         booked_to: q.as_of,
         ..Default::default()
     };
+    if wants_xlsx(&headers) {
+        // A workbook is the wijk's whole trail of a year, every page, as
+        // `wijkbudget export --what audit-trail` writes it.
+        let narrowing = [("fund_id", filter.fund_id.is_some()), ("initiative", filter.initiative.is_some()),
+            ("as_of", filter.booked_to.is_some()), ("after", q.after.is_some()), ("limit", q.limit.is_some())];
+        if let Some((name, _)) = narrowing.iter().find(|(_, given)| *given) {
+            return Err(ApiError::invalid(name, format!(
+                "an XLSX workbook holds the wijk's whole trail (of `year`); leave out `{name}`, or ask for JSON or CSV"
+            ))
+            .sent_in(super::error::SentIn::Query, *name));
+        }
+        let hide_actors = caller.role == Role::Council;
+        let file = crate::spreadsheet::render(db, What::AuditTrail, ExportFormat::Xlsx, q.year, Some(&wijk_id), hide_actors)
+            .await
+            .map_err(ApiError::internal)?;
+        let name = format!("audittrail-{wijk_id}{}.xlsx", q.year.map(|y| format!("-{y}")).unwrap_or_default());
+        return Ok(super::download(&name, XLSX_MEDIA_TYPE, file.bytes));
+    }
     let mut page = queries::audit_trail(db, &wijk_id, &filter, q.after.unwrap_or(0), limit).await?;
     if caller.role == Role::Council {
         // Council members see what happened, not which official recorded it.
@@ -156,6 +177,11 @@ pub async fn audit_trail(
         return Ok(response);
     }
     Ok(Json(page).into_response())
+}
+
+/// Whether the client asked for an XLSX workbook.
+pub(super) fn wants_xlsx(headers: &HeaderMap) -> bool {
+    headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|accept| accept.contains(XLSX_MEDIA_TYPE))
 }
 
 /// Whether the client asked for CSV (`Accept: text/csv`).

@@ -204,10 +204,19 @@ pub const CSV_ROUTES: [&str; 5] = [
     "/years/{year}/close-statement",
 ];
 
+/// The reads that answer an XLSX workbook when asked for one in `Accept`.
+pub const XLSX_ROUTES: [&str; 2] = ["/wijken/{wijk_id}/audit-trail", "/years/{year}/close-statement"];
+
 fn conform_operation(path: &str, op: &mut Value) {
-    if CSV_ROUTES.contains(&path) {
-        if let Some(content) = op["responses"]["200"]["content"].as_object_mut() {
+    if let Some(content) = op["responses"]["200"]["content"].as_object_mut() {
+        if CSV_ROUTES.contains(&path) {
             content.insert("text/csv".into(), json!({ "schema": { "type": "string" } }));
+        }
+        if XLSX_ROUTES.contains(&path) {
+            content.insert(
+                crate::spreadsheet::XLSX_MEDIA_TYPE.into(),
+                json!({ "schema": { "type": "string", "contentMediaType": crate::spreadsheet::XLSX_MEDIA_TYPE } }),
+            );
         }
     }
     if super::writes::KEY_REQUIRED.contains(&path) {

@@ -9,6 +9,7 @@
 //! row number: importing the same file again books nothing, and an import
 //! that stopped halfway books only the rows it had not booked yet.
 
+pub mod job;
 pub mod plan;
 pub mod rows;
 pub mod rows_of;
@@ -33,7 +34,7 @@ struct Planned {
 }
 
 /// What an import found and did.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Report {
     pub rows: usize,
     /// Rows booked by this run.
@@ -163,50 +164,100 @@ fn refusal(row: usize, refused: Refused) -> anyhow::Result<Problem> {
     }
 }
 
-/// Imports `path` into the ledger of `service`: checks every row on a copy,
-/// and books the file only if no row has a problem (and `dry_run` is off).
-/// `progress(stage, done, total)` reports each row.
-pub async fn import(
+/// Imports the file at `path` into the ledger of `service`; see [`import`].
+pub async fn import_file(
     service: &Service,
     path: &Path,
     dry_run: bool,
     actor: &Actor,
+    progress: impl FnMut(&str, u64, u64),
+) -> anyhow::Result<Report> {
+    import(service, rows::read(path)?, dry_run, actor, progress).await
+}
+
+/// Imports `rows` into the ledger of `service`: checks every row on a copy,
+/// and books the file only if no row has a problem (and `dry_run` is off).
+/// `progress(stage, done, total)` reports each step.
+///
+/// Booking is one transaction: the copy's new log rows are appended to the
+/// ledger as they are, if the ledger has not moved since the copy was made
+/// (then they were decided on exactly its state). If it has moved (someone
+/// booked meanwhile), the rows are booked one by one, each judged again.
+pub async fn import(
+    service: &Service,
+    rows: Vec<Row>,
+    dry_run: bool,
+    actor: &Actor,
     mut progress: impl FnMut(&str, u64, u64),
 ) -> anyhow::Result<Report> {
-    let rows = rows::read(path)?;
     let mut report = Report { rows: rows.len(), dry_run, ..Default::default() };
     let planned = plan(&rows, &mut report.problems);
     let total = planned.len() as u64;
 
     // 1. Every row on a copy, in file order, as if booked.
     let dir = tempfile::tempdir()?;
-    let head = crate::store::copy::head(&service.db).await?;
-    let (url, with_read_models) = crate::store::copy::copy(&service.db, &dir.path().join("try.db"), |p| {
+    let head = crate::store::copy::head_position(&service.db).await?;
+    let (copy, with_read_models) = crate::store::copy::copy(&service.db, &dir.path().join("try.db"), |p| {
         progress("copying", p as u64, head as u64)
     })
     .await?;
-    let copy = Service::open(&url).await?;
+    let base = crate::store::repository::head(&copy).await?;
+    let copy = Service::on(copy);
     if !with_read_models {
         copy.projector.catch_up(|p| progress("copying", p as u64, head as u64)).await?;
     }
+    let mut new_rows = 0;
     for (i, p) in planned.iter().enumerate() {
         progress("checking", i as u64 + 1, total);
         if booked_before(&copy.ledger, p).await? {
             continue;
         }
-        if let Err(err) = book(&copy.ledger, &copy.projector, p, actor).await {
-            report.problems.push(refusal(p.row, err)?);
+        match book(&copy.ledger, &copy.projector, p, actor).await {
+            Ok(true) => new_rows += 1,
+            Ok(false) => {}
+            Err(err) => report.problems.push(refusal(p.row, err)?),
         }
     }
-    copy.db.close().await;
     report.problems.sort_by_key(|p| p.row);
     if dry_run || !report.problems.is_empty() {
+        copy.db.close().await;
         return Ok(report);
     }
 
-    // 2. The whole file was good: book it, in the same order.
+    // 2. The whole file was good: book it.
+    if new_rows == 0 {
+        report.already = planned.len();
+        copy.db.close().await;
+        return Ok(report);
+    }
+    let new_events = crate::store::copy::head_position(&copy.db).await? - base.0;
+    let appended = crate::store::copy::append_from_copy(&copy.db, &service.db, &base, |p| {
+        progress("booking", (p - base.0) as u64, new_events as u64)
+    })
+    .await?;
+    copy.db.close().await;
+    if appended {
+        report.booked = new_rows;
+        report.already = planned.len() - new_rows;
+        let target = crate::store::copy::head_position(&service.db).await?;
+        service.projector.catch_up(|p| progress("projecting", p as u64, target as u64)).await?;
+        return Ok(report);
+    }
+    book_one_by_one(service, &planned, actor, &mut report, &mut progress).await?;
+    Ok(report)
+}
+
+/// Books the rows on the ledger itself, in file order, each judged again
+/// by the ledger as it is now: for when the ledger moved after the copy.
+async fn book_one_by_one(
+    service: &Service,
+    planned: &[Planned],
+    actor: &Actor,
+    report: &mut Report,
+    progress: &mut impl FnMut(&str, u64, u64),
+) -> anyhow::Result<()> {
     for (i, p) in planned.iter().enumerate() {
-        progress("booking", i as u64 + 1, total);
+        progress("booking", i as u64 + 1, planned.len() as u64);
         if booked_before(&service.ledger, p).await? {
             report.already += 1;
             continue;
@@ -225,5 +276,5 @@ pub async fn import(
             }
         }
     }
-    Ok(report)
+    Ok(())
 }

@@ -99,8 +99,28 @@ pub fn read_csv(bytes: &[u8]) -> anyhow::Result<Vec<(usize, Vec<String>)>> {
     Ok(table)
 }
 
+/// The rows of an uploaded file, told apart by content rather than by a
+/// name: an XLSX workbook is a zip archive (`PK\x03\x04`), anything else is
+/// read as CSV.
+pub fn read_bytes(bytes: &[u8]) -> anyhow::Result<Vec<Row>> {
+    let table = if bytes.starts_with(b"PK\x03\x04") {
+        let workbook = calamine::Xlsx::new(std::io::Cursor::new(bytes))
+            .context("the file looks like a workbook but cannot be opened as XLSX; save it as .xlsx or as CSV UTF-8")?;
+        sheet_cells(calamine::Sheets::Xlsx(workbook))?
+    } else {
+        read_csv(bytes)?
+    };
+    rows_of(table)
+}
+
 fn read_workbook(path: &Path) -> anyhow::Result<Vec<(usize, Vec<String>)>> {
-    let mut workbook = calamine::open_workbook_auto(path).with_context(|| format!("opening {}", path.display()))?;
+    sheet_cells(calamine::open_workbook_auto(path).with_context(|| format!("opening {}", path.display()))?)
+}
+
+/// The first sheet's cells, each row with its number as the sheet shows it.
+fn sheet_cells<RS: std::io::Read + std::io::Seek>(
+    mut workbook: calamine::Sheets<RS>,
+) -> anyhow::Result<Vec<(usize, Vec<String>)>> {
     let sheet = workbook.sheet_names().first().cloned().context("the workbook has no sheet")?;
     let range = workbook.worksheet_range(&sheet).with_context(|| format!("reading sheet {sheet}"))?;
     // The range starts at the first used cell; rows above it still count.

@@ -1,26 +1,25 @@
-//! A throwaway copy of a ledger, to try bookings on before they are made:
-//! the import books a file there first, row by row through the real ledger,
-//! so every rule is checked exactly as it would be, and the real ledger is
-//! touched only when the whole file is good. It lives here because only
-//! `store` writes the log's tables, even a copy's.
+//! A throwaway copy of a ledger, to try bookings on before they are made,
+//! and the way back: the import books a file on a copy first, row by row
+//! through the real `Ledger`, so every rule is checked exactly as it would
+//! be; only when the whole file is good does the real ledger change. It
+//! lives here because only `store` writes the log's tables, even a copy's.
 
 use anyhow::Context;
-use sqlx::Row;
 
 use crate::on_db;
 use crate::store::chain::canonical_json;
-use crate::store::repository::read_log;
-use crate::store::Db;
+use crate::store::repository::{head, read_log, APPEND_LOCK};
+use crate::store::{Db, WritePool};
 
-/// Rows copied per statement from PostgreSQL.
-const COPY_PAGE: i64 = 500;
+/// Events read and written per statement.
+const PAGE: i64 = 500;
 
-/// Copies `db` into a new SQLite file at `path` and returns its URL. A
-/// SQLite ledger is copied whole (`VACUUM INTO`); a PostgreSQL one by its
-/// log, client ids and idempotency keys, after which the caller rebuilds the
-/// read models. Returns whether the read models came along.
-pub async fn copy(db: &Db, path: &std::path::Path, mut progress: impl FnMut(i64)) -> anyhow::Result<(String, bool)> {
-    let url = format!("sqlite://{}", path.display());
+/// Copies `db` into a new SQLite file at `path`, opened for scratch work
+/// ([`Db::connect_scratch`]). A SQLite ledger is copied whole (`VACUUM
+/// INTO`); a PostgreSQL one by its log, client ids and idempotency keys,
+/// after which the caller rebuilds the read models. Returns the copy and
+/// whether the read models came along.
+pub async fn copy(db: &Db, path: &std::path::Path, progress: impl FnMut(i64)) -> anyhow::Result<(Db, bool)> {
     match db {
         Db::Sqlite(pool) => {
             sqlx::query("VACUUM INTO $1")
@@ -28,75 +27,123 @@ pub async fn copy(db: &Db, path: &std::path::Path, mut progress: impl FnMut(i64)
                 .execute(pool)
                 .await
                 .context("copying the ledger to try the import on")?;
-            Ok((url, true))
+            Ok((Db::connect_scratch(path).await?, true))
         }
-        Db::Postgres(pool) => {
-            let scratch = Db::connect(&url).await?;
+        Db::Postgres(_) => {
+            let scratch = Db::connect_scratch(path).await?;
             scratch.migrate().await?;
-            let Db::Sqlite(target) = &scratch else { unreachable!("a sqlite:// URL opens SQLite") };
-            let mut after = 0;
-            loop {
-                let events = read_log(db, after, COPY_PAGE).await?;
-                let Some(last) = events.last().map(|e| e.position) else { break };
-                let mut tx = target.begin().await?;
-                for e in &events {
-                    sqlx::query(
-                        "INSERT INTO events (position, event_id, recorded_at, aggregate_type, aggregate_id, sequence, \
-                         event_type, event_version, payload, metadata, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-                    )
-                    .bind(e.position)
-                    .bind(&e.event_id)
-                    .bind(e.recorded_at)
-                    .bind(&e.aggregate_type)
-                    .bind(&e.aggregate_id)
-                    .bind(e.sequence)
-                    .bind(&e.event_type)
-                    .bind(&e.event_version)
-                    .bind(canonical_json(&e.payload))
-                    .bind(canonical_json(&e.metadata))
-                    .bind(&e.hash)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                tx.commit().await?;
-                after = last;
-                progress(after);
-            }
-            let claims = sqlx::query("SELECT kind, id, aggregate_id, position FROM client_ids").fetch_all(pool).await?;
-            let keys = sqlx::query("SELECT key, fingerprint, first_position, last_position FROM idempotency_keys")
-                .fetch_all(pool)
-                .await?;
-            let mut tx = target.begin().await?;
-            for r in &claims {
-                sqlx::query("INSERT INTO client_ids (kind, id, aggregate_id, position) VALUES ($1, $2, $3, $4)")
-                    .bind(r.try_get::<String, _>("kind")?)
-                    .bind(r.try_get::<String, _>("id")?)
-                    .bind(r.try_get::<String, _>("aggregate_id")?)
-                    .bind(r.try_get::<i64, _>("position")?)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            for r in &keys {
-                sqlx::query(
-                    "INSERT INTO idempotency_keys (key, fingerprint, first_position, last_position) VALUES ($1, $2, $3, $4)",
-                )
-                .bind(r.try_get::<String, _>("key")?)
-                .bind(r.try_get::<String, _>("fingerprint")?)
-                .bind(r.try_get::<i64, _>("first_position")?)
-                .bind(r.try_get::<i64, _>("last_position")?)
-                .execute(&mut *tx)
-                .await?;
-            }
-            tx.commit().await?;
-            scratch.close().await;
-            Ok((url, false))
+            append_log_rows_if(db, &scratch, None, progress).await?;
+            Ok((scratch, false))
         }
     }
 }
 
+/// Appends to `db` what `copy` holds after position `base`: its events,
+/// client ids and idempotency keys, in one transaction under the append
+/// lock, but only if `db`'s head is still `base` (position and hash), the
+/// head the copy was made from. Then the copy's events were decided on
+/// exactly the state `db` still has, every check of every command holds
+/// on `db` as it held on the copy, and the copy's hash chain continues
+/// `db`'s. Returns false, having written nothing, if `db` moved on.
+pub async fn append_from_copy(
+    copy: &Db,
+    db: &Db,
+    base: &(i64, String),
+    progress: impl FnMut(i64),
+) -> anyhow::Result<bool> {
+    if head(db).await? != *base {
+        return Ok(false);
+    }
+    append_log_rows_if(copy, db, Some(base), progress).await
+}
+
+/// Copies the log rows of `from` after `expect`'s position (or all of them)
+/// into `to`, in one transaction; with `expect`, only if `to`'s head,
+/// read under the append lock, is `expect`.
+async fn append_log_rows_if(
+    from: &Db,
+    to: &Db,
+    expect: Option<&(i64, String)>,
+    mut progress: impl FnMut(i64),
+) -> anyhow::Result<bool> {
+    let after = expect.map_or(0, |(position, _)| *position);
+    let json = if matches!(to, Db::Postgres(_)) { "::json" } else { "" };
+    on_db!(to, pool => {
+        let mut tx = pool.begin_locked(APPEND_LOCK).await?;
+        if let Some(expect) = expect {
+            let found: Option<(i64, String)> =
+                sqlx::query_as("SELECT position, hash FROM events ORDER BY position DESC LIMIT 1")
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if found.unwrap_or_else(|| (0, hex::encode(crate::store::chain::GENESIS))) != *expect {
+                return Ok(false);
+            }
+        }
+        let mut position = after;
+        loop {
+            let events = read_log(from, position, PAGE).await?;
+            let Some(last) = events.last().map(|e| e.position) else { break };
+            // Payload and metadata as their canonical text: what was hashed.
+            let mut sql = sqlx::QueryBuilder::new(
+                "INSERT INTO events (position, event_id, recorded_at, aggregate_type, aggregate_id, sequence, \
+                 event_type, event_version, payload, metadata, hash) ",
+            );
+            sql.push_values(&events, |mut row, e| {
+                row.push_bind(e.position)
+                    .push_bind(e.event_id.as_str())
+                    .push_bind(e.recorded_at)
+                    .push_bind(e.aggregate_type.as_str())
+                    .push_bind(e.aggregate_id.as_str())
+                    .push_bind(e.sequence)
+                    .push_bind(e.event_type.as_str())
+                    .push_bind(e.event_version.as_str())
+                    .push_bind(canonical_json(&e.payload))
+                    .push_unseparated(json)
+                    .push_bind(canonical_json(&e.metadata))
+                    .push_unseparated(json)
+                    .push_bind(e.hash.as_str());
+            });
+            sql.build().persistent(false).execute(&mut *tx).await?;
+            position = last;
+            progress(position);
+        }
+        let claims: Vec<(String, String, String, i64)> = on_db!(from, source => {
+            sqlx::query_as("SELECT kind, id, aggregate_id, position FROM client_ids WHERE position > $1 ORDER BY position")
+                .bind(after)
+                .fetch_all(source)
+                .await?
+        });
+        for chunk in claims.chunks(PAGE as usize) {
+            let mut sql = sqlx::QueryBuilder::new("INSERT INTO client_ids (kind, id, aggregate_id, position) ");
+            sql.push_values(chunk, |mut row, (kind, id, owner, position)| {
+                row.push_bind(kind.as_str()).push_bind(id.as_str()).push_bind(owner.as_str()).push_bind(*position);
+            });
+            sql.build().persistent(false).execute(&mut *tx).await?;
+        }
+        let keys: Vec<(String, String, i64, i64)> = on_db!(from, source => {
+            sqlx::query_as(
+                "SELECT key, fingerprint, first_position, last_position FROM idempotency_keys \
+                 WHERE first_position > $1 ORDER BY first_position",
+            )
+            .bind(after)
+            .fetch_all(source)
+            .await?
+        });
+        for chunk in keys.chunks(PAGE as usize) {
+            let mut sql = sqlx::QueryBuilder::new(
+                "INSERT INTO idempotency_keys (key, fingerprint, first_position, last_position) ",
+            );
+            sql.push_values(chunk, |mut row, (key, fingerprint, first, last)| {
+                row.push_bind(key.as_str()).push_bind(fingerprint.as_str()).push_bind(*first).push_bind(*last);
+            });
+            sql.build().persistent(false).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    })
+}
+
 /// The log's head position of a store, for progress.
-pub async fn head(db: &Db) -> anyhow::Result<i64> {
-    Ok(on_db!(db, pool => {
-        sqlx::query_scalar::<_, i64>("SELECT CAST(COALESCE(MAX(position), 0) AS BIGINT) FROM events").fetch_one(pool).await?
-    }))
+pub async fn head_position(db: &Db) -> anyhow::Result<i64> {
+    Ok(head(db).await?.0)
 }

@@ -52,13 +52,30 @@ impl Db {
                 .with_context(|| format!("connecting to PostgreSQL at {}", redact(url)))?;
             Ok(Self::Postgres(pool))
         } else if let Some(path) = url.strip_prefix("sqlite://") {
+            // FULL, not sqlite-es's NORMAL: in WAL mode NORMAL may lose the
+            // last committed transactions on power loss, and a ledger may not.
+            Self::open_sqlite(url, path, SqliteSynchronous::Full).await
+        } else {
+            anyhow::bail!("unsupported database URL `{}`: use postgres://USER@HOST/DB or sqlite://PATH", redact(url))
+        }
+    }
+
+    /// Opens a throwaway SQLite ledger, such as the copy an import is tried
+    /// on, without waiting for the disk on each commit: nothing in it needs
+    /// to survive a power cut, and the import's check runs several times
+    /// faster for it.
+    pub async fn connect_scratch(path: &std::path::Path) -> anyhow::Result<Self> {
+        let url = format!("sqlite://{}", path.display());
+        Self::open_sqlite(&url, &path.display().to_string(), SqliteSynchronous::Off).await
+    }
+
+    async fn open_sqlite(url: &str, path: &str, synchronous: SqliteSynchronous) -> anyhow::Result<Self> {
+        {
             let options = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))
                 .with_context(|| format!("reading the SQLite path in {url}"))?
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
-                // FULL, not sqlite-es's NORMAL: in WAL mode NORMAL may lose the
-                // last committed transactions on power loss, and a ledger may not.
-                .synchronous(SqliteSynchronous::Full)
+                .synchronous(synchronous)
                 .busy_timeout(Duration::from_secs(30))
                 .foreign_keys(true);
             let pool = SqlitePoolOptions::new()
@@ -84,8 +101,6 @@ impl Db {
                 .await
                 .with_context(|| format!("opening the SQLite store at {path}"))?;
             Ok(Self::Sqlite(pool))
-        } else {
-            anyhow::bail!("unsupported database URL `{}`: use postgres://USER@HOST/DB or sqlite://PATH", redact(url))
         }
     }
 

@@ -67,7 +67,7 @@ fn year_of_first_fund_event(payload: &Value) -> Option<i64> {
 
 /// The PostgreSQL advisory lock that serialises appends, so positions are
 /// handed out in commit order and the chain can never fork.
-const APPEND_LOCK: i64 = 0x7769_6a6b; // "wijk"
+pub(crate) const APPEND_LOCK: i64 = 0x7769_6a6b; // "wijk"
 
 #[derive(Clone)]
 pub struct LedgerRepository {
@@ -102,8 +102,8 @@ impl LedgerRepository {
     /// From now on, a group commit also projects its events into the read
     /// models, in its own transaction, whenever the read models are exactly
     /// at the log's head (see `append_group`); the answer is the channel
-    /// on which it publishes the checkpoint it reached. Called once, by the
-    /// service's [`crate::projections::Projector::for_repository`].
+    /// on which it publishes the checkpoint it reached, the same channel on
+    /// every call ([`crate::projections::Projector::for_repository`]).
     pub fn project_inside_appends(&self) -> Arc<watch::Sender<i64>> {
         self.projected.get_or_init(|| Arc::new(watch::channel(0).0)).clone()
     }

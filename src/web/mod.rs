@@ -42,7 +42,7 @@ pub type SharedWebState = Arc<WebState>;
 
 /// Every page and form of the app.
 pub fn routes() -> Router<AppState> {
-    use pages::{audit, booking, close, funds, integrity, signin, wijk};
+    use pages::{audit, booking, close, funds, import, integrity, signin, wijk};
     Router::new()
         .route("/", get(pages::home))
         .route("/inloggen", get(signin::form).post(signin::submit))
@@ -67,6 +67,10 @@ pub fn routes() -> Router<AppState> {
         .route("/boeken/verplichting", get(booking::commitment_form).post(booking::commitment))
         .route("/boeken/betaling", get(booking::payment_form).post(booking::payment))
         .route("/boeken/geboekt", get(booking::done))
+        .route(import::PATH, get(import::form).post(import::upload).layer(import::upload_limit()))
+        .route("/boeken/importeren/voorbeeld.csv", get(import::example))
+        .route("/boeken/importeren/{id}", get(import::page))
+        .route("/boeken/importeren/{id}/boeken", post(import::book))
         .layer(axum::middleware::map_response(security_headers))
 }
 

@@ -205,6 +205,7 @@ fn booking_page(viewer: &Viewer, c: &Choices, kind: Kind, f: &BookingForm, error
             @for other in [Kind::Expense, Kind::Commitment, Kind::Payment] {
                 li { @if other == kind { a href=(other.path()) aria-current="page" { (other.title()) } } @else { a href=(other.path()) { (other.title()) } } }
             }
+            li { a href=(super::import::PATH) { "Bestand importeren" } }
         } }
         (form(kind, viewer, c, f, errors))
     };

@@ -6,6 +6,7 @@ pub mod booking;
 pub mod booking_rules;
 pub mod close;
 pub mod funds;
+pub mod import;
 pub mod integrity;
 pub mod signin;
 pub mod wijk;

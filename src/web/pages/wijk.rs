@@ -2,7 +2,6 @@
 //! latest bookings, as it stands today or stood on a chosen day.
 
 use axum::extract::{Path, Query, State};
-use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::NaiveDate;
 use maud::html;
@@ -343,18 +342,4 @@ pub fn csv_download(file_name: &str, header_line: &str, rows: Vec<Vec<String>>) 
     download(file_name, "text/csv; charset=utf-8", body.into_bytes())
 }
 
-/// The media type of an XLSX workbook.
-pub const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
-
-/// A file to download rather than show.
-pub fn download(file_name: &str, content_type: &str, bytes: Vec<u8>) -> Response {
-    (
-        StatusCode::OK,
-        [
-            (header::CONTENT_TYPE, content_type.to_string()),
-            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{file_name}\"")),
-        ],
-        bytes,
-    )
-        .into_response()
-}
+pub use crate::http::download;
