@@ -310,15 +310,25 @@ async fn import_command(url: &str, file: &std::path::Path, dry_run: bool) -> any
     let actor =
         crate::ledger::Actor { name: format!("import {}", file.display()), role: Role::Finance.as_str().into() };
     let bar = progress_bar(0, "reading");
+    // When each step began, to say at the end where the time went.
+    let mut steps: Vec<(String, std::time::Instant)> = vec![("reading".into(), std::time::Instant::now())];
     let report = crate::import::import_file(&service, file, dry_run, &actor, |stage, done, total| {
         if bar.message() != stage {
             bar.set_message(stage.to_string());
             bar.set_length(total);
+            steps.push((stage.to_string(), std::time::Instant::now()));
         }
         bar.set_position(done);
     })
     .await;
     bar.finish_and_clear();
+    let ended = std::time::Instant::now();
+    let took: Vec<String> = steps
+        .iter()
+        .zip(steps.iter().skip(1).map(|s| s.1).chain([ended]))
+        .map(|((stage, began), until)| format!("{stage} {:.1} s", (until - *began).as_secs_f64()))
+        .collect();
+    eprintln!("took {:.1} s: {}", (ended - steps[0].1).as_secs_f64(), took.join(", "));
     let report = report?;
     for problem in &report.problems {
         eprintln!("{problem}");

@@ -28,6 +28,9 @@ pub enum What {
     CloseStatement,
     /// A year's grants, without a private person's name (see `projections::subsidies`).
     Subsidieregister,
+    /// The whole ledger as bookings in the import file's columns, in log
+    /// order: `wijkbudget import` reads it back into the same balances.
+    Bookings,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -136,6 +139,22 @@ pub async fn render(
                     Ok(ExportFile { bytes: book.save_to_buffer()?, rows: count })
                 }
             }
+        }
+        What::Bookings => {
+            anyhow::ensure!(
+                year.is_none() && wijk.is_none(),
+                "bookings are the whole ledger, so that an import can read them back; leave out --year and --wijk"
+            );
+            let rows = crate::import::rows_of::ledger_rows(db, position).await?;
+            let bytes = match format {
+                ExportFormat::Csv => crate::import::rows_of::csv(&rows).into_bytes(),
+                ExportFormat::Xlsx => {
+                    let mut book = workbook("Boekingen: het hele grootboek, als importbestand", position, &hash)?;
+                    bookings_sheet(book.add_worksheet(), &rows)?;
+                    book.save_to_buffer()?
+                }
+            };
+            Ok(ExportFile { bytes, rows: rows.len() })
         }
         What::Subsidieregister => {
             let year = year.context("the subsidieregister needs --year")?;
@@ -332,6 +351,30 @@ fn close_sheet(sheet: &mut Worksheet, sheet_name: &str, s: &CloseStatement) -> a
     sheet.write_string_with_format(row, 0, "verschil (moet 0 zijn)", &bold)?;
     sheet.write_number_with_format(row, 1, euro(s.difference.0), &bold_money)?;
     sheet.set_column_width(0, 24)?;
+    Ok(())
+}
+
+/// The import file's columns, amounts as euro numbers and dates as dates,
+/// which the import reads back as the text they show.
+fn bookings_sheet(sheet: &mut Worksheet, rows: &[crate::import::rows_of::Cells]) -> anyhow::Result<()> {
+    use crate::import::rows::{BOOKINGS_SHEET, COLUMNS};
+    sheet.set_name(BOOKINGS_SHEET)?;
+    header(sheet, &COLUMNS.iter().map(|c| c.0).collect::<Vec<_>>())?;
+    let (money, day) = (euro_format(), date_format());
+    for (i, cells) in rows.iter().enumerate() {
+        let row = i as u32 + 1;
+        for (c, (name, ..)) in COLUMNS.iter().enumerate() {
+            let Some(value) = cells.get(name) else { continue };
+            let c = c as u16;
+            let amount = value.parse::<rust_decimal::Decimal>().ok().filter(|_| *name == "amount");
+            match (amount, NaiveDate::parse_from_str(value, "%Y-%m-%d")) {
+                // Two decimals of euro fit a double exactly enough to read back as written.
+                (Some(amount), _) => sheet.write_number_with_format(row, c, f64::try_from(amount)?, &money)?,
+                (None, Ok(date)) => sheet.write_date_with_format(row, c, &date, &day)?,
+                (None, Err(_)) => sheet.write_string(row, c, value)?,
+            };
+        }
+    }
     Ok(())
 }
 

@@ -167,3 +167,44 @@ async fn a_grant_recorded_before_applicants_were_marked_counts_as_a_private_pers
     service.db.close().await;
     store.cleanup().await;
 }
+
+/// Each wijk's remaining money, per fund and in total, as the API answers it.
+async fn remaining_budgets(db: &wijkbudget::store::Db) -> Vec<(String, Vec<(String, i64)>, i64)> {
+    let mut out = Vec::new();
+    for w in queries::wijk_summaries(db, Period::default()).await.unwrap() {
+        let budget = queries::wijk_budget(db, &w.wijk_id, Period::default()).await.unwrap().unwrap();
+        let funds = budget.funds.iter().map(|f| (f.fund_id.clone(), f.totals.amount_remaining.0)).collect();
+        out.push((w.wijk_id, funds, w.totals.amount_remaining.0));
+    }
+    out
+}
+
+#[tokio::test]
+async fn the_ledger_exported_as_bookings_imports_into_a_fresh_store_with_the_same_remaining_budgets() {
+    let (store, service) = demo().await;
+    let expected = remaining_budgets(&service.db).await;
+    assert!(expected.iter().any(|(_, _, remaining)| *remaining != 0), "the demo has money left somewhere");
+    let dir = tempfile::tempdir().unwrap();
+    for (format, name) in [(ExportFormat::Csv, "boekingen.csv"), (ExportFormat::Xlsx, "boekingen.xlsx")] {
+        let path = dir.path().join(name);
+        let rows = export(&service.db, What::Bookings, format, None, None, &path).await.unwrap();
+
+        let fresh_store = TestStore::new(Backend::Sqlite).await;
+        let fresh = Service::open(&fresh_store.url).await.unwrap();
+        let actor = wijkbudget::ledger::Actor { name: "round trip".into(), role: "finance".into() };
+        let report = wijkbudget::import::import_file(&fresh, &path, false, &actor, |_, _, _| {}).await.unwrap();
+        assert!(report.problems.is_empty(), "{name}: {:?}", report.problems);
+        assert_eq!((report.rows, report.booked), (rows, rows), "{name}: every booking is booked again");
+        fresh.projector.catch_up(|_| {}).await.unwrap();
+        assert_eq!(remaining_budgets(&fresh.db).await, expected, "{name}");
+        // Exported again, the copy's bookings are the original's.
+        let again = dir.path().join(format!("again-{name}"));
+        export(&fresh.db, What::Bookings, ExportFormat::Csv, None, None, &again).await.unwrap();
+        let first = dir.path().join("first.csv");
+        export(&service.db, What::Bookings, ExportFormat::Csv, None, None, &first).await.unwrap();
+        assert_eq!(std::fs::read_to_string(&again).unwrap(), std::fs::read_to_string(&first).unwrap(), "{name}");
+        fresh.db.close().await;
+        fresh_store.cleanup().await;
+    }
+    store.cleanup().await;
+}

@@ -204,3 +204,100 @@ fn the_command_line_dry_run_lists_the_bad_rows_and_fails() {
     assert!(stderr.contains("nothing was stored"), "{stderr}");
     assert!(!db.exists(), "a dry run into a ledger that does not exist creates none");
 }
+
+/// The import as the command line runs it, dying at `failpoint` if given.
+fn import_command(url: &str, failpoint: Option<&str>) -> std::process::Output {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_wijkbudget"));
+    command.args(["import", "--file"]).arg(example()).args(["--database", url]);
+    if let Some(name) = failpoint {
+        command.env(wijkbudget::failpoint::VARIABLE, name);
+    }
+    command.output().unwrap()
+}
+
+#[tokio::test]
+async fn an_import_killed_while_booking_or_projecting_books_each_row_once_when_run_again() {
+    for backend in BACKENDS {
+        let reference_store = TestStore::new(backend).await;
+        let reference = Service::open(&reference_store.url).await.unwrap();
+        run(&reference, &example(), false).await;
+        reference.projector.catch_up(|_| {}).await.unwrap();
+        let rows = rows_of::demo_csv().lines().count() as i64 - 1;
+
+        // Killed with the whole file appended but not committed, and with it
+        // committed but not yet in the read models.
+        for (failpoint, booked_before_the_kill) in [("import-before-commit", false), ("import-after-append", true)] {
+            let store = TestStore::new(backend).await;
+            let killed = import_command(&store.url, Some(failpoint));
+            let stderr = String::from_utf8_lossy(&killed.stderr);
+            assert!(stderr.contains(&format!("failpoint {failpoint}")), "{backend:?} {failpoint}: {stderr}");
+            assert!(!killed.status.success());
+
+            let service = Service::open(&store.url).await.unwrap();
+            let after_kill = head(&service).await;
+            assert_eq!(after_kill > 0, booked_before_the_kill, "{backend:?} {failpoint}: the file is all or nothing");
+            service.db.close().await;
+
+            let again = import_command(&store.url, None);
+            assert!(again.status.success(), "{backend:?} {failpoint}: {}", String::from_utf8_lossy(&again.stderr));
+            let stdout = String::from_utf8_lossy(&again.stdout);
+            if booked_before_the_kill {
+                assert!(stdout.contains("already in the ledger; nothing booked"), "{backend:?} {failpoint}: {stdout}");
+            } else {
+                assert!(stdout.contains(&format!("{rows} rows booked")), "{backend:?} {failpoint}: {stdout}");
+            }
+            let service = Service::open(&store.url).await.unwrap();
+            service.projector.catch_up(|_| {}).await.unwrap();
+            assert_eq!(
+                read_models(&service.db, OTHER_HANDS).await,
+                read_models(&reference.db, OTHER_HANDS).await,
+                "{backend:?} {failpoint}: each row booked exactly once, and projected"
+            );
+            service.db.close().await;
+            store.cleanup().await;
+        }
+        reference.db.close().await;
+        reference_store.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn a_copy_is_appended_only_onto_the_head_it_was_made_from() {
+    use wijkbudget::domain::wijk::WijkCommand;
+    use wijkbudget::ledger::CommandMeta;
+    use wijkbudget::store::copy;
+    for backend in BACKENDS {
+        let store = TestStore::new(backend).await;
+        let service = Service::open(&store.url).await.unwrap();
+        let register = |id: &str| WijkCommand::Register {
+            wijk_id: wijkbudget::domain::ids::WijkId::parse(id).unwrap(),
+            name: wijkbudget::domain::ids::Text::parse(id).unwrap(),
+        };
+        let meta = CommandMeta::new(actor());
+        service.ledger.register_wijk(register("oost"), &meta).await.unwrap();
+
+        let dir = tempfile::tempdir().unwrap();
+        let (scratch, _) = copy::copy(&service.db, &dir.path().join("try.db"), |_| {}).await.unwrap();
+        let base = wijkbudget::store::repository::head(&scratch).await.unwrap();
+        let tried = Service::on(scratch);
+        tried.ledger.register_wijk(register("west"), &meta).await.unwrap();
+        // Someone books on the real ledger after the copy was made.
+        service.ledger.register_wijk(register("zuid"), &meta).await.unwrap();
+        let moved = head(&service).await;
+        assert!(!copy::append_from_copy(&tried.db, &service.db, &base, |_| {}).await.unwrap(), "{backend:?}");
+        assert_eq!(head(&service).await, moved, "{backend:?}: nothing of the copy is appended");
+
+        // Onto the head it was made from, the copy's bookings go in whole and the chain holds.
+        let (scratch, _) = copy::copy(&service.db, &dir.path().join("again.db"), |_| {}).await.unwrap();
+        let base = wijkbudget::store::repository::head(&scratch).await.unwrap();
+        let tried = Service::on(scratch);
+        tried.ledger.register_wijk(register("west"), &meta).await.unwrap();
+        assert!(copy::append_from_copy(&tried.db, &service.db, &base, |_| {}).await.unwrap(), "{backend:?}");
+        assert_eq!(head(&service).await, moved + 1, "{backend:?}");
+        let verified = wijkbudget::verify::verify_database(&service.db, None, false).await.unwrap();
+        assert!(verified.is_ok(), "{backend:?}: {verified:?}");
+        tried.db.close().await;
+        service.db.close().await;
+        store.cleanup().await;
+    }
+}

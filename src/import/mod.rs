@@ -197,6 +197,7 @@ pub async fn import(
     // 1. Every row on a copy, in file order, as if booked.
     let dir = tempfile::tempdir()?;
     let head = crate::store::copy::head_position(&service.db).await?;
+    progress("copying", 0, head as u64);
     let (copy, with_read_models) = crate::store::copy::copy(&service.db, &dir.path().join("try.db"), |p| {
         progress("copying", p as u64, head as u64)
     })
@@ -237,6 +238,7 @@ pub async fn import(
     .await?;
     copy.db.close().await;
     if appended {
+        crate::failpoint::hit("import-after-append");
         report.booked = new_rows;
         report.already = planned.len() - new_rows;
         let target = crate::store::copy::head_position(&service.db).await?;

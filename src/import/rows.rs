@@ -41,6 +41,9 @@ pub const COLUMNS: &[(&str, &str, &str)] = &[
     ("post_closing", "na_afsluiting", "a reversal in a closed year: yes"),
 ];
 
+/// The sheet an import reads when a workbook has it, and the first one otherwise.
+pub const BOOKINGS_SHEET: &str = "Boekingen";
+
 /// One data row: its number as a spreadsheet shows it (the header is row 1)
 /// and its non-empty cells by canonical column name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,7 +124,10 @@ fn read_workbook(path: &Path) -> anyhow::Result<Vec<(usize, Vec<String>)>> {
 fn sheet_cells<RS: std::io::Read + std::io::Seek>(
     mut workbook: calamine::Sheets<RS>,
 ) -> anyhow::Result<Vec<(usize, Vec<String>)>> {
-    let sheet = workbook.sheet_names().first().cloned().context("the workbook has no sheet")?;
+    // An exported ledger (`export --what bookings`) has its bookings after a
+    // sheet about the file; any other workbook, on its first sheet.
+    let names = workbook.sheet_names();
+    let sheet = names.iter().find(|n| *n == BOOKINGS_SHEET).or(names.first()).cloned().context("the workbook has no sheet")?;
     let range = workbook.worksheet_range(&sheet).with_context(|| format!("reading sheet {sheet}"))?;
     // The range starts at the first used cell; rows above it still count.
     let first = range.start().map_or(0, |(row, _)| row as usize);

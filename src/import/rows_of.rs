@@ -1,15 +1,23 @@
 //! The inverse of [`super::plan`]: a ledger command as an import row. It
 //! writes the demo's dataset as an example import file
-//! (`examples/demo-import.csv`), so that file is always the demo.
+//! (`examples/demo-import.csv`), so that file is always the demo, and the
+//! whole ledger as bookings (`export --what bookings`), which an import
+//! reads back into the same balances.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use anyhow::Context;
+use cqrs_es::persist::SerializedEvent;
 
 use super::rows::COLUMNS;
 use crate::demo::Step;
-use crate::domain::fund::FundCommand;
-use crate::domain::wijk::WijkCommand;
+use crate::domain::fund::{Decision, FundCommand, FundEvent};
+use crate::domain::ids::{WijkId, Year};
+use crate::domain::wijk::{WijkCommand, WijkEvent};
+use crate::store::repository::read_log;
+use crate::store::Db;
 
-type Cells = BTreeMap<&'static str, String>;
+pub type Cells = BTreeMap<&'static str, String>;
 
 fn cells(pairs: Vec<(&'static str, String)>) -> Cells {
     pairs.into_iter().collect()
@@ -139,6 +147,120 @@ fn fund_row(fund_id: &str, command: &FundCommand) -> Cells {
             unreachable!("a close is one `close` row for the whole year, not a fund's command")
         }
     }
+}
+
+/// A year's close, gathered from its funds' events: one `close` row.
+struct YearClose {
+    /// Where its row goes: where the year's first fund closed.
+    row: usize,
+    year: Year,
+    decision: Decision,
+    carry_over: BTreeSet<WijkId>,
+}
+
+/// The whole ledger as import rows, in log order: each event as the
+/// command that made it. A year's close is one `close` row, where its first
+/// fund closed; the carry-over funds a close establishes are left out, as
+/// importing the close establishes them again. Up to log position `up_to`.
+pub async fn ledger_rows(db: &Db, up_to: i64) -> anyhow::Result<Vec<Cells>> {
+    let upcasters = crate::domain::upcasters();
+    let mut rows = Vec::new();
+    let mut fund_years: HashMap<String, Year> = HashMap::new();
+    let mut closes: BTreeMap<i32, YearClose> = BTreeMap::new();
+    let mut after = 0;
+    loop {
+        let page = read_log(db, after, 1000).await?;
+        let Some(last) = page.last().map(|e| e.position) else { break };
+        for e in page.into_iter().filter(|e| e.position <= up_to) {
+            let position = e.position;
+            let mut event = SerializedEvent::new(
+                e.aggregate_id,
+                usize::try_from(e.sequence).unwrap_or_default(),
+                e.aggregate_type,
+                e.event_type,
+                e.event_version,
+                e.payload,
+                e.metadata,
+            );
+            for upcaster in &upcasters {
+                if upcaster.can_upcast(&event.event_type, &event.event_version) {
+                    event = upcaster.upcast(event);
+                }
+            }
+            let unreadable = || format!("reading the event at position {position}");
+            if event.aggregate_type == "wijk" {
+                let WijkEvent::WijkRegistered { wijk_id, name } =
+                    serde_json::from_value(event.payload).with_context(unreadable)?;
+                rows.push(row_of(&Step::Wijk(WijkCommand::Register { wijk_id, name })));
+                continue;
+            }
+            let fund_id = event.aggregate_id;
+            let command = match serde_json::from_value::<FundEvent>(event.payload).with_context(unreadable)? {
+                FundEvent::FundEstablished { terms, .. } => {
+                    fund_years.insert(fund_id.clone(), terms.year);
+                    FundCommand::Establish(terms)
+                }
+                FundEvent::BudgetAllocated { wijk_id, amount, reason, booked_on } => {
+                    FundCommand::Allocate { wijk_id, amount, reason, booked_on }
+                }
+                FundEvent::ExpenseRecorded(details) => FundCommand::RecordExpense(details),
+                FundEvent::ExpenseReversed { expense_id, reason, booked_on, .. } => {
+                    FundCommand::ReverseExpense { expense_id, reason, booked_on: Some(booked_on), requested_on: booked_on, post_closing: false }
+                }
+                FundEvent::ExpenseReversedAfterClose { expense_id, reason, booked_on, .. } => {
+                    FundCommand::ReverseExpense { expense_id, reason, booked_on: Some(booked_on), requested_on: booked_on, post_closing: true }
+                }
+                FundEvent::CommitmentMade(details) => FundCommand::Commit(details),
+                FundEvent::CommitmentPaid { commitment_id, expense_id, amount, booked_on, reference, .. } => {
+                    FundCommand::Pay { commitment_id, expense_id, amount, booked_on, reference }
+                }
+                FundEvent::CommitmentSettled { commitment_id, settled_amount, decision_reference, booked_on, .. } => {
+                    FundCommand::Settle { commitment_id, settled_amount, decision_reference, booked_on }
+                }
+                FundEvent::RepaymentReceived { commitment_id, amount, booked_on, reference, .. } => {
+                    FundCommand::Repay { commitment_id, amount, booked_on, reference }
+                }
+                FundEvent::CommitmentWithdrawn { commitment_id, reason, cancelled, booked_on, .. } => {
+                    FundCommand::Withdraw { commitment_id, reason, cancelled, booked_on }
+                }
+                FundEvent::BudgetTransferred { from_wijk, to_wijk, amount, decision_reference, reason, booked_on } => {
+                    FundCommand::Transfer { from_wijk, to_wijk, amount, decision_reference, reason, booked_on }
+                }
+                FundEvent::FundClosed { decision_reference, booked_on, lines, .. } => {
+                    let year = *fund_years.get(&fund_id).with_context(|| format!("fund {fund_id} closed before it was established"))?;
+                    let close = closes.entry(year.value()).or_insert_with(|| {
+                        rows.push(Cells::new());
+                        YearClose {
+                            row: rows.len() - 1,
+                            year,
+                            decision: Decision { reference: decision_reference, adopted_on: booked_on },
+                            carry_over: BTreeSet::new(),
+                        }
+                    });
+                    close.carry_over.extend(lines.into_iter().filter(|l| !l.carried_over.is_zero()).map(|l| l.wijk_id));
+                    continue;
+                }
+                FundEvent::FundCarriedOver { terms, from_fund, .. } => {
+                    // The close's decision, with its date, as the close took it.
+                    if let Some(close) = fund_years.get(from_fund.as_str()).and_then(|y| closes.get_mut(&y.value())) {
+                        close.decision = terms.decision.clone();
+                    }
+                    fund_years.insert(fund_id, terms.year);
+                    continue;
+                }
+            };
+            rows.push(fund_row(&fund_id, &command));
+        }
+        if last >= up_to {
+            break;
+        }
+        after = last;
+    }
+    for close in closes.into_values() {
+        let step = Step::CloseYear { year: close.year, decision: close.decision, carry_over: close.carry_over.into_iter().collect() };
+        rows[close.row] = row_of(&step);
+    }
+    Ok(rows)
 }
 
 /// Rows as CSV with every column, in the order of [`COLUMNS`].

@@ -138,6 +138,9 @@ async fn append_log_rows_if(
             });
             sql.build().persistent(false).execute(&mut *tx).await?;
         }
+        if expect.is_some() {
+            crate::failpoint::hit("import-before-commit");
+        }
         tx.commit().await?;
         Ok(true)
     })
