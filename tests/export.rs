@@ -208,3 +208,45 @@ async fn the_ledger_exported_as_bookings_imports_into_a_fresh_store_with_the_sam
     }
     store.cleanup().await;
 }
+
+#[tokio::test]
+async fn the_api_answers_a_workbook_when_asked_for_one_in_accept() {
+    use tower::ServiceExt;
+    let (store, service) = demo().await;
+    let app = wijkbudget::http::router(wijkbudget::http::AppState::new(service.ledger.clone()));
+    let auditor =
+        wijkbudget::auth::create_token(&service.db, wijkbudget::auth::Role::Auditor, &[], "auditor").await.unwrap();
+    let get = |uri: &str| {
+        axum::http::Request::builder()
+            .uri(uri)
+            .header("authorization", format!("Bearer {auditor}"))
+            .header("accept", wijkbudget::spreadsheet::XLSX_MEDIA_TYPE)
+            .body(axum::body::Body::empty())
+            .unwrap()
+    };
+    let workbook = |bytes: &[u8]| calamine::Xlsx::new(std::io::Cursor::new(bytes.to_vec())).unwrap();
+
+    let response = app.clone().oneshot(get("/api/v1/wijken/oost-1223/audit-trail?year=2022")).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], wijkbudget::spreadsheet::XLSX_MEDIA_TYPE);
+    let bytes = axum::body::to_bytes(response.into_body(), 16 << 20).await.unwrap();
+    let mut book = workbook(&bytes);
+    assert_eq!(book.sheet_names(), ["Over dit bestand", "oost-1223"]);
+    let sheet = book.worksheet_range("oost-1223").unwrap();
+    assert!(sheet.rows().skip(1).all(|r| matches!(r[9], Data::Float(_))), "amounts are numbers");
+
+    // A workbook is the whole trail: a narrowing it cannot honour is refused, naming it.
+    let response = app.clone().oneshot(get("/api/v1/wijken/oost-1223/audit-trail?fund_id=A21-182")).await.unwrap();
+    assert_eq!(response.status(), 422);
+    let problem: serde_json::Value =
+        serde_json::from_slice(&axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap()).unwrap();
+    assert!(problem.to_string().contains("fund_id"), "{problem}");
+
+    let response = app.clone().oneshot(get("/api/v1/years/2021/close-statement")).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let bytes = axum::body::to_bytes(response.into_body(), 16 << 20).await.unwrap();
+    let statements = wijkbudget::projections::reports::close_statements(&service.db, 2021).await.unwrap();
+    assert_eq!(workbook(&bytes).sheet_names().len(), statements.len() + 1, "a sheet per closed fund");
+    service.db.close().await;
+    store.cleanup().await;
+}

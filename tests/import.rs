@@ -301,3 +301,91 @@ async fn a_copy_is_appended_only_onto_the_head_it_was_made_from() {
         store.cleanup().await;
     }
 }
+
+/// One request to the router, as a finance officer (or `token`'s holder).
+async fn call(
+    app: &axum::Router,
+    token: &str,
+    method: &str,
+    uri: &str,
+    body: Vec<u8>,
+) -> (axum::http::StatusCode, axum::http::HeaderMap, serde_json::Value) {
+    use tower::ServiceExt;
+    let request = axum::http::Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "text/csv")
+        .body(axum::body::Body::from(body))
+        .unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    let (status, headers) = (response.status(), response.headers().clone());
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+    (status, headers, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+}
+
+/// Follows an import's Location until it is no longer running.
+async fn finished(app: &axum::Router, token: &str, location: &str) -> serde_json::Value {
+    for _ in 0..600 {
+        let (status, _, view) = call(app, token, "GET", location, Vec::new()).await;
+        assert_eq!(status, 200, "{view}");
+        if view["status"] != "running" {
+            return view;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the import at {location} did not finish in 30 s");
+}
+
+#[tokio::test]
+async fn over_http_an_import_runs_in_the_background_and_reports_every_bad_row() {
+    use wijkbudget::auth::{create_token, Role};
+    for backend in BACKENDS {
+        let store = TestStore::new(backend).await;
+        let service = Service::open(&store.url).await.unwrap();
+        let app = wijkbudget::http::router(wijkbudget::http::AppState::new(service.ledger.clone()));
+        let finance = create_token(&service.db, Role::Finance, &[], "financiën").await.unwrap();
+        let auditor = create_token(&service.db, Role::Auditor, &[], "auditor").await.unwrap();
+        let file = |path: PathBuf| std::fs::read(path).unwrap();
+
+        // Only finance imports; a body that is no table of bookings is refused at once.
+        let (status, ..) = call(&app, &auditor, "POST", "/api/v1/imports", file(example())).await;
+        assert_eq!(status, 403, "{backend:?}");
+        let (status, _, problem) = call(&app, &finance, "POST", "/api/v1/imports", Vec::new()).await;
+        assert_eq!(status, 400, "{backend:?}: {problem}");
+        let (status, _, problem) = call(&app, &finance, "POST", "/api/v1/imports", b"kleur,maat\nrood,1\n".to_vec()).await;
+        assert_eq!(status, 422, "{backend:?}: {problem}");
+
+        // The broken file: every bad row, as the command line reports them, and nothing stored.
+        let expected = run(&service, &broken(), true).await.problems;
+        let (status, headers, started) =
+            call(&app, &finance, "POST", "/api/v1/imports?dry_run=true", file(broken())).await;
+        assert_eq!(status, 202, "{backend:?}: {started}");
+        let location = headers["location"].to_str().unwrap().to_string();
+        assert_eq!(location, format!("/api/v1/imports/{}", started["id"].as_str().unwrap()));
+        let report = finished(&app, &finance, &location).await;
+        assert_eq!(report["status"], "finished", "{backend:?}: {report}");
+        let problems = report["problems"].as_array().unwrap();
+        assert_eq!(problems.len(), expected.len(), "{backend:?}: {report}");
+        for (got, want) in problems.iter().zip(&expected) {
+            assert_eq!(got["row"], want.row, "{backend:?}");
+            assert_eq!(got["reason"], want.reason.as_str(), "{backend:?}");
+        }
+        assert_eq!(head(&service).await, 0, "{backend:?}: a broken file stores nothing");
+
+        // The good file books; sent again, it books nothing.
+        for (booked, already) in [(true, false), (false, true)] {
+            let (status, headers, _) = call(&app, &finance, "POST", "/api/v1/imports", file(example())).await;
+            assert_eq!(status, 202, "{backend:?}");
+            let report = finished(&app, &finance, headers["location"].to_str().unwrap()).await;
+            let rows = report["rows"].as_u64().unwrap();
+            assert!(rows > 100, "{backend:?}: {report}");
+            assert_eq!(report["booked"].as_u64() == Some(rows), booked, "{backend:?}: {report}");
+            assert_eq!(report["already"].as_u64() == Some(rows), already, "{backend:?}: {report}");
+        }
+        let (status, _, problem) = call(&app, &finance, "GET", "/api/v1/imports/no-such-import", Vec::new()).await;
+        assert_eq!(status, 404, "{backend:?}: {problem}");
+        service.db.close().await;
+        store.cleanup().await;
+    }
+}

@@ -137,15 +137,15 @@ impl FromRequest<AppState> for ImportFile {
 /// stored. Runs in the background: follow the answer's `Location`.
 #[utoipa::path(post, path = "/imports", tag = "writes", params(ImportQuery),
     request_body(description = "The file: CSV (UTF-8, comma or semicolon) or an XLSX workbook", content(
-        (Vec<u8> = "text/csv"),
-        (Vec<u8> = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+        (String = "text/csv"),
+        (String = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
     )),
     responses(
         (status = 202, description = "Started; follow the Location header", body = ImportView,
             headers(("Location" = String, description = "Where the import's progress and report are"))),
         (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 409, description = "Another import is still running", body = Problem),
-        (status = 413, body = Problem), (status = 422, description = "The file cannot be read as a table of bookings", body = Problem)),
+        (status = 413, description = "The file is over 32 MiB", body = Problem), (status = 422, description = "The file cannot be read as a table of bookings", body = Problem)),
     security(("bearer" = [])))]
 pub async fn start_import(
     State(state): State<AppState>,

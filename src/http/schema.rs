@@ -208,7 +208,7 @@ pub const CSV_ROUTES: [&str; 5] = [
 pub const XLSX_ROUTES: [&str; 2] = ["/wijken/{wijk_id}/audit-trail", "/years/{year}/close-statement"];
 
 fn conform_operation(path: &str, op: &mut Value) {
-    if let Some(content) = op["responses"]["200"]["content"].as_object_mut() {
+    if let Some(content) = op.pointer_mut("/responses/200/content").and_then(Value::as_object_mut) {
         if CSV_ROUTES.contains(&path) {
             content.insert("text/csv".into(), json!({ "schema": { "type": "string" } }));
         }
@@ -248,6 +248,8 @@ fn conform_operation(path: &str, op: &mut Value) {
         .collect();
     let secured = op.get("security").is_some_and(|s| s.as_array().is_some_and(|a| !a.is_empty()));
     let has_body = op.get("requestBody").is_some();
+    // An import's body is a file, not JSON, with a limit of its own.
+    let json_body = op.pointer("/requestBody/content/application~1json").is_some();
     let mut common: Vec<(&str, &str)> = Vec::new();
     if params.iter().any(|p| p == "path" || p == "query") || has_body {
         common.push(("400", "The path, query or body cannot be read"));
@@ -262,7 +264,7 @@ fn conform_operation(path: &str, op: &mut Value) {
         common.push(("401", "No valid token"));
         common.push(("403", "The token's role may not do this"));
     }
-    if has_body {
+    if json_body {
         common.push(("413", "The body is over 64 KiB"));
         common.push(("415", "The body is not sent as application/json"));
     }
