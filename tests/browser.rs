@@ -442,3 +442,50 @@ async fn finance_books_through_the_form_a_mistake_stores_nothing_and_a_double_su
     browser.assert_accessible("Boeken: betaling").await;
     browser.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finance_uploads_a_file_reads_the_dry_runs_report_and_books_it() {
+    let server = Server::start().await;
+    let browser = Browser::start().await;
+    let base = server.base.clone();
+    browser.sign_in(&server, Role::Finance).await;
+    browser.submit("a[href='/boeken/importeren']").await;
+    browser.wait_for("#veld-bestand").await;
+    browser.assert_accessible("Bestand importeren").await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let header = "soort;wijk;fonds;bedrag;boekdatum;uitgave;initiatief;thema;referentie\n";
+    let upload = |name: &str, rows: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, format!("{header}{rows}")).unwrap();
+        path.display().to_string()
+    };
+    // Too much for Oost 1223, and an amount no one can read: both rows are reported.
+    let bad = upload(
+        "fout.csv",
+        "uitgave;oost-1223;begroting-2022;5.000,00;01-10-2022;imp-1;Bankjes;ontmoeten;factuur 91\n\
+         uitgave;oost-1223;begroting-2022;12,34,56;01-10-2022;imp-2;Bankjes;ontmoeten;factuur 92\n",
+    );
+    browser.client.find(Locator::Css("#veld-bestand")).await.unwrap().send_keys(&bad).await.unwrap();
+    browser.submit("form[action='/boeken/importeren'] button[type=submit]").await;
+    browser.wait_for("[data-testid=problemen]").await;
+    let problems = browser.text("[data-testid=problemen]").await;
+    assert!(problems.contains("bedrag") && problems.contains("12,34,56"), "{problems}");
+    browser.assert_accessible("the dry run's report with problems").await;
+    browser.screenshot("financien-import-fouten").await;
+
+    let good =
+        upload("goed.csv", "uitgave;oost-1223;begroting-2022;1.000,00;01-10-2022;imp-1;Bankjes;ontmoeten;factuur 91\n");
+    browser.client.find(Locator::Css("#veld-bestand")).await.unwrap().send_keys(&good).await.unwrap();
+    browser.submit("form[action='/boeken/importeren'] button[type=submit]").await;
+    browser.wait_for("[data-testid=uitkomst]").await;
+    assert!(browser.text("[data-testid=uitkomst]").await.contains("De rij is goed."));
+    browser.assert_accessible("a good dry run").await;
+    browser.submit("form[action$='/boeken'] button[type=submit]").await;
+    browser.wait_for(".confirmation[data-testid=uitkomst]").await;
+    assert_eq!(browser.text(".confirmation h2").await, "1 rij geboekt.");
+    browser.assert_accessible("the booked import").await;
+    browser.goto(&format!("{base}/wijken/oost-1223?jaar=2022")).await;
+    assert_eq!(browser.text("[data-testid=resterend]").await, "€ 2.180,00");
+    browser.stop().await;
+}

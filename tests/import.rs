@@ -353,7 +353,8 @@ async fn over_http_an_import_runs_in_the_background_and_reports_every_bad_row() 
         assert_eq!(status, 403, "{backend:?}");
         let (status, _, problem) = call(&app, &finance, "POST", "/api/v1/imports", Vec::new()).await;
         assert_eq!(status, 400, "{backend:?}: {problem}");
-        let (status, _, problem) = call(&app, &finance, "POST", "/api/v1/imports", b"kleur,maat\nrood,1\n".to_vec()).await;
+        let (status, _, problem) =
+            call(&app, &finance, "POST", "/api/v1/imports", b"kleur,maat\nrood,1\n".to_vec()).await;
         assert_eq!(status, 422, "{backend:?}: {problem}");
 
         // The broken file: every bad row, as the command line reports them, and nothing stored.

@@ -444,3 +444,74 @@ async fn finance_starts_a_verification_and_watches_it_finish() {
     assert!(finished, "the verification finishes and says so");
     app.finish().await;
 }
+
+#[tokio::test]
+async fn finance_imports_a_file_from_the_booking_pages_sees_every_bad_row_and_books_it_once_good() {
+    let app = DemoApp::start(Backend::Sqlite).await;
+    let mut auditor = app.signed_in(Role::Auditor).await;
+    auditor.get("/boeken/importeren").await.expect_status(403);
+
+    let mut finance = app.signed_in(Role::Finance).await;
+    let page = finance.get("/boeken/importeren").await;
+    page.expect_status(200);
+    assert!(page.body.contains("enctype=\"multipart/form-data\""), "a plain upload, without script");
+    let csrf = page.input_value("csrf");
+    let header = "soort;wijk;fonds;bedrag;boekdatum;uitgave;initiatief;thema;referentie\n";
+    let bad = format!(
+        "{header}uitgave;oost-1223;begroting-2022;5.000,00;01-10-2022;imp-1;Bankjes;ontmoeten;factuur 91\n\
+         uitgave;oost-1223;begroting-2022;12,34,56;01-10-2022;imp-2;Bankjes;ontmoeten;factuur 92\n"
+    );
+    let file = |text: &str| ("bestand", "boekingen.csv", text.as_bytes().to_vec());
+
+    // A forged form, or none at all, books nothing.
+    let (name, file_name, bytes) = file(&bad);
+    finance.post_file("/boeken/importeren", &[("csrf", "forged")], (name, file_name, &bytes)).await.expect_status(400);
+    let empty = finance.post_file("/boeken/importeren", &[("csrf", &csrf)], ("bestand", "", b"")).await;
+    assert!(empty.body.contains("Kies een bestand om te importeren."), "{}", empty.body);
+
+    // The dry run's report lists every bad row, and nothing is stored.
+    let head = app.head().await;
+    let started =
+        finance.post_file("/boeken/importeren", &[("csrf", &csrf), ("proef", "ja")], (name, file_name, &bytes)).await;
+    started.expect_status(303);
+    let report = wait_for_import(&mut finance, started.location()).await;
+    assert!(report.contains("Er is niets geboekt"), "{report}");
+    assert!(report.contains("2 problemen in 2 rijen"), "{report}");
+    assert!(report.contains("oost-1223 has 3180.00 left"), "row 2 says what the wijk had left: {report}");
+    assert!(report.contains("`12,34,56` is not an amount"), "row 3's mistake too: {report}");
+    assert_eq!(app.head().await, head, "a dry run stores nothing");
+
+    // Put right and checked, then booked from the report without sending it again.
+    let good =
+        format!("{header}uitgave;oost-1223;begroting-2022;1.000,00;01-10-2022;imp-1;Bankjes;ontmoeten;factuur 91\n");
+    let (name, file_name, bytes) = file(&good);
+    let started =
+        finance.post_file("/boeken/importeren", &[("csrf", &csrf), ("proef", "ja")], (name, file_name, &bytes)).await;
+    let checked_at = started.location().to_string();
+    let report = wait_for_import(&mut finance, &checked_at).await;
+    assert!(report.contains("De rij is goed."), "{report}");
+    assert_eq!(app.head().await, head);
+    let booked = finance.post(&format!("{checked_at}/boeken"), &[("csrf", &csrf)]).await;
+    booked.expect_status(303);
+    let report = wait_for_import(&mut finance, booked.location()).await;
+    assert!(report.contains("1 rij geboekt."), "{report}");
+    assert_eq!(app.head().await, head + 1);
+    let budget = app.api(Role::Finance, "/wijken/oost-1223/budget?year=2022").await;
+    assert_eq!(budget["amount_remaining"], "2180.00");
+    // The same check cannot be booked twice.
+    finance.post(&format!("{checked_at}/boeken"), &[("csrf", &csrf)]).await.expect_status(400);
+    app.finish().await;
+}
+
+/// Follows an import's page until it shows its outcome.
+async fn wait_for_import(finance: &mut web::Browser, path: &str) -> String {
+    for _ in 0..600 {
+        let page = finance.get(path).await;
+        page.expect_status(200);
+        if !page.body.contains("data-auto-refresh") {
+            return page.body;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the import at {path} did not finish in 30 s");
+}

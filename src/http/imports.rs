@@ -163,11 +163,8 @@ pub async fn start_import(
     let rows = crate::import::rows::read_bytes(&body)
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unreadable_file", format!("{e:#}")))?;
     let actor = Actor { name: caller.name.clone(), role: caller.role.as_str().to_string() };
-    let id = state
-        .imports
-        .start(&state.ledger, rows, None, q.dry_run.unwrap_or(false), actor)
-        .await
-        .map_err(|busy| {
+    let id =
+        state.imports.start(&state.ledger, rows, None, q.dry_run.unwrap_or(false), actor).await.map_err(|busy| {
             ApiError::new(
                 StatusCode::CONFLICT,
                 "import_running",

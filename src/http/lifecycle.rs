@@ -517,7 +517,11 @@ pub async fn close_statement(
         )
         .await
         .map_err(ApiError::internal)?;
-        return Ok(super::download(&format!("jaarafsluiting-{year}.xlsx"), crate::spreadsheet::XLSX_MEDIA_TYPE, file.bytes));
+        return Ok(super::download(
+            &format!("jaarafsluiting-{year}.xlsx"),
+            crate::spreadsheet::XLSX_MEDIA_TYPE,
+            file.bytes,
+        ));
     }
     if !wants_csv(&headers) {
         return Ok(Json(statements).into_response());

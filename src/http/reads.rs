@@ -16,9 +16,9 @@ use crate::auth::{Caller, Role};
 use crate::projections::queries::{
     self, AuditFilter, AuditPage, FundDetail, FundSummary, Period, WijkBudget, WijkSummary,
 };
+use crate::spreadsheet::{ExportFormat, What, XLSX_MEDIA_TYPE};
 use crate::store::chain::ChainedEvent;
 use crate::store::repository::read_log;
-use crate::spreadsheet::{ExportFormat, What, XLSX_MEDIA_TYPE};
 
 /// The largest page any list answers with.
 pub const PAGE_MAX: i64 = 1000;
@@ -148,18 +148,27 @@ pub async fn audit_trail(
     if wants_xlsx(&headers) {
         // A workbook is the wijk's whole trail of a year, every page, as
         // `wijkbudget export --what audit-trail` writes it.
-        let narrowing = [("fund_id", filter.fund_id.is_some()), ("initiative", filter.initiative.is_some()),
-            ("as_of", filter.booked_to.is_some()), ("after", q.after.is_some()), ("limit", q.limit.is_some())];
+        let narrowing = [
+            ("fund_id", filter.fund_id.is_some()),
+            ("initiative", filter.initiative.is_some()),
+            ("as_of", filter.booked_to.is_some()),
+            ("after", q.after.is_some()),
+            ("limit", q.limit.is_some()),
+        ];
         if let Some((name, _)) = narrowing.iter().find(|(_, given)| *given) {
-            return Err(ApiError::invalid(name, format!(
+            return Err(ApiError::invalid(
+                name,
+                format!(
                 "an XLSX workbook holds the wijk's whole trail (of `year`); leave out `{name}`, or ask for JSON or CSV"
-            ))
+            ),
+            )
             .sent_in(super::error::SentIn::Query, *name));
         }
         let hide_actors = caller.role == Role::Council;
-        let file = crate::spreadsheet::render(db, What::AuditTrail, ExportFormat::Xlsx, q.year, Some(&wijk_id), hide_actors)
-            .await
-            .map_err(ApiError::internal)?;
+        let file =
+            crate::spreadsheet::render(db, What::AuditTrail, ExportFormat::Xlsx, q.year, Some(&wijk_id), hide_actors)
+                .await
+                .map_err(ApiError::internal)?;
         let name = format!("audittrail-{wijk_id}{}.xlsx", q.year.map(|y| format!("-{y}")).unwrap_or_default());
         return Ok(super::download(&name, XLSX_MEDIA_TYPE, file.bytes));
     }

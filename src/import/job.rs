@@ -146,7 +146,12 @@ impl Imports {
     /// Books the rows of a good dry run, without the file being sent again:
     /// the new run's id, None if `id` is no good dry run whose rows are
     /// still here (they are booked once), or [`Busy`].
-    pub async fn book_dry_run(self: &Arc<Self>, id: &str, ledger: &Ledger, actor: Actor) -> Result<Option<String>, Busy> {
+    pub async fn book_dry_run(
+        self: &Arc<Self>,
+        id: &str,
+        ledger: &Ledger,
+        actor: Actor,
+    ) -> Result<Option<String>, Busy> {
         let (file_name, rows) = {
             let mut runs = self.runs.write().await;
             if let Some(running) = runs.iter().find(|r| r.running()) {

@@ -127,7 +127,8 @@ fn sheet_cells<RS: std::io::Read + std::io::Seek>(
     // An exported ledger (`export --what bookings`) has its bookings after a
     // sheet about the file; any other workbook, on its first sheet.
     let names = workbook.sheet_names();
-    let sheet = names.iter().find(|n| *n == BOOKINGS_SHEET).or(names.first()).cloned().context("the workbook has no sheet")?;
+    let sheet =
+        names.iter().find(|n| *n == BOOKINGS_SHEET).or(names.first()).cloned().context("the workbook has no sheet")?;
     let range = workbook.worksheet_range(&sheet).with_context(|| format!("reading sheet {sheet}"))?;
     // The range starts at the first used cell; rows above it still count.
     let first = range.start().map_or(0, |(row, _)| row as usize);

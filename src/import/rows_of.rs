@@ -204,19 +204,29 @@ pub async fn ledger_rows(db: &Db, up_to: i64) -> anyhow::Result<Vec<Cells>> {
                     FundCommand::Allocate { wijk_id, amount, reason, booked_on }
                 }
                 FundEvent::ExpenseRecorded(details) => FundCommand::RecordExpense(details),
-                FundEvent::ExpenseReversed { expense_id, reason, booked_on, .. } => {
-                    FundCommand::ReverseExpense { expense_id, reason, booked_on: Some(booked_on), requested_on: booked_on, post_closing: false }
-                }
+                FundEvent::ExpenseReversed { expense_id, reason, booked_on, .. } => FundCommand::ReverseExpense {
+                    expense_id,
+                    reason,
+                    booked_on: Some(booked_on),
+                    requested_on: booked_on,
+                    post_closing: false,
+                },
                 FundEvent::ExpenseReversedAfterClose { expense_id, reason, booked_on, .. } => {
-                    FundCommand::ReverseExpense { expense_id, reason, booked_on: Some(booked_on), requested_on: booked_on, post_closing: true }
+                    FundCommand::ReverseExpense {
+                        expense_id,
+                        reason,
+                        booked_on: Some(booked_on),
+                        requested_on: booked_on,
+                        post_closing: true,
+                    }
                 }
                 FundEvent::CommitmentMade(details) => FundCommand::Commit(details),
                 FundEvent::CommitmentPaid { commitment_id, expense_id, amount, booked_on, reference, .. } => {
                     FundCommand::Pay { commitment_id, expense_id, amount, booked_on, reference }
                 }
-                FundEvent::CommitmentSettled { commitment_id, settled_amount, decision_reference, booked_on, .. } => {
-                    FundCommand::Settle { commitment_id, settled_amount, decision_reference, booked_on }
-                }
+                FundEvent::CommitmentSettled {
+                    commitment_id, settled_amount, decision_reference, booked_on, ..
+                } => FundCommand::Settle { commitment_id, settled_amount, decision_reference, booked_on },
                 FundEvent::RepaymentReceived { commitment_id, amount, booked_on, reference, .. } => {
                     FundCommand::Repay { commitment_id, amount, booked_on, reference }
                 }
@@ -227,7 +237,9 @@ pub async fn ledger_rows(db: &Db, up_to: i64) -> anyhow::Result<Vec<Cells>> {
                     FundCommand::Transfer { from_wijk, to_wijk, amount, decision_reference, reason, booked_on }
                 }
                 FundEvent::FundClosed { decision_reference, booked_on, lines, .. } => {
-                    let year = *fund_years.get(&fund_id).with_context(|| format!("fund {fund_id} closed before it was established"))?;
+                    let year = *fund_years
+                        .get(&fund_id)
+                        .with_context(|| format!("fund {fund_id} closed before it was established"))?;
                     let close = closes.entry(year.value()).or_insert_with(|| {
                         rows.push(Cells::new());
                         YearClose {
@@ -257,7 +269,11 @@ pub async fn ledger_rows(db: &Db, up_to: i64) -> anyhow::Result<Vec<Cells>> {
         after = last;
     }
     for close in closes.into_values() {
-        let step = Step::CloseYear { year: close.year, decision: close.decision, carry_over: close.carry_over.into_iter().collect() };
+        let step = Step::CloseYear {
+            year: close.year,
+            decision: close.decision,
+            carry_over: close.carry_over.into_iter().collect(),
+        };
         rows[close.row] = row_of(&step);
     }
     Ok(rows)

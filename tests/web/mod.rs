@@ -139,18 +139,44 @@ impl Page {
 
 impl Browser {
     pub async fn send(&mut self, method: Method, path: &str, form: Option<&[(&str, &str)]>) -> Page {
+        match form {
+            Some(fields) => {
+                let body = Body::from(form_urlencode(fields));
+                self.send_body(method, path, Some("application/x-www-form-urlencoded"), body).await
+            }
+            None => self.send_body(method, path, None, Body::empty()).await,
+        }
+    }
+
+    /// Posts a form with a file, as `enctype="multipart/form-data"` sends it.
+    pub async fn post_file(&mut self, path: &str, fields: &[(&str, &str)], file: (&str, &str, &[u8])) -> Page {
+        const BOUNDARY: &str = "wijkbudget-test-boundary";
+        let mut body = Vec::new();
+        for (name, value) in fields {
+            body.extend(
+                format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n").bytes(),
+            );
+        }
+        let (name, file_name, bytes) = file;
+        body.extend(
+            format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{file_name}\"\r\nContent-Type: text/csv\r\n\r\n")
+                .bytes(),
+        );
+        body.extend(bytes);
+        body.extend(format!("\r\n--{BOUNDARY}--\r\n").bytes());
+        let content_type = format!("multipart/form-data; boundary={BOUNDARY}");
+        self.send_body(Method::POST, path, Some(&content_type), Body::from(body)).await
+    }
+
+    async fn send_body(&mut self, method: Method, path: &str, content_type: Option<&str>, body: Body) -> Page {
         let mut request = Request::builder().method(method.clone()).uri(path);
         if !self.cookies.is_empty() {
             let cookie = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ");
             request = request.header(header::COOKIE, cookie);
         }
-        let body = match form {
-            Some(fields) => {
-                request = request.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
-                Body::from(form_urlencode(fields))
-            }
-            None => Body::empty(),
-        };
+        if let Some(content_type) = content_type {
+            request = request.header(header::CONTENT_TYPE, content_type);
+        }
         let response = self.router.clone().oneshot(request.body(body).unwrap()).await.unwrap();
         let (parts, body) = response.into_parts();
         let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();

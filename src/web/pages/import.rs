@@ -37,6 +37,20 @@ fn stage_name(stage: &str) -> &str {
     }
 }
 
+/// "1 rij", "2 rijen".
+fn count(n: usize, one: &str, more: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {more}")
+    }
+}
+
+/// A column as the Dutch header of the import file names it.
+fn dutch_header(column: &str) -> &str {
+    crate::import::rows::COLUMNS.iter().find(|c| c.0 == column).map_or(column, |c| c.1)
+}
+
 fn upload_form(viewer: &Viewer, errors: &[FieldError], dry_run: bool) -> Markup {
     let error = errors.iter().find(|e| e.field == "bestand");
     html! {
@@ -69,7 +83,12 @@ fn upload_page(viewer: &Viewer, errors: &[FieldError], dry_run: bool) -> Markup 
         (upload_form(viewer, errors, dry_run))
         p { a href="/boeken" { "Terug naar Boeken" } }
     };
-    layout(if errors.is_empty() { "Bestand importeren" } else { "Fout: Bestand importeren" }, Some(viewer), Section::Boeken, body)
+    layout(
+        if errors.is_empty() { "Bestand importeren" } else { "Fout: Bestand importeren" },
+        Some(viewer),
+        Section::Boeken,
+        body,
+    )
 }
 
 pub async fn form(viewer: Viewer) -> PageResult {
@@ -167,20 +186,24 @@ fn report(run: &ImportRun, viewer: &Viewer) -> Markup {
             RunState::Finished(r) if !r.problems.is_empty() => {
                 div class="error-summary" role="alert" aria-labelledby="fouten-titel" tabindex="-1" {
                     h2 id="fouten-titel" { "Er is niets geboekt" }
-                    p { (r.problems.len()) " probleem" @if r.problems.len() != 1 { "en" } " in " (r.rows) " rijen. Verbeter het bestand en lees het opnieuw in." }
+                    p { (count(r.problems.len(), "probleem", "problemen")) " in " (count(r.rows, "rij", "rijen")) ". Verbeter het bestand en lees het opnieuw in." }
+                    p { "De redenen staan er in de woorden van de API; de kolom met de Nederlandse kopnaam." }
                 }
                 table class="money" data-testid="problemen" {
                     caption { "Problemen per rij" }
                     thead { tr { th scope="col" { "Rij" } th scope="col" { "Kolom" } th scope="col" { "Reden" } } }
                     tbody {
                         @for p in &r.problems {
-                            tr { td { (p.row) } td class="mono" { (p.column.as_deref().unwrap_or("")) } td { (p.reason) } }
+                            tr { td { (p.row) } td class="mono" { (p.column.as_deref().map(dutch_header).unwrap_or("")) } td { (p.reason) } }
                         }
                     }
                 }
             }
             RunState::Finished(r) if r.dry_run => {
-                p class="ok" role="status" data-testid="uitkomst" { strong { "Alle " (r.rows) " rijen zijn goed." } " Er is nog niets geboekt." }
+                p class="ok" role="status" data-testid="uitkomst" {
+                    strong { @if r.rows == 1 { "De rij is goed." } @else { "Alle " (r.rows) " rijen zijn goed." } }
+                    " Er is nog niets geboekt."
+                }
                 @if run.bookable() {
                     form method="post" action={ (path) "/boeken" } {
                         (csrf_field(viewer))
@@ -191,10 +214,10 @@ fn report(run: &ImportRun, viewer: &Viewer) -> Markup {
             RunState::Finished(r) => {
                 div class="confirmation" role="status" data-testid="uitkomst" {
                     @if r.booked == 0 {
-                        h2 { "Niets geboekt: alle " (r.rows) " rijen stonden al in het grootboek." }
+                        h2 { "Niets geboekt: " @if r.rows == 1 { "de rij stond" } @else { "alle " (r.rows) " rijen stonden" } " al in het grootboek." }
                     } @else {
-                        h2 { (r.booked) " rijen geboekt." }
-                        @if r.already > 0 { p { (r.already) " rijen stonden al in het grootboek en zijn niet nog eens geboekt." } }
+                        h2 { (count(r.booked, "rij", "rijen")) " geboekt." }
+                        @if r.already > 0 { p { (count(r.already, "rij stond", "rijen stonden")) " al in het grootboek en " @if r.already == 1 { "is" } @else { "zijn" } " niet nog eens geboekt." } }
                     }
                 }
             }
