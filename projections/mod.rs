@@ -128,7 +128,10 @@ impl Projector {
                     .await?
                     .rows_affected();
                     if created == 1 {
-                        tracing::info!(checkpoint = CHECKPOINT, "the projection code changed; rebuilding the read models from position zero");
+                        // A store's first projection is no change of code worth a word.
+                        if !rows.is_empty() {
+                            tracing::info!(checkpoint = CHECKPOINT, "the projection code changed; rebuilding the read models from position zero");
+                        }
                         for table in apply::READ_MODEL_TABLES {
                             sqlx::query(&format!("DELETE FROM {table}")).execute(&mut *tx).await?;
                         }

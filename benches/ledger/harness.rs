@@ -23,6 +23,8 @@ pub(crate) struct Config {
     pub(crate) history_secs: f64,
     pub(crate) query_samples: usize,
     pub(crate) query_secs: f64,
+    /// Rows of the import file of scenario 7.
+    pub(crate) import_rows: usize,
     pub(crate) only: Option<Vec<String>>,
     pub(crate) systems: Vec<String>,
     pub(crate) keep: bool,
@@ -78,6 +80,7 @@ impl Config {
             history_secs: env_num("WIJKBUDGET_BENCH_HISTORY_SECS", if smoke { 0.5 } else { 5.0 })?,
             query_samples: if smoke { 10 } else { 200 },
             query_secs: if smoke { 0.2 } else { 1.0 },
+            import_rows: env_num("WIJKBUDGET_BENCH_IMPORT_ROWS", if smoke { 300 } else { 100_000 })?,
             only: std::env::var("WIJKBUDGET_BENCH_ONLY")
                 .ok()
                 .map(|s| s.split(',').map(|p| p.trim().to_string()).collect()),

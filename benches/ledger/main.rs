@@ -24,14 +24,15 @@
 //!   history run, at most (default 20) and time per run (default 5 s, at least 5 commands).
 //! - `WIJKBUDGET_BENCH_CLIENTS`: concurrency levels of scenario 1 (default `1,8,32`).
 //! - `WIJKBUDGET_BENCH_REBUILD_RUNS`: rebuilds of the big store (default: `WIJKBUDGET_BENCH_RUNS`).
-//! - `WIJKBUDGET_BENCH_ONLY`: a comma list of `writes`, `big` to run a part.
+//! - `WIJKBUDGET_BENCH_IMPORT_ROWS`: rows of scenario 7's import file (default 100 000).
+//! - `WIJKBUDGET_BENCH_ONLY`: a comma list of `writes`, `big`, `import` to run a part.
 //! - `WIJKBUDGET_BENCH_SYSTEMS`: scenario 1's systems, a comma list of `raw`, `cqrs`, `http`, `sqlite` (default all).
 //! - `WIJKBUDGET_BENCH_KEEP=1`: keep the databases for inspection.
 //! - `WIJKBUDGET_BENCH_TLS=1`: connect to PostgreSQL over TLS (default: `sslmode=disable`, for every system alike).
 //! - `WIJKBUDGET_BENCH_BIN`: the `wijkbudget` binary to measure (default: the one cargo built for this bench).
 //!
 //! One module per scenario: `writes` (1), `queries` (4, and 2 on the same
-//! server), `rebuild` (3), `verify` (6); memory (5) is gathered by all of
+//! server), `rebuild` (3), `verify` (6), `import` (7); memory (5) is gathered by all of
 //! them and printed here. `harness` and `http_client` are what they share, `big_store` the
 //! million-event store of 2, 3, 4 and 6.
 //!
@@ -86,6 +87,7 @@ const DEFAULT_EVENTS: u64 = 1_000_000;
 mod big_store;
 mod harness;
 mod http_client;
+mod import;
 mod queries;
 mod rebuild;
 mod verify;
@@ -155,6 +157,9 @@ impl Bench {
             self.scenario_verify(&big).await?;
             self.scenario_rebuild(&big).await?;
             self.scenario_big_server(&big).await?;
+        }
+        if self.cfg.wants("import") {
+            self.scenario_import().await?;
         }
 
         // 5. Memory.

@@ -85,6 +85,9 @@ pub fn read_csv(bytes: &[u8]) -> anyhow::Result<Vec<(usize, Vec<String>)>> {
     let mut reader =
         csv::ReaderBuilder::new().delimiter(delimiter).has_headers(false).flexible(true).from_reader(bytes);
     let mut table = Vec::new();
+    // Line breaks counted so far, up to byte `counted`: records come in
+    // file order, so each break is counted once.
+    let (mut counted, mut breaks) = (0, 0);
     for (i, record) in reader.records().enumerate() {
         let record = record.with_context(|| format!("row {} cannot be read as CSV", i + 1))?;
         // csv skips blank lines, and its line count with them: count the
@@ -95,7 +98,9 @@ pub fn read_csv(bytes: &[u8]) -> anyhow::Result<Vec<(usize, Vec<String>)>> {
             while start < bytes.len() && matches!(bytes[start], b'\n' | b'\r') {
                 start += 1;
             }
-            1 + bytes[..start].iter().filter(|b| **b == b'\n').count()
+            breaks += bytes[counted.min(start)..start].iter().filter(|b| **b == b'\n').count();
+            counted = counted.max(start);
+            1 + breaks
         });
         table.push((line, record.iter().map(str::to_string).collect()));
     }
