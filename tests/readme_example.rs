@@ -60,6 +60,21 @@ fn readme_block(marker: &str, lang: &str) -> String {
     rest[start..end].to_string()
 }
 
+/// Every fenced block of `lang` in the section that starts with `marker`
+/// (up to the next `## ` heading).
+fn readme_blocks(marker: &str, lang: &str) -> Vec<String> {
+    let rest = &README[README.find(marker).unwrap_or_else(|| panic!("README has no `{marker}`"))..];
+    let section = &rest[..rest[marker.len()..].find("\n## ").map_or(rest.len(), |end| end + marker.len())];
+    let fence = format!("```{lang}\n");
+    section
+        .split("```")
+        .skip(1)
+        .step_by(2)
+        .filter_map(|block| block.strip_prefix(&fence[3..]))
+        .map(str::to_string)
+        .collect()
+}
+
 /// Shell statements, one per command: a statement goes on while a single
 /// quote is open or its line ends in a backslash.
 fn statements(block: &str) -> Vec<String> {
@@ -218,7 +233,9 @@ fn the_readmes_import_and_export_lines_run_as_written() {
     std::fs::create_dir(&examples).unwrap();
     let demo_file = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo-import.csv");
     std::fs::copy(&demo_file, examples.join("demo-import.csv")).unwrap();
-    run_block_lines(&readme_block("## Importing the books", "sh"), dir.path());
+    for block in readme_blocks("## Importing the books", "sh") {
+        run_block_lines(&block, dir.path());
+    }
     assert!(dir.path().join("books.db").exists(), "the import made its ledger");
     // The export lines read the demo's ledger: the demo file imported stands in for `demo`.
     let imported = wijkbudget(&[
@@ -229,8 +246,51 @@ fn the_readmes_import_and_export_lines_run_as_written() {
         &format!("sqlite://{}", dir.path().join("wijkbudget-demo.db").display()),
     ]);
     assert!(imported.status.success(), "{}", String::from_utf8_lossy(&imported.stderr));
-    run_block_lines(&readme_block("## Taking the books out", "sh"), dir.path());
-    for file in ["audittrail-2022.xlsx", "jaarafsluiting-2021.csv"] {
+    let blocks = readme_blocks("## Taking the books out", "sh");
+    assert_eq!(blocks.len(), 3, "the section's blocks: {blocks:?}");
+    for block in blocks {
+        run_block_lines(&block, dir.path());
+    }
+    for file in
+        ["audittrail-2022.xlsx", "jaarafsluiting-2021.csv", "subsidieregister-2022.csv", "boekingen.xlsx", "copy.db"]
+    {
         assert!(dir.path().join(file).exists(), "the README's export wrote {file}");
     }
+}
+
+#[test]
+fn the_readmes_import_over_the_api_runs_as_written_and_its_report_is_at_the_id_it_names() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("examples")).unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo-import.csv"),
+        dir.path().join("examples/demo-import.csv"),
+    )
+    .unwrap();
+    let database = format!("sqlite://{}", dir.path().join("ledger.db").display());
+    let created = wijkbudget(&["token", "create", "--role", "finance", "--name", "finance", "--database", &database]);
+    assert!(created.status.success(), "{created:?}");
+    let token = String::from_utf8(created.stdout).unwrap().trim().to_string();
+    let server = serve(&database);
+    let setup = format!("T='{token}'");
+
+    let blocks = readme_blocks("## Importing the books", "sh");
+    let api = blocks.iter().find(|b| b.contains("curl ")).expect("the section shows the API's import");
+    let started = run_curl_lines(&api.replace("127.0.0.1:8080", &server.addr), &setup, dir.path());
+    assert_eq!(started.len(), 1, "{started:#?}");
+    let started = started[0].expect(202, "application/json").json();
+    let id = started["id"].as_str().expect("the answer has the import's id");
+    let follow = format!("curl -s -H \"Authorization: Bearer $T\" http://{}/api/v1/imports/{id}\n", server.addr);
+    for _ in 0..600 {
+        let report = run_curl_lines(&follow, &setup, dir.path()).remove(0).expect(200, "application/json").json();
+        if report["status"] != "running" {
+            assert_eq!(report["status"], "finished", "{report}");
+            assert_eq!(report["problems"], serde_json::json!([]), "{report}");
+            assert_eq!(report["booked"], 0, "a dry run books nothing: {report}");
+            assert!(report["rows"].as_u64().unwrap() > 100, "{report}");
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("the import did not finish in 60 s");
 }

@@ -91,10 +91,12 @@ impl Bench {
         let mut figures = Vec::new();
         for (store, url) in [("SQLite", sqlite), ("PostgreSQL", postgres)] {
             let log = self.dir.path().join("import.log");
-            let first = run_child(&["import", "--file", &file, "--database", &url], &log, &admin, "wb_bench_import").await?;
+            let first =
+                run_child(&["import", "--file", &file, "--database", &url], &log, &admin, "wb_bench_import").await?;
             anyhow::ensure!(first.out.contains(&format!("{rows} rows booked")), "the import said: {}", first.out);
             let first_steps = steps(&log);
-            let again = run_child(&["import", "--file", &file, "--database", &url], &log, &admin, "wb_bench_import").await?;
+            let again =
+                run_child(&["import", "--file", &file, "--database", &url], &log, &admin, "wb_bench_import").await?;
             anyhow::ensure!(again.out.contains("nothing booked"), "the second import said: {}", again.out);
             slowest = slowest.max(first.secs);
             self.say(format!(
@@ -112,7 +114,11 @@ impl Bench {
                 "peak_rss_mb": mb(first.peak_kb), "cpu_secs": first.cpu, "postgres_cpu_secs": first.pg_cpu,
                 "steps": first_steps, "again_secs": again.secs,
             }));
-            self.memory.push((format!("`wijkbudget import` of {rows} rows into {store}"), first.peak_kb, String::new()));
+            self.memory.push((
+                format!("`wijkbudget import` of {rows} rows into {store}"),
+                first.peak_kb,
+                String::new(),
+            ));
         }
         admin.close().await;
         self.report.insert("7_import".into(), Value::Array(figures));
