@@ -7,8 +7,7 @@
 use anyhow::Context;
 
 use crate::on_db;
-use crate::store::chain::canonical_json;
-use crate::store::repository::{head, read_log, APPEND_LOCK};
+use crate::store::repository::{head, insert_events, read_log, APPEND_LOCK};
 use crate::store::{Db, WritePool};
 
 /// Events read and written per statement.
@@ -67,7 +66,7 @@ async fn append_log_rows_if(
     mut progress: impl FnMut(i64),
 ) -> anyhow::Result<bool> {
     let after = expect.map_or(0, |(position, _)| *position);
-    let json = if matches!(to, Db::Postgres(_)) { "::json" } else { "" };
+    let postgres = matches!(to, Db::Postgres(_));
     on_db!(to, pool => {
         let mut tx = pool.begin_locked(APPEND_LOCK).await?;
         if let Some(expect) = expect {
@@ -84,25 +83,7 @@ async fn append_log_rows_if(
             let events = read_log(from, position, PAGE).await?;
             let Some(last) = events.last().map(|e| e.position) else { break };
             // Payload and metadata as their canonical text: what was hashed.
-            let mut sql = sqlx::QueryBuilder::new(
-                "INSERT INTO events (position, event_id, recorded_at, aggregate_type, aggregate_id, sequence, \
-                 event_type, event_version, payload, metadata, hash) ",
-            );
-            sql.push_values(&events, |mut row, e| {
-                row.push_bind(e.position)
-                    .push_bind(e.event_id.as_str())
-                    .push_bind(e.recorded_at)
-                    .push_bind(e.aggregate_type.as_str())
-                    .push_bind(e.aggregate_id.as_str())
-                    .push_bind(e.sequence)
-                    .push_bind(e.event_type.as_str())
-                    .push_bind(e.event_version.as_str())
-                    .push_bind(canonical_json(&e.payload))
-                    .push_unseparated(json)
-                    .push_bind(canonical_json(&e.metadata))
-                    .push_unseparated(json)
-                    .push_bind(e.hash.as_str());
-            });
+            let mut sql = insert_events!(&events, postgres);
             sql.build().persistent(false).execute(&mut *tx).await?;
             position = last;
             progress(position);

@@ -22,7 +22,7 @@ use sqlite_es::SqliteEventRepository;
 use sqlx::Row;
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 
-use super::chain::{canonical_json, chain_hash, parse_hash, ChainedEvent, GENESIS};
+use super::chain::{chain_hash, parse_hash, ChainedEvent, GENESIS};
 use super::{Db, WritePool};
 use crate::domain;
 use crate::domain::fund::{ExpenseRegister, RecordedExpense};
@@ -535,30 +535,8 @@ async fn append_group(db: &Db, group: &[AppendJob], project: bool) -> Result<Gro
             outcomes.push(Ok(positions));
         }
 
-        // Payload and metadata are written as their canonical JSON text, so
-        // what is stored is byte for byte what was hashed (PostgreSQL's
-        // `json` keeps text as given; sqlx's own `Json` goes through `jsonb`).
-        let json = if postgres { "::json" } else { "" };
         for chunk in rows.events.chunks(ROWS_PER_STATEMENT) {
-            let mut sql = sqlx::QueryBuilder::new(
-                "INSERT INTO events (position, event_id, recorded_at, aggregate_type, aggregate_id, sequence, \
-                 event_type, event_version, payload, metadata, hash) ",
-            );
-            sql.push_values(chunk, |mut row, e| {
-                row.push_bind(e.position)
-                    .push_bind(e.event_id.as_str())
-                    .push_bind(e.recorded_at)
-                    .push_bind(e.aggregate_type.as_str())
-                    .push_bind(e.aggregate_id.as_str())
-                    .push_bind(e.sequence)
-                    .push_bind(e.event_type.as_str())
-                    .push_bind(e.event_version.as_str())
-                    .push_bind(canonical_json(&e.payload))
-                    .push_unseparated(json)
-                    .push_bind(canonical_json(&e.metadata))
-                    .push_unseparated(json)
-                    .push_bind(e.hash.as_str());
-            });
+            let mut sql = insert_events!(chunk, postgres);
             sql.build().persistent(false).execute(&mut *tx).await.map_err(store_error)?;
         }
         for chunk in rows.claims.chunks(ROWS_PER_STATEMENT) {
@@ -649,6 +627,39 @@ async fn append_group(db: &Db, group: &[AppendJob], project: bool) -> Result<Gro
 /// Rows per multi-row insert: 11 columns of events stay well under SQLite's
 /// 32,766 parameters and PostgreSQL's 65,535.
 const ROWS_PER_STATEMENT: usize = 1_000;
+
+/// The statement that inserts a slice of [`ChainedEvent`]s into `events`,
+/// for either store (`$postgres`: is it PostgreSQL). Payload and metadata
+/// are written as their canonical JSON text, so what is stored is byte for
+/// byte what was hashed (PostgreSQL's `json` keeps text as given; sqlx's own
+/// `Json` goes through `jsonb`). A macro because the builder's type is the
+/// store's, fixed inside each arm of `on_db!`.
+macro_rules! insert_events {
+    ($events:expr, $postgres:expr) => {{
+        let json = if $postgres { "::json" } else { "" };
+        let mut sql = sqlx::QueryBuilder::new(
+            "INSERT INTO events (position, event_id, recorded_at, aggregate_type, aggregate_id, sequence, \
+             event_type, event_version, payload, metadata, hash) ",
+        );
+        sql.push_values($events, |mut row, e| {
+            row.push_bind(e.position)
+                .push_bind(e.event_id.as_str())
+                .push_bind(e.recorded_at)
+                .push_bind(e.aggregate_type.as_str())
+                .push_bind(e.aggregate_id.as_str())
+                .push_bind(e.sequence)
+                .push_bind(e.event_type.as_str())
+                .push_bind(e.event_version.as_str())
+                .push_bind($crate::store::chain::canonical_json(&e.payload))
+                .push_unseparated(json)
+                .push_bind($crate::store::chain::canonical_json(&e.metadata))
+                .push_unseparated(json)
+                .push_bind(e.hash.as_str());
+        });
+        sql
+    }};
+}
+pub(crate) use insert_events;
 
 fn refused(reason: AppendRefused) -> PersistenceError {
     PersistenceError::UnknownError(Box::new(reason))
