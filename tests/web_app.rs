@@ -100,6 +100,11 @@ async fn each_page_follows_the_apis_role_rules_with_a_clear_403_page() {
         ("/boeken", &[Finance]),
         ("/boeken/verplichting", &[Finance]),
         ("/boeken/betaling", &[Finance]),
+        ("/boeken/importeren", &[Finance]),
+        ("/boeken/importeren/voorbeeld.csv", &[Finance]),
+        ("/boeken/importeren/grootboek.xlsx", &[Finance]),
+        ("/subsidieregister/csv?jaar=2022", &[Finance, Auditor, Council]),
+        ("/subsidieregister/xlsx?jaar=2022", &[Finance, Auditor, Council]),
     ];
     let mut failures = Vec::new();
     for role in wijkbudget::auth::ROLES {

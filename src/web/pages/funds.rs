@@ -10,6 +10,7 @@ use super::{allow, parse_year, render, PageResult};
 use crate::http::AppState;
 use crate::projections::overview;
 use crate::projections::queries::{self, FundSummary};
+use crate::spreadsheet::{self, ExportFormat, What};
 use crate::web::components::{layout, money, Section};
 use crate::web::format::{euro, iso_date};
 use crate::web::session::Viewer;
@@ -66,8 +67,49 @@ pub async fn list(State(state): State<AppState>, viewer: Viewer, Query(q): Query
                 td {}
             } }
         }
+        @if let Some(y) = year {
+            h2 { "Subsidieregister " (y) }
+            p { "De subsidies (verplichtingen) van " (y) " zoals de gemeente ze publiceert: ontvanger, initiatief, verleend en vastgesteld bedrag, besluit, regeling en wijk. De naam van een particulier staat er nooit in." }
+            p class="actions" {
+                a class="button secondary" href={ "/subsidieregister/csv?jaar=" (y) } download { "Download als CSV" }
+                " "
+                a class="button secondary" href={ "/subsidieregister/xlsx?jaar=" (y) } download { "Download als Excel" }
+            }
+        }
     };
     Ok(render(layout("Fondsen", Some(&viewer), Section::Fondsen, body)))
+}
+
+/// A year's subsidieregister, as `wijkbudget export --what subsidieregister` writes it.
+async fn subsidy_register(state: &AppState, viewer: &Viewer, q: &FundsQuery, format: ExportFormat) -> PageResult {
+    allow(viewer, Section::Fondsen)?;
+    let Some(year) = parse_year(viewer, q.jaar.as_deref())? else {
+        return Err(super::bad_request(viewer, "Kies eerst een jaar."));
+    };
+    let file = spreadsheet::render(state.ledger.db(), What::Subsidieregister, format, Some(year), None, false)
+        .await
+        .map_err(super::unavailable)?;
+    let (name, media_type) = match format {
+        ExportFormat::Csv => (format!("subsidieregister-{year}.csv"), "text/csv; charset=utf-8"),
+        ExportFormat::Xlsx => (format!("subsidieregister-{year}.xlsx"), spreadsheet::XLSX_MEDIA_TYPE),
+    };
+    Ok(super::wijk::download(&name, media_type, file.bytes))
+}
+
+pub async fn subsidy_register_csv(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Query(q): Query<FundsQuery>,
+) -> PageResult {
+    subsidy_register(&state, &viewer, &q, ExportFormat::Csv).await
+}
+
+pub async fn subsidy_register_xlsx(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Query(q): Query<FundsQuery>,
+) -> PageResult {
+    subsidy_register(&state, &viewer, &q, ExportFormat::Xlsx).await
 }
 
 pub async fn detail(State(state): State<AppState>, viewer: Viewer, Path(fund_id): Path<String>) -> PageResult {

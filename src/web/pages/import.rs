@@ -81,6 +81,9 @@ fn upload_page(viewer: &Viewer, errors: &[FieldError], dry_run: bool) -> Markup 
         (error_summary(errors))
         p { "Elke rij wordt eerst gecontroleerd alsof ze geboekt wordt, in de volgorde van het bestand. Alleen als alle rijen goed zijn, wordt het bestand geboekt: helemaal of niet. Een bestand dat al geïmporteerd is, boekt niets nog eens." }
         (upload_form(viewer, errors, dry_run))
+        h2 { "Het grootboek als importbestand" }
+        p { "Alle boekingen tot nu, in de kolommen van een importbestand: een ander grootboek leest het in tot dezelfde bedragen. "
+            a href={ (PATH) "/grootboek.xlsx" } download { "Download als Excel" } }
         p { a href="/boeken" { "Terug naar Boeken" } }
     };
     layout(
@@ -99,6 +102,22 @@ pub async fn form(viewer: Viewer) -> PageResult {
 pub async fn example(viewer: Viewer) -> PageResult {
     allow(&viewer, Section::Boeken)?;
     Ok(super::wijk::download("voorbeeld-import.csv", "text/csv; charset=utf-8", EXAMPLE.as_bytes().to_vec()))
+}
+
+/// The whole ledger as bookings, as `wijkbudget export --what bookings` writes it.
+pub async fn ledger_as_bookings(State(state): State<AppState>, viewer: Viewer) -> PageResult {
+    allow(&viewer, Section::Boeken)?;
+    let file = crate::spreadsheet::render(
+        state.ledger.db(),
+        crate::spreadsheet::What::Bookings,
+        crate::spreadsheet::ExportFormat::Xlsx,
+        None,
+        None,
+        false,
+    )
+    .await
+    .map_err(super::unavailable)?;
+    Ok(super::wijk::download("grootboek-boekingen.xlsx", crate::spreadsheet::XLSX_MEDIA_TYPE, file.bytes))
 }
 
 /// What the upload form sent.
