@@ -157,6 +157,9 @@ impl Projector {
                 .collect::<sqlx::Result<Vec<_>>>()?;
             let last = events.last().map_or(checkpoint, |event| event.position);
             Apply::apply_batch(&mut *tx, &events, last).await?;
+            if !events.is_empty() {
+                crate::failpoint::hit("projector-before-commit");
+            }
             tx.commit().await?;
             (events.len(), last)
         });

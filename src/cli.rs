@@ -355,6 +355,7 @@ async fn import_command(url: &str, file: &std::path::Path, dry_run: bool) -> any
 async fn rebuild(db: &Db, projector: Projector) -> anyhow::Result<()> {
     let (_, head) = projections::status(db).await?;
     projections::reset(db).await.context("wiping the read models")?;
+    crate::failpoint::hit("rebuild-after-reset");
     let bar = progress_bar(head as u64, "rebuilding");
     projector.catch_up(|position| bar.set_position(position as u64)).await?;
     bar.finish();

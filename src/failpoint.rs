@@ -6,6 +6,13 @@
 //! the process (no destructors, no flush, no rollback: the database sees the
 //! connection drop). The variable is read once; without it a `hit` is one
 //! load of an initialised `OnceLock`. Never set it on a ledger you care about.
+//!
+//! The failpoints, each with the test that kills the process there:
+//! - `append-before-projection`, `append-before-commit`, `append-after-commit`:
+//!   a group append, around projecting it inside its transaction (tests/faults.rs);
+//! - `projector-before-commit`: the projector's own batch (tests/import.rs, tests/faults.rs);
+//! - `rebuild-after-reset`: `wijkbudget rebuild`, with the read models wiped (tests/faults.rs);
+//! - `import-before-commit`, `import-after-append`: an import's append of its copy (tests/import.rs).
 
 use std::sync::OnceLock;
 

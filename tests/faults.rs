@@ -133,3 +133,85 @@ async fn slow_and_idle_clients_are_cut_off_and_do_not_keep_others_from_an_answer
     let (cut_off, answer) = tokio::time::timeout(Duration::from_secs(120), slow).await.unwrap().unwrap();
     assert!(cut_off, "the byte-by-byte client sent all its headers and got {answer:?}");
 }
+
+/// The group append's failpoints (issue 11): before the group's events are
+/// projected inside its transaction, before that transaction commits, and
+/// after it committed but before the client's answer.
+#[tokio::test]
+async fn a_server_killed_between_the_append_and_its_projection_leaves_read_models_a_rebuild_agrees_with() {
+    use common::server::serve_with_env;
+    use wijkbudget::store::repository::head;
+    let demo_file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo-import.csv");
+    let body = r#"{"expense_id":"killed-1","wijk_id":"oost-1223","fund_id":"begroting-2022","amount":"10.00",
+        "initiative":"Bankjes","theme":"ontmoeten","booked_on":"2022-10-01","reference":"factuur 1"}"#;
+    for backend in common::BACKENDS {
+        for (failpoint, stored) in
+            [("append-before-projection", false), ("append-before-commit", false), ("append-after-commit", true)]
+        {
+            let store = TestStore::new(backend).await;
+            let url = store.url.clone();
+            let imported = wijkbudget(&["import", "--file", demo_file.to_str().unwrap(), "--database", &url]);
+            assert!(imported.status.success(), "{imported:?}");
+            let created = wijkbudget(&["token", "create", "--role", "finance", "--database", &url]);
+            let token = String::from_utf8(created.stdout).unwrap().trim().to_string();
+            let db = wijkbudget::store::Db::connect(&url).await.unwrap();
+            let before = head(&db).await.unwrap().0;
+            let what = format!("{backend:?} {failpoint}");
+
+            let mut server = serve_with_env(&url, &[], &[(wijkbudget::failpoint::VARIABLE, failpoint)]).await;
+            let answer = request(&server.addr, "POST", "/expenses", &token, Some(body), Some("killed-1")).await;
+            assert_eq!(answer.status, 0, "{what}: a process that died answers nothing: {answer:?}");
+            assert!(!server.wait_for_exit().success(), "{what}");
+            drop(server);
+            assert_eq!(head(&db).await.unwrap().0 > before, stored, "{what}: the append is all or nothing");
+
+            // Restarted, the server catches up, and the client's retry books the expense once.
+            let server = serve(&url, &[]).await;
+            let retried = request(&server.addr, "POST", "/expenses", &token, Some(body), Some("killed-1")).await;
+            assert!(matches!(retried.status, 200 | 201), "{what}: {retried:?}");
+            let budget = request(&server.addr, "GET", "/wijken/oost-1223/budget?year=2022", &token, None, None).await;
+            assert!(budget.body.contains("\"amount_remaining\":\"3170.00\""), "{what}: {}", budget.body);
+            drop(server);
+            assert_eq!(head(&db).await.unwrap().0, before + 1, "{what}: one expense, one event");
+
+            // The read models are exactly what a rebuild from the log makes.
+            let served = common::read_models(&db, &[]).await;
+            let rebuilt = wijkbudget(&["rebuild", "--database", &url]);
+            assert!(rebuilt.status.success(), "{what}: {rebuilt:?}");
+            assert_eq!(common::read_models(&db, &[]).await, served, "{what}: the read models after the crash");
+            db.close().await;
+            store.cleanup().await;
+        }
+    }
+}
+
+/// `wijkbudget rebuild` wipes the read models and projects the log again;
+/// killed after the wipe or in the middle of a batch, it leaves read models
+/// that the next start (or rebuild) completes to exactly what they were.
+#[tokio::test]
+async fn a_rebuild_killed_after_the_wipe_or_mid_batch_is_completed_by_the_next_start() {
+    let demo_file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo-import.csv");
+    for backend in common::BACKENDS {
+        let store = TestStore::new(backend).await;
+        let url = store.url.clone();
+        let imported = wijkbudget(&["import", "--file", demo_file.to_str().unwrap(), "--database", &url]);
+        assert!(imported.status.success(), "{imported:?}");
+        let db = wijkbudget::store::Db::connect(&url).await.unwrap();
+        let expected = common::read_models(&db, &[]).await;
+        for failpoint in ["rebuild-after-reset", "projector-before-commit"] {
+            let killed = std::process::Command::new(env!("CARGO_BIN_EXE_wijkbudget"))
+                .args(["rebuild", "--database", &url])
+                .env(wijkbudget::failpoint::VARIABLE, failpoint)
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&killed.stderr);
+            assert!(!killed.status.success() && stderr.contains(failpoint), "{backend:?} {failpoint}: {stderr}");
+            let service = wijkbudget::service::Service::open(&url).await.unwrap();
+            service.projector.catch_up(|_| {}).await.unwrap();
+            assert_eq!(common::read_models(&db, &[]).await, expected, "{backend:?} {failpoint}");
+            service.db.close().await;
+        }
+        db.close().await;
+        store.cleanup().await;
+    }
+}

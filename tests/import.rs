@@ -226,7 +226,10 @@ async fn an_import_killed_while_booking_or_projecting_books_each_row_once_when_r
 
         // Killed with the whole file appended but not committed, and with it
         // committed but not yet in the read models.
-        for (failpoint, booked_before_the_kill) in [("import-before-commit", false), ("import-after-append", true)] {
+        // And killed while the projector brings the read models up to it.
+        for (failpoint, booked_before_the_kill) in
+            [("import-before-commit", false), ("import-after-append", true), ("projector-before-commit", true)]
+        {
             let store = TestStore::new(backend).await;
             let killed = import_command(&store.url, Some(failpoint));
             let stderr = String::from_utf8_lossy(&killed.stderr);

@@ -602,6 +602,7 @@ async fn append_group(db: &Db, group: &[AppendJob], project: bool) -> Result<Gro
         // whose checkpoint row has another name) the group is left to the
         // projector. A failure while projecting fails the transaction, and
         // `group_commit` appends the group again without projecting it.
+        crate::failpoint::hit("append-before-projection");
         let mut projected_to = None;
         if let (true, Some(first), Some(last)) = (project, rows.events.first(), rows.events.last()) {
             let lock = if postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
@@ -619,7 +620,9 @@ async fn append_group(db: &Db, group: &[AppendJob], project: bool) -> Result<Gro
                 projected_to = Some(last.position);
             }
         }
+        crate::failpoint::hit("append-before-commit");
         tx.commit().await.map_err(store_error)?;
+        crate::failpoint::hit("append-after-commit");
         Ok((outcomes, projected_to))
     })
 }

@@ -13,6 +13,13 @@ pub struct Server {
     pub addr: String,
 }
 
+impl Server {
+    /// Waits for the process to end by itself (a failpoint aborts it).
+    pub fn wait_for_exit(&mut self) -> std::process::ExitStatus {
+        self.child.wait().expect("the server process can be waited for")
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -25,12 +32,18 @@ pub fn wijkbudget(args: &[&str]) -> std::process::Output {
 }
 
 pub async fn serve(database: &str, extra: &[&str]) -> Server {
+    serve_with_env(database, extra, &[]).await
+}
+
+/// Like [`serve`], with environment variables set for the process (a failpoint, say).
+pub async fn serve_with_env(database: &str, extra: &[&str], env: &[(&str, &str)]) -> Server {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     drop(listener);
     let child = Command::new(env!("CARGO_BIN_EXE_wijkbudget"))
         .args(["serve", "--listen", &addr, "--database", database])
         .args(extra)
+        .envs(env.iter().copied())
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         // WIJKBUDGET_TEST_SERVER_LOG=1 shows the server's log, to see why a test failed.
