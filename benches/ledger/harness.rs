@@ -75,7 +75,7 @@ impl Config {
             rebuild_runs: env_num("WIJKBUDGET_BENCH_REBUILD_RUNS", runs)?,
             run_secs: env_num("WIJKBUDGET_BENCH_RUN_SECS", if smoke { 0.3 } else { 1.5 })?,
             warmup_secs: if smoke { 0.1 } else { 0.5 },
-            clients: env_list("WIJKBUDGET_BENCH_CLIENTS", "1,8,32")?.into_iter().map(|c| c as usize).collect(),
+            clients: env_list("WIJKBUDGET_BENCH_CLIENTS", if smoke { "1,8,32" } else { "1,8,32,128,512" })?.into_iter().map(|c| c as usize).collect(),
             history_commands: env_num("WIJKBUDGET_BENCH_HISTORY_COMMANDS", if smoke { 3 } else { 20 })?,
             history_secs: env_num("WIJKBUDGET_BENCH_HISTORY_SECS", if smoke { 0.5 } else { 5.0 })?,
             query_samples: if smoke { 10 } else { 200 },
@@ -196,7 +196,8 @@ impl Server {
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
         let file = std::fs::File::create(&log)?;
         let mut child = tokio::process::Command::new(bin())
-            .args(["serve", "--database", db_url, "--listen", &addr.to_string()])
+            // Room for scenario 1's 512 keep-alive clients.
+            .args(["serve", "--database", db_url, "--listen", &addr.to_string(), "--max-connections", "1024"])
             .env_remove("RUST_LOG")
             .env_remove("DATABASE_URL")
             .env_remove("WIJKBUDGET_LOG")

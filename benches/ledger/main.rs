@@ -22,7 +22,7 @@
 //! - `WIJKBUDGET_BENCH_RUN_SECS`: measured seconds of one write run (default 1.5, after 0.5 s of warm-up).
 //! - `WIJKBUDGET_BENCH_HISTORY_COMMANDS`, `WIJKBUDGET_BENCH_HISTORY_SECS`: commands per
 //!   history run, at most (default 20) and time per run (default 5 s, at least 5 commands).
-//! - `WIJKBUDGET_BENCH_CLIENTS`: concurrency levels of scenario 1 (default `1,8,32`).
+//! - `WIJKBUDGET_BENCH_CLIENTS`: concurrency levels of scenario 1 (default `1,8,32,128,512`).
 //! - `WIJKBUDGET_BENCH_REBUILD_RUNS`: rebuilds of the big store (default: `WIJKBUDGET_BENCH_RUNS`).
 //! - `WIJKBUDGET_BENCH_IMPORT_ROWS`: rows of scenario 7's import file (default 100 000).
 //! - `WIJKBUDGET_BENCH_ONLY`: a comma list of `writes`, `big`, `import` to run a part.

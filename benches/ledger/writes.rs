@@ -268,6 +268,39 @@ impl Client for CqrsClient {
     }
 }
 
+/// The SQLite baseline: one durable single-row transaction per call, in a
+/// WAL file with `synchronous=FULL`, as the ledger's SQLite store commits.
+pub(crate) struct RawSqliteClient {
+    pub(crate) pool: sqlx::SqlitePool,
+    pub(crate) row: Arc<String>,
+}
+
+impl Client for RawSqliteClient {
+    async fn call(&mut self) -> anyhow::Result<()> {
+        sqlx::query("INSERT INTO raw_events (body) VALUES ($1)").bind(self.row.as_str()).execute(&self.pool).await?;
+        Ok(())
+    }
+}
+
+/// Connections of a baseline's pool, at most: PostgreSQL allows 100 in all,
+/// and the server, the other baseline and the bench's probes need some.
+const BASELINE_POOL_MAX: usize = 32;
+
+async fn raw_sqlite_pool(path: &Path) -> anyhow::Result<sqlx::SqlitePool> {
+    use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+    let options = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .busy_timeout(Duration::from_secs(30));
+    let pool = SqlitePoolOptions::new().max_connections(BASELINE_POOL_MAX as u32).connect_with(options).await?;
+    sqlx::raw_sql("CREATE TABLE IF NOT EXISTS raw_events (id INTEGER PRIMARY KEY, body TEXT NOT NULL)")
+        .execute(&pool)
+        .await?;
+    Ok(pool)
+}
+
 // ---------------------------------------------------------------------------
 // Scenario 1: write throughput
 // ---------------------------------------------------------------------------
@@ -336,7 +369,7 @@ impl Bench {
         // Baseline (b): plain cqrs-es + postgres-es, its default schema, no snapshots.
         let cqrs_url = self.create_db("wb_bench_cqrs").await?;
         let cqrs_pool = PgPoolOptions::new()
-            .max_connections(cfg.clients.iter().copied().max().unwrap_or(1) as u32)
+            .max_connections(cfg.clients.iter().copied().max().unwrap_or(1).min(BASELINE_POOL_MAX) as u32)
             .connect(&cqrs_url)
             .await?;
         sqlx::raw_sql(POSTGRES_ES_SCHEMA).execute(&cqrs_pool).await?;
@@ -370,8 +403,9 @@ impl Bench {
         ];
         let mut round = 0usize;
         for &c in &cfg.clients {
+            let connections = c.min(BASELINE_POOL_MAX) as u32;
             let raw_pool =
-                PgPoolOptions::new().max_connections(c as u32).min_connections(c as u32).connect(&raw_url).await?;
+                PgPoolOptions::new().max_connections(connections).min_connections(connections).connect(&raw_url).await?;
             for run in 0..cfg.runs {
                 let mut rates = HashMap::new();
                 // Rotate the order so no system always runs first.
@@ -470,8 +504,24 @@ impl Bench {
             let server = Server::start(&sqlite_url, self.dir.path().join("serve-sqlite.log")).await?;
             setup_over_http(server.addr, &sqlite_auth, &wijken, &funds).await?;
             server.reset_peak();
+            let raw_sqlite = raw_sqlite_pool(&self.dir.path().join("raw.db")).await?;
             for &c in &cfg.clients {
                 for run in 0..cfg.runs {
+                    // The raw durable SQLite transaction, on the same disk, just before.
+                    let clients =
+                        (0..c).map(|_| RawSqliteClient { pool: raw_sqlite.clone(), row: sample_row.clone() }).collect();
+                    let probe = CpuProbe::start(&admin, "-", None).await;
+                    let load = run_load(clients, warm, window).await?.0;
+                    let cpu = probe.finish(&admin, load.total_ops).await;
+                    self.progress(format!(
+                        "{c} clients run {}: raw sqlite {:.0}/s, p50 {:.2} ms",
+                        run + 1,
+                        load.rate(),
+                        pct_ms(&load.lat_us, 0.5)
+                    ));
+                    let row = rows.entry((c, "raw INSERT, SQLite FULL")).or_default();
+                    row.add(&load);
+                    row.cpu.push(cpu);
                     let clients = (0..c)
                         .map(|i| {
                             ExpenseClient::new(server.addr, &sqlite_auth, &funds, &wijken, format!("s{c}r{run}x{i}"))
@@ -496,6 +546,7 @@ impl Bench {
             }
             sqlite_peak = server.kb("VmHWM");
             server.stop().await?;
+            raw_sqlite.close().await;
         }
         admin.close().await;
 
@@ -525,12 +576,14 @@ impl Bench {
             "raw INSERT (sqlx)",
             "plain cqrs-es + postgres-es",
             "wijkbudget HTTP, PostgreSQL",
+            "raw INSERT, SQLite FULL",
             "wijkbudget HTTP, SQLite",
         ];
         let mut json_rows = Vec::new();
         for &c in &cfg.clients {
             let raw_rate = rows.get(&(c, order[0])).map(|r| spread(&r.rate).median).unwrap_or(f64::NAN);
             let cqrs_rate = rows.get(&(c, order[1])).map(|r| spread(&r.rate).median).unwrap_or(f64::NAN);
+            let raw_sqlite_rate = rows.get(&(c, order[3])).map(|r| spread(&r.rate).median).unwrap_or(f64::NAN);
             for name in order {
                 let Some(row) = rows.get(&(c, name)) else { continue };
                 let rate = spread(&row.rate);
@@ -539,6 +592,11 @@ impl Bench {
                         (show(spread(&ratio_raw[&c]), 2), show(spread(&ratio_cqrs[&c]), 2))
                     }
                     "raw INSERT (sqlx)" => ("1.00".into(), num(raw_rate / cqrs_rate, 2)),
+                    // SQLite against SQLite's own raw transaction.
+                    "raw INSERT, SQLite FULL" => ("1.00 (SQLite)".into(), num(rate.median / cqrs_rate, 2)),
+                    "wijkbudget HTTP, SQLite" => {
+                        (format!("{} (SQLite)", num(rate.median / raw_sqlite_rate, 2)), num(rate.median / cqrs_rate, 2))
+                    }
                     _ => (num(rate.median / raw_rate, 2), num(rate.median / cqrs_rate, 2)),
                 };
                 let line = format!(
@@ -616,13 +674,28 @@ impl Bench {
             format!("{http_events} events at end"),
         ));
         self.memory.push(("server, scenario 1 on SQLite (fresh store)".into(), sqlite_peak, String::new()));
-        if let Some(&top) = cfg.clients.iter().max() {
-            let r = spread(&ratio_raw[&top]);
+        // Issue 11's targets: the raw INSERT at 32 clients, plain cqrs-es at
+        // every level, and SQLite's own raw transaction at 32 clients.
+        if let Some(r) = ratio_raw.get(&32).map(|r| spread(r)) {
+            self.target("HTTP writes at 32 clients vs raw INSERTs", ">= 1.0x", format!("{}x", show(r, 2)), Some(r.median >= 1.0));
+        }
+        for &c in &cfg.clients {
+            if let Some(r) = ratio_cqrs.get(&c).map(|r| spread(r)) {
+                self.target(
+                    &format!("HTTP writes at {c} clients vs plain cqrs-es + postgres-es"),
+                    "> 1.0x",
+                    format!("{}x", show(r, 2)),
+                    Some(r.median > 1.0),
+                );
+            }
+        }
+        let median = |c: usize, name: &str| rows.get(&(c, name)).map(|r| spread(&r.rate).median);
+        if let (Some(ours), Some(raw)) = (median(32, "wijkbudget HTTP, SQLite"), median(32, "raw INSERT, SQLite FULL")) {
             self.target(
-                &format!("HTTP writes at {top} clients vs raw INSERTs"),
+                "HTTP writes at 32 clients on SQLite vs raw durable SQLite transactions",
                 ">= 1.0x",
-                format!("{}x", show(r, 2)),
-                Some(r.median >= 1.0),
+                format!("{}x", num(ours / raw, 2)),
+                Some(ours >= raw),
             );
         }
         Ok(())
