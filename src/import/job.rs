@@ -107,7 +107,7 @@ impl Imports {
         tokio::spawn(async move {
             let progress_imports = Arc::clone(&imports);
             let progress_id = run_id.clone();
-            let outcome = super::import(&service, rows.as_ref().clone(), dry_run, &actor, move |stage, done, total| {
+            let outcome = super::import(&service, &rows, dry_run, &actor, move |stage, done, total| {
                 // Progress is a courtesy: a busy lock skips an update, never blocks the import.
                 if let Ok(mut runs) = progress_imports.runs.try_write() {
                     if let Some(run) = runs.iter_mut().find(|r| r.id == progress_id) {

@@ -172,7 +172,7 @@ pub async fn import_file(
     actor: &Actor,
     progress: impl FnMut(&str, u64, u64),
 ) -> anyhow::Result<Report> {
-    import(service, rows::read(path)?, dry_run, actor, progress).await
+    import(service, &rows::read(path)?, dry_run, actor, progress).await
 }
 
 /// Imports `rows` into the ledger of `service`: checks every row on a copy,
@@ -185,13 +185,13 @@ pub async fn import_file(
 /// booked meanwhile), the rows are booked one by one, each judged again.
 pub async fn import(
     service: &Service,
-    rows: Vec<Row>,
+    rows: &[Row],
     dry_run: bool,
     actor: &Actor,
     mut progress: impl FnMut(&str, u64, u64),
 ) -> anyhow::Result<Report> {
     let mut report = Report { rows: rows.len(), dry_run, ..Default::default() };
-    let planned = plan(&rows, &mut report.problems);
+    let planned = plan(rows, &mut report.problems);
     let total = planned.len() as u64;
 
     // 1. Every row on a copy, in file order, as if booked.
