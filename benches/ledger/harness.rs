@@ -75,7 +75,10 @@ impl Config {
             rebuild_runs: env_num("WIJKBUDGET_BENCH_REBUILD_RUNS", runs)?,
             run_secs: env_num("WIJKBUDGET_BENCH_RUN_SECS", if smoke { 0.3 } else { 1.5 })?,
             warmup_secs: if smoke { 0.1 } else { 0.5 },
-            clients: env_list("WIJKBUDGET_BENCH_CLIENTS", if smoke { "1,8,32" } else { "1,8,32,128,512" })?.into_iter().map(|c| c as usize).collect(),
+            clients: env_list("WIJKBUDGET_BENCH_CLIENTS", if smoke { "1,8,32" } else { "1,8,32,128,512" })?
+                .into_iter()
+                .map(|c| c as usize)
+                .collect(),
             history_commands: env_num("WIJKBUDGET_BENCH_HISTORY_COMMANDS", if smoke { 3 } else { 20 })?,
             history_secs: env_num("WIJKBUDGET_BENCH_HISTORY_SECS", if smoke { 0.5 } else { 5.0 })?,
             query_samples: if smoke { 10 } else { 200 },

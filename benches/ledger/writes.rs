@@ -404,8 +404,11 @@ impl Bench {
         let mut round = 0usize;
         for &c in &cfg.clients {
             let connections = c.min(BASELINE_POOL_MAX) as u32;
-            let raw_pool =
-                PgPoolOptions::new().max_connections(connections).min_connections(connections).connect(&raw_url).await?;
+            let raw_pool = PgPoolOptions::new()
+                .max_connections(connections)
+                .min_connections(connections)
+                .connect(&raw_url)
+                .await?;
             for run in 0..cfg.runs {
                 let mut rates = HashMap::new();
                 // Rotate the order so no system always runs first.
@@ -677,7 +680,12 @@ impl Bench {
         // Issue 11's targets: the raw INSERT at 32 clients, plain cqrs-es at
         // every level, and SQLite's own raw transaction at 32 clients.
         if let Some(r) = ratio_raw.get(&32).map(|r| spread(r)) {
-            self.target("HTTP writes at 32 clients vs raw INSERTs", ">= 1.0x", format!("{}x", show(r, 2)), Some(r.median >= 1.0));
+            self.target(
+                "HTTP writes at 32 clients vs raw INSERTs",
+                ">= 1.0x",
+                format!("{}x", show(r, 2)),
+                Some(r.median >= 1.0),
+            );
         }
         for &c in &cfg.clients {
             if let Some(r) = ratio_cqrs.get(&c).map(|r| spread(r)) {
@@ -690,7 +698,8 @@ impl Bench {
             }
         }
         let median = |c: usize, name: &str| rows.get(&(c, name)).map(|r| spread(&r.rate).median);
-        if let (Some(ours), Some(raw)) = (median(32, "wijkbudget HTTP, SQLite"), median(32, "raw INSERT, SQLite FULL")) {
+        if let (Some(ours), Some(raw)) = (median(32, "wijkbudget HTTP, SQLite"), median(32, "raw INSERT, SQLite FULL"))
+        {
             self.target(
                 "HTTP writes at 32 clients on SQLite vs raw durable SQLite transactions",
                 ">= 1.0x",

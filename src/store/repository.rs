@@ -122,7 +122,8 @@ impl LedgerRepository {
     /// down the end of the stream's unique index.
     pub async fn stream_head(&self, aggregate_type: &str, aggregate_id: &str) -> sqlx::Result<i64> {
         const SQL: &str =
-            "SELECT COALESCE(MAX(sequence), 0) FROM events WHERE aggregate_type = $1 AND aggregate_id = $2";
+            "SELECT COALESCE((SELECT sequence FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 \
+             ORDER BY sequence DESC LIMIT 1), 0)";
         on_db!(&self.db, pool => {
             sqlx::query_scalar(SQL).bind(aggregate_type).bind(aggregate_id).fetch_one(pool).await
         })
@@ -353,9 +354,11 @@ async fn append_group(db: &Db, group: &[AppendJob], project: bool) -> Result<Gro
         // constraints stay as a second line of defence. They are one
         // statement, one round trip: the head of the log (tag 0), each
         // stream's head (tag 1; one probe per stream, each a single step down
-        // the end of the stream's unique index, where a grouped MAX would
-        // read the whole stream under the append lock), the client ids
-        // already claimed (tag 2) and the idempotency keys already used (tag
+        // the end of the stream's unique index: `ORDER BY sequence DESC
+        // LIMIT 1`, not `MAX`, which PostgreSQL turns into that probe only
+        // when its statistics say the stream is large; on a table that grew
+        // since its last ANALYZE it read every event of the fund under the
+        // append lock, 0.9 ms at 2,350 events), the client ids already claimed (tag 2) and the idempotency keys already used (tag
         // 3) among those the group touches.
         let mut sql = sqlx::QueryBuilder::new(
             "SELECT CAST(0 AS BIGINT) AS tag, CAST(0 AS BIGINT) AS i, h.position AS n, h.hash AS a, \
@@ -365,10 +368,10 @@ async fn append_group(db: &Db, group: &[AppendJob], project: bool) -> Result<Gro
         for (i, (aggregate_type, aggregate_id)) in streams.iter().enumerate() {
             sql.push(format_args!(
                 " UNION ALL SELECT CAST(1 AS BIGINT), CAST({i} AS BIGINT), \
-                 (SELECT MAX(sequence) FROM events WHERE aggregate_type = "
+                 (SELECT sequence FROM events WHERE aggregate_type = "
             ));
             sql.push_bind(aggregate_type.as_str()).push(" AND aggregate_id = ").push_bind(aggregate_id.as_str());
-            sql.push("), CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS TEXT)");
+            sql.push(" ORDER BY sequence DESC LIMIT 1), CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS TEXT)");
         }
         if !claim_ids.is_empty() {
             sql.push(
