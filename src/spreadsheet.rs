@@ -370,7 +370,7 @@ fn bookings_sheet(sheet: &mut Worksheet, rows: &[crate::import::rows_of::Cells])
             match (amount, NaiveDate::parse_from_str(value, "%Y-%m-%d")) {
                 // Two decimals of euro fit a double exactly enough to read back as written.
                 (Some(amount), _) => sheet.write_number_with_format(row, c, f64::try_from(amount)?, &money)?,
-                (None, Ok(date)) => sheet.write_date_with_format(row, c, &date, &day)?,
+                (None, Ok(date)) => sheet.write_date_with_format(row, c, date, &day)?,
                 (None, Err(_)) => sheet.write_string(row, c, value)?,
             };
         }

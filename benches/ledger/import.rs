@@ -58,7 +58,6 @@ fn write_import_file(path: &Path, rows: usize) -> anyhow::Result<()> {
         ])?;
         i += 1;
     }
-    drop(row);
     out.flush()?;
     Ok(())
 }
