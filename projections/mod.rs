@@ -128,8 +128,9 @@ impl Projector {
                     .await?
                     .rows_affected();
                     if created == 1 {
-                        // A store's first projection is no change of code worth a word.
-                        if !rows.is_empty() {
+                        // A store whose read models never held anything (fresh
+                        // from its migrations) needs no word about a change of code.
+                        if rows.iter().any(|(_, position)| *position > 0) {
                             tracing::info!(checkpoint = CHECKPOINT, "the projection code changed; rebuilding the read models from position zero");
                         }
                         for table in apply::READ_MODEL_TABLES {
