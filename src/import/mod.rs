@@ -196,7 +196,7 @@ pub async fn import(
 
     // 1. Every row on a copy, in file order, as if booked.
     let dir = tempfile::tempdir()?;
-    let head = crate::store::copy::head_position(&service.db).await?;
+    let head = crate::store::repository::head(&service.db).await?.0;
     progress("copying", 0, head as u64);
     let (copy, with_read_models) = crate::store::copy::copy(&service.db, &dir.path().join("try.db"), |p| {
         progress("copying", p as u64, head as u64)
@@ -231,7 +231,7 @@ pub async fn import(
         copy.db.close().await;
         return Ok(report);
     }
-    let new_events = crate::store::copy::head_position(&copy.db).await? - base.0;
+    let new_events = crate::store::repository::head(&copy.db).await?.0 - base.0;
     let appended = crate::store::copy::append_from_copy(&copy.db, &service.db, &base, |p| {
         progress("booking", (p - base.0) as u64, new_events as u64)
     })
@@ -241,7 +241,7 @@ pub async fn import(
         crate::failpoint::hit("import-after-append");
         report.booked = new_rows;
         report.already = planned.len() - new_rows;
-        let target = crate::store::copy::head_position(&service.db).await?;
+        let target = crate::store::repository::head(&service.db).await?.0;
         service.projector.catch_up(|p| progress("projecting", p as u64, target as u64)).await?;
         return Ok(report);
     }

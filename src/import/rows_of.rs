@@ -7,7 +7,6 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use anyhow::Context;
-use cqrs_es::persist::SerializedEvent;
 
 use super::rows::COLUMNS;
 use crate::demo::Step;
@@ -163,7 +162,6 @@ struct YearClose {
 /// fund closed; the carry-over funds a close establishes are left out, as
 /// importing the close establishes them again. Up to log position `up_to`.
 pub async fn ledger_rows(db: &Db, up_to: i64) -> anyhow::Result<Vec<Cells>> {
-    let upcasters = crate::domain::upcasters();
     let mut rows = Vec::new();
     let mut fund_years: HashMap<String, Year> = HashMap::new();
     let mut closes: BTreeMap<i32, YearClose> = BTreeMap::new();
@@ -171,31 +169,15 @@ pub async fn ledger_rows(db: &Db, up_to: i64) -> anyhow::Result<Vec<Cells>> {
     loop {
         let page = read_log(db, after, 1000).await?;
         let Some(last) = page.last().map(|e| e.position) else { break };
-        for e in page.into_iter().filter(|e| e.position <= up_to) {
-            let position = e.position;
-            let mut event = SerializedEvent::new(
-                e.aggregate_id,
-                usize::try_from(e.sequence).unwrap_or_default(),
-                e.aggregate_type,
-                e.event_type,
-                e.event_version,
-                e.payload,
-                e.metadata,
-            );
-            for upcaster in &upcasters {
-                if upcaster.can_upcast(&event.event_type, &event.event_version) {
-                    event = upcaster.upcast(event);
-                }
-            }
-            let unreadable = || format!("reading the event at position {position}");
+        for event in page.into_iter().filter(|e| e.position <= up_to) {
+            let unreadable = || format!("reading the event at position {}", event.position);
             if event.aggregate_type == "wijk" {
-                let WijkEvent::WijkRegistered { wijk_id, name } =
-                    serde_json::from_value(event.payload).with_context(unreadable)?;
+                let WijkEvent::WijkRegistered { wijk_id, name } = event.read_payload().with_context(unreadable)?;
                 rows.push(row_of(&Step::Wijk(WijkCommand::Register { wijk_id, name })));
                 continue;
             }
-            let fund_id = event.aggregate_id;
-            let command = match serde_json::from_value::<FundEvent>(event.payload).with_context(unreadable)? {
+            let fund_id = event.aggregate_id.clone();
+            let command = match event.read_payload::<FundEvent>().with_context(unreadable)? {
                 FundEvent::FundEstablished { terms, .. } => {
                     fund_years.insert(fund_id.clone(), terms.year);
                     FundCommand::Establish(terms)

@@ -7,7 +7,7 @@
 use anyhow::Context;
 
 use crate::on_db;
-use crate::store::repository::{head, insert_events, read_log, APPEND_LOCK};
+use crate::store::repository::{head_or_genesis, insert_events, read_log, APPEND_LOCK, HEAD_SQL};
 use crate::store::{Db, WritePool};
 
 /// Events read and written per statement.
@@ -50,9 +50,6 @@ pub async fn append_from_copy(
     base: &(i64, String),
     progress: impl FnMut(i64),
 ) -> anyhow::Result<bool> {
-    if head(db).await? != *base {
-        return Ok(false);
-    }
     append_log_rows_if(copy, db, Some(base), progress).await
 }
 
@@ -70,11 +67,7 @@ async fn append_log_rows_if(
     on_db!(to, pool => {
         let mut tx = pool.begin_locked(APPEND_LOCK).await?;
         if let Some(expect) = expect {
-            let found: Option<(i64, String)> =
-                sqlx::query_as("SELECT position, hash FROM events ORDER BY position DESC LIMIT 1")
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            if found.unwrap_or_else(|| (0, hex::encode(crate::store::chain::GENESIS))) != *expect {
+            if head_or_genesis(sqlx::query_as(HEAD_SQL).fetch_optional(&mut *tx).await?) != *expect {
                 return Ok(false);
             }
         }
@@ -125,9 +118,4 @@ async fn append_log_rows_if(
         tx.commit().await?;
         Ok(true)
     })
-}
-
-/// The log's head position of a store, for progress.
-pub async fn head_position(db: &Db) -> anyhow::Result<i64> {
-    Ok(head(db).await?.0)
 }

@@ -70,38 +70,36 @@ impl Db {
     }
 
     async fn open_sqlite(url: &str, path: &str, synchronous: SqliteSynchronous) -> anyhow::Result<Self> {
-        {
-            let options = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))
-                .with_context(|| format!("reading the SQLite path in {url}"))?
-                .create_if_missing(true)
-                .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(synchronous)
-                .busy_timeout(Duration::from_secs(30))
-                .foreign_keys(true);
-            let pool = SqlitePoolOptions::new()
-                .max_connections(8)
-                .test_before_acquire(false)
-                // A transaction dropped after a failed COMMIT (a full disk,
-                // SQLITE_FULL) comes back with a queued ROLLBACK, which fails
-                // when SQLite already rolled back by itself; sqlx then keeps the
-                // connection "in a transaction" for good, and every write on
-                // it fails. Let a queued rollback run first (a ping goes through
-                // the same queue), and close a connection still stuck.
-                .before_acquire(|conn, _| {
-                    Box::pin(async move {
-                        use sqlx::Connection;
-                        if !conn.is_in_transaction() {
-                            return Ok(true);
-                        }
-                        conn.ping().await?;
-                        Ok(!conn.is_in_transaction())
-                    })
+        let options = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))
+            .with_context(|| format!("reading the SQLite path in {url}"))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(synchronous)
+            .busy_timeout(Duration::from_secs(30))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .test_before_acquire(false)
+            // A transaction dropped after a failed COMMIT (a full disk,
+            // SQLITE_FULL) comes back with a queued ROLLBACK, which fails
+            // when SQLite already rolled back by itself; sqlx then keeps the
+            // connection "in a transaction" for good, and every write on
+            // it fails. Let a queued rollback run first (a ping goes through
+            // the same queue), and close a connection still stuck.
+            .before_acquire(|conn, _| {
+                Box::pin(async move {
+                    use sqlx::Connection;
+                    if !conn.is_in_transaction() {
+                        return Ok(true);
+                    }
+                    conn.ping().await?;
+                    Ok(!conn.is_in_transaction())
                 })
-                .connect_with(options)
-                .await
-                .with_context(|| format!("opening the SQLite store at {path}"))?;
-            Ok(Self::Sqlite(pool))
-        }
+            })
+            .connect_with(options)
+            .await
+            .with_context(|| format!("opening the SQLite store at {path}"))?;
+        Ok(Self::Sqlite(pool))
     }
 
     /// Applies every migration in `migrations/` that has not run yet.

@@ -365,8 +365,9 @@ async fn append_group(db: &Db, group: &[AppendJob], project: bool) -> Result<Gro
         // LIMIT 1`, not `MAX`, which PostgreSQL turns into that probe only
         // when its statistics say the stream is large; on a table that grew
         // since its last ANALYZE it read every event of the fund under the
-        // append lock, 0.9 ms at 2,350 events), the client ids already claimed (tag 2) and the idempotency keys already used (tag
-        // 3) among those the group touches.
+        // append lock, 0.9 ms at 2,350 events), the client ids already
+        // claimed (tag 2) and the idempotency keys already used (tag 3)
+        // among those the group touches.
         let mut sql = sqlx::QueryBuilder::new(
             "SELECT CAST(0 AS BIGINT) AS tag, CAST(0 AS BIGINT) AS i, h.position AS n, h.hash AS a, \
              CAST(NULL AS TEXT) AS b, CAST(NULL AS TEXT) AS c \
@@ -834,14 +835,17 @@ pub async fn read_log(db: &Db, after: i64, limit: i64) -> sqlx::Result<Vec<Chain
 /// The last position and hash of the log, or `(0, GENESIS hex)` when it is empty.
 pub async fn head(db: &Db) -> sqlx::Result<(i64, String)> {
     on_db!(db, pool => {
-        let row = sqlx::query("SELECT position, hash FROM events ORDER BY position DESC LIMIT 1")
-            .fetch_optional(pool)
-            .await?;
-        Ok(match row {
-            Some(row) => (row.try_get("position")?, row.try_get("hash")?),
-            None => (0, hex::encode(GENESIS)),
-        })
+        Ok(head_or_genesis(sqlx::query_as(HEAD_SQL).fetch_optional(pool).await?))
     })
+}
+
+/// The last event's position and hash, if the log has one ([`head`] inside
+/// a transaction of one's own, with [`head_or_genesis`]).
+pub(crate) const HEAD_SQL: &str = "SELECT position, hash FROM events ORDER BY position DESC LIMIT 1";
+
+/// The head [`HEAD_SQL`] found, or an empty log's: position 0 and the genesis hash.
+pub(crate) fn head_or_genesis(found: Option<(i64, String)>) -> (i64, String) {
+    found.unwrap_or_else(|| (0, hex::encode(GENESIS)))
 }
 
 #[cfg(test)]
