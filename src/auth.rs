@@ -78,6 +78,11 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// The caller as recorded on the events of what they book.
+    pub fn actor(&self) -> crate::ledger::Actor {
+        crate::ledger::Actor { name: self.name.clone(), role: self.role.as_str().to_string() }
+    }
+
     pub fn may_read_wijk(&self, wijk_id: &str) -> bool {
         self.role != Role::Wijkregisseur || self.wijken.iter().any(|w| w == wijk_id)
     }

@@ -73,6 +73,38 @@ pub struct ExportFile {
     pub bytes: Vec<u8>,
     /// Rows of data it holds, headers not counted.
     pub rows: usize,
+    /// The name to download it as, such as `audittrail-oost-1223-2022.xlsx`.
+    pub file_name: String,
+    pub media_type: &'static str,
+}
+
+impl ExportFormat {
+    fn extension(self) -> &'static str {
+        match self {
+            ExportFormat::Xlsx => "xlsx",
+            ExportFormat::Csv => "csv",
+        }
+    }
+
+    fn media_type(self) -> &'static str {
+        match self {
+            ExportFormat::Xlsx => XLSX_MEDIA_TYPE,
+            ExportFormat::Csv => "text/csv; charset=utf-8",
+        }
+    }
+}
+
+/// The name an export downloads as: what it is, its wijk and its year.
+fn file_name(what: What, format: ExportFormat, year: Option<i64>, wijk: Option<&str>) -> String {
+    let what = match what {
+        What::AuditTrail => "audittrail",
+        What::CloseStatement => "jaarafsluiting",
+        What::Subsidieregister => "subsidieregister",
+        What::Bookings => "grootboek-boekingen",
+    };
+    let wijk = wijk.map(|w| format!("-{w}")).unwrap_or_default();
+    let year = year.map(|y| format!("-{y}")).unwrap_or_default();
+    format!("{what}{wijk}{year}.{}", format.extension())
 }
 
 /// Makes an export. With `hide_actors`, the audit trail leaves out who
@@ -85,6 +117,19 @@ pub async fn render(
     wijk: Option<&str>,
     hide_actors: bool,
 ) -> anyhow::Result<ExportFile> {
+    let (bytes, rows) = contents(db, what, format, year, wijk, hide_actors).await?;
+    Ok(ExportFile { bytes, rows, file_name: file_name(what, format, year, wijk), media_type: format.media_type() })
+}
+
+/// The bytes of an export and its rows of data.
+async fn contents(
+    db: &Db,
+    what: What,
+    format: ExportFormat,
+    year: Option<i64>,
+    wijk: Option<&str>,
+    hide_actors: bool,
+) -> anyhow::Result<(Vec<u8>, usize)> {
     let (position, hash) = head(db).await?;
     match what {
         What::AuditTrail => {
@@ -127,7 +172,7 @@ pub async fn render(
                             r
                         })
                     });
-                    Ok(ExportFile { bytes: csv_text(&header, rows).into_bytes(), rows: count })
+                    Ok((csv_text(&header, rows).into_bytes(), count))
                 }
                 ExportFormat::Xlsx => {
                     let title = format!("Audittrail{}", year.map(|y| format!(" {y}")).unwrap_or_default());
@@ -136,7 +181,7 @@ pub async fn render(
                     for (id, name, rows) in &trails {
                         audit_sheet(book.add_worksheet(), &names.unique(id), name, rows)?;
                     }
-                    Ok(ExportFile { bytes: book.save_to_buffer()?, rows: count })
+                    Ok((book.save_to_buffer()?, count))
                 }
             }
         }
@@ -154,7 +199,7 @@ pub async fn render(
                     book.save_to_buffer()?
                 }
             };
-            Ok(ExportFile { bytes, rows: rows.len() })
+            Ok((bytes, rows.len()))
         }
         What::Subsidieregister => {
             let year = year.context("the subsidieregister needs --year")?;
@@ -168,7 +213,7 @@ pub async fn render(
                     book.save_to_buffer()?
                 }
             };
-            Ok(ExportFile { bytes, rows: lines.len() })
+            Ok((bytes, lines.len()))
         }
         What::CloseStatement => {
             let year = year.context("a close statement needs --year")?;
@@ -181,7 +226,7 @@ pub async fn render(
             match format {
                 ExportFormat::Csv => {
                     let text = csv_text(CLOSE_CSV_HEADER, close_csv_rows(statements).into_iter());
-                    Ok(ExportFile { bytes: text.into_bytes(), rows: count })
+                    Ok((text.into_bytes(), count))
                 }
                 ExportFormat::Xlsx => {
                     let mut book = workbook(&format!("Jaarafsluiting {year}"), position, &hash)?;
@@ -189,7 +234,7 @@ pub async fn render(
                     for s in &statements {
                         close_sheet(book.add_worksheet(), &names.unique(&s.fund_id), s)?;
                     }
-                    Ok(ExportFile { bytes: book.save_to_buffer()?, rows: count })
+                    Ok((book.save_to_buffer()?, count))
                 }
             }
         }

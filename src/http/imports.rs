@@ -19,7 +19,6 @@ use super::extract::StrictQuery;
 use super::writes::Writer;
 use super::AppState;
 use crate::import::job::{ImportRun, RunState};
-use crate::ledger::Actor;
 
 /// The largest file an import accepts: about 300,000 CSV rows.
 pub const IMPORT_BODY_LIMIT: usize = 32 * 1024 * 1024;
@@ -162,7 +161,7 @@ pub async fn start_import(
     }
     let rows = crate::import::rows::read_bytes(&body)
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unreadable_file", format!("{e:#}")))?;
-    let actor = Actor { name: caller.name.clone(), role: caller.role.as_str().to_string() };
+    let actor = caller.actor();
     let id =
         state.imports.start(&state.ledger, rows, None, q.dry_run.unwrap_or(false), actor).await.map_err(|busy| {
             ApiError::new(

@@ -321,8 +321,7 @@ pub async fn close_year(
         .map_err(|e| ApiError::invalid("year", format!("year {e}")).sent_in(super::error::SentIn::Path, "year"))?;
     let r = body.value;
     let decision = Decision { reference: r.decision.reference, adopted_on: r.decision.adopted_on };
-    let mut meta =
-        crate::ledger::CommandMeta::new(crate::ledger::Actor { name: caller.name, role: caller.role.as_str().into() });
+    let mut meta = crate::ledger::CommandMeta::new(caller.actor());
     meta.correlation_id = super::correlation_id(&headers);
     let funds = state.ledger.close_year(year, decision, &r.carry_over, &meta).await?;
     // Read-your-writes, and the closed-year guard on new funds reads the projection.
@@ -517,11 +516,7 @@ pub async fn close_statement(
         )
         .await
         .map_err(ApiError::internal)?;
-        return Ok(super::download(
-            &format!("jaarafsluiting-{year}.xlsx"),
-            crate::spreadsheet::XLSX_MEDIA_TYPE,
-            file.bytes,
-        ));
+        return Ok(super::download(&file.file_name, file.media_type, file.bytes));
     }
     if !wants_csv(&headers) {
         return Ok(Json(statements).into_response());

@@ -169,8 +169,7 @@ pub async fn audit_trail(
             crate::spreadsheet::render(db, What::AuditTrail, ExportFormat::Xlsx, q.year, Some(&wijk_id), hide_actors)
                 .await
                 .map_err(ApiError::internal)?;
-        let name = format!("audittrail-{wijk_id}{}.xlsx", q.year.map(|y| format!("-{y}")).unwrap_or_default());
-        return Ok(super::download(&name, XLSX_MEDIA_TYPE, file.bytes));
+        return Ok(super::download(&file.file_name, file.media_type, file.bytes));
     }
     let mut page = queries::audit_trail(db, &wijk_id, &filter, q.after.unwrap_or(0), limit).await?;
     if caller.role == Role::Council {

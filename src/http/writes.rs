@@ -23,7 +23,7 @@ use crate::auth::{Caller, Role};
 use crate::domain::fund::{Decision, ExpenseDetails, FundCommand, FundError, FundKind, FundTerms};
 use crate::domain::ids::{ExpenseId, FundId, Text, WijkId, Year};
 use crate::domain::wijk::WijkCommand;
-use crate::ledger::{Actor, CommandMeta, Idempotency, LedgerError, Outcome};
+use crate::ledger::{CommandMeta, Idempotency, LedgerError, Outcome};
 use crate::store::repository::AppendRefused;
 
 /// How long a write waits for the projector before answering anyway.
@@ -245,7 +245,7 @@ where
     // the key up afterwards and answers as the first request did.
     let correlation_id = super::correlation_id(headers);
     let meta = CommandMeta {
-        actor: Actor { name: caller.name.clone(), role: caller.role.as_str().to_string() },
+        actor: caller.actor(),
         correlation_id,
         idempotency: key.clone().map(|key| Idempotency { key, fingerprint: fingerprint.clone() }),
     };

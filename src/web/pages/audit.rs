@@ -209,8 +209,7 @@ pub async fn xlsx(State(state): State<AppState>, viewer: Viewer, Query(q): Query
     )
     .await
     .map_err(super::unavailable)?;
-    let name = format!("audittrail-{wijk_id}{}.xlsx", year.map(|y| format!("-{y}")).unwrap_or_default());
-    Ok(super::wijk::download(&name, crate::spreadsheet::XLSX_MEDIA_TYPE, file.bytes))
+    Ok(super::wijk::download(&file.file_name, file.media_type, file.bytes))
 }
 
 /// One event: what it says, and its links in the hash chain.

@@ -19,7 +19,7 @@ use super::{allow, render, PageResult};
 use crate::domain::fund::{ApplicantKind, CommitmentDetails, Decision, ExpenseDetails, FundCommand};
 use crate::domain::ids::{CommitmentId, ExpenseId, FundId, Text, WijkId};
 use crate::http::AppState;
-use crate::ledger::{Actor, CommandMeta, Outcome};
+use crate::ledger::{CommandMeta, Outcome};
 use crate::projections::queries::{self, Period};
 use crate::web::components::{csrf_field, error_summary, layout, Field, FieldError, Section};
 use crate::web::format::euro;
@@ -332,7 +332,7 @@ async fn book(kind: Kind, state: AppState, viewer: Viewer, headers: HeaderMap, f
         return refused(&state, &viewer, kind, &f, &check.errors).await;
     };
     let meta = CommandMeta {
-        actor: Actor { name: viewer.caller.name.clone(), role: viewer.caller.role.as_str().to_string() },
+        actor: viewer.caller.actor(),
         correlation_id: crate::http::correlation_id(&headers),
         idempotency: None,
     };

@@ -116,5 +116,5 @@ pub async fn xlsx(State(state): State<AppState>, viewer: Viewer, Query(q): Query
     )
     .await
     .map_err(super::unavailable)?;
-    Ok(super::wijk::download(&format!("jaarafsluiting-{year}.xlsx"), crate::spreadsheet::XLSX_MEDIA_TYPE, file.bytes))
+    Ok(super::wijk::download(&file.file_name, file.media_type, file.bytes))
 }

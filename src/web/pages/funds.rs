@@ -89,11 +89,7 @@ async fn subsidy_register(state: &AppState, viewer: &Viewer, q: &FundsQuery, for
     let file = spreadsheet::render(state.ledger.db(), What::Subsidieregister, format, Some(year), None, false)
         .await
         .map_err(super::unavailable)?;
-    let (name, media_type) = match format {
-        ExportFormat::Csv => (format!("subsidieregister-{year}.csv"), "text/csv; charset=utf-8"),
-        ExportFormat::Xlsx => (format!("subsidieregister-{year}.xlsx"), spreadsheet::XLSX_MEDIA_TYPE),
-    };
-    Ok(super::wijk::download(&name, media_type, file.bytes))
+    Ok(super::wijk::download(&file.file_name, file.media_type, file.bytes))
 }
 
 pub async fn subsidy_register_csv(

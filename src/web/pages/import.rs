@@ -16,7 +16,6 @@ use serde::Deserialize;
 use super::{allow, render, PageResult};
 use crate::http::AppState;
 use crate::import::job::{Busy, ImportRun, RunState};
-use crate::ledger::Actor;
 use crate::web::components::{csrf_field, error_summary, layout, FieldError, Section};
 use crate::web::format::instant;
 use crate::web::session::Viewer;
@@ -117,7 +116,7 @@ pub async fn ledger_as_bookings(State(state): State<AppState>, viewer: Viewer) -
     )
     .await
     .map_err(super::unavailable)?;
-    Ok(super::wijk::download("grootboek-boekingen.xlsx", crate::spreadsheet::XLSX_MEDIA_TYPE, file.bytes))
+    Ok(super::wijk::download(&file.file_name, file.media_type, file.bytes))
 }
 
 /// What the upload form sent.
@@ -177,7 +176,7 @@ pub async fn upload(State(state): State<AppState>, viewer: Viewer, multipart: Mu
         Ok(rows) => rows,
         Err(err) => return Ok(refuse(format!("Dit bestand is niet te lezen als tabel van boekingen: {err:#}"))),
     };
-    let actor = Actor { name: viewer.caller.name.clone(), role: viewer.caller.role.as_str().to_string() };
+    let actor = viewer.caller.actor();
     match state.imports.start(&state.ledger, rows, upload.file_name, upload.dry_run, actor).await {
         Ok(id) => Ok(Redirect::to(&format!("{PATH}/{id}")).into_response()),
         Err(Busy(_)) => Ok(refuse(BUSY.into())),
@@ -290,7 +289,7 @@ pub async fn book(
             "Het formulier was verlopen. Open de pagina opnieuw en probeer het nog eens.",
         ));
     }
-    let actor = Actor { name: viewer.caller.name.clone(), role: viewer.caller.role.as_str().to_string() };
+    let actor = viewer.caller.actor();
     match state.imports.book_dry_run(&id, &state.ledger, actor).await {
         Ok(Some(new_id)) => Ok(Redirect::to(&format!("{PATH}/{new_id}")).into_response()),
         Err(Busy(_)) => Err(super::bad_request(&viewer, BUSY)),
