@@ -547,7 +547,7 @@ where
             .collect::<Result<Vec<_>, serde_json::Error>>()
             .map_err(|e| LedgerError::Store(e.to_string()))?;
         // The snapshot is of the state after the whole command, stored
-        // under the command's last sequence (see `append_group`).
+        // under the command's last sequence (see `store::repository::Appender`).
         let snapshot = if snapshot_due(snapshot_every, state.sequence, added) {
             let payload = serde_json::to_value(&decider).map_err(|e| LedgerError::Store(e.to_string()))?;
             Some((aggregate_id.to_string(), payload, state.snapshot.map_or(1, |s| s + 1)))

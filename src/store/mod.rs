@@ -3,6 +3,8 @@
 
 pub mod chain;
 pub mod copy;
+mod group;
+mod pg_group;
 pub mod repository;
 
 use std::str::FromStr;

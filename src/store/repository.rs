@@ -10,7 +10,6 @@
 //! running service the same transaction also projects the group's events
 //! when the read models are at the head, with the projector's own code.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, SubsecRound, Utc};
@@ -22,9 +21,9 @@ use sqlite_es::SqliteEventRepository;
 use sqlx::Row;
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 
-use super::chain::{chain_hash, parse_hash, ChainedEvent, GENESIS};
+use super::chain::{parse_hash, ChainedEvent, GENESIS};
+use super::group::{decide, year_of_first_fund_event, AppendJob, Found, GroupInput, Outcome, CLOSED_YEAR};
 use super::{Db, WritePool};
-use crate::domain;
 use crate::domain::fund::{ExpenseRegister, RecordedExpense};
 use crate::domain::ids::{ExpenseId, FundId};
 use crate::on_db;
@@ -52,19 +51,6 @@ pub enum AppendRefused {
     YearClosed(i64),
 }
 
-/// The `client_ids` kind that records, in the same transaction as a fund's
-/// `FundClosed`, that its year is closed (`{year}:{fund}`). Checked under
-/// the append lock before a fund of that year is established, so a fund can
-/// never slip into a year closed moments before, from any process.
-const CLOSED_YEAR: &str = "closed_year";
-
-/// The budget year in a fund stream's first event (`FundEstablished` or
-/// `FundCarriedOver`), if `payload` is one.
-fn year_of_first_fund_event(payload: &Value) -> Option<i64> {
-    let (_, inner) = payload.as_object()?.iter().next()?;
-    inner.pointer("/terms/year")?.as_i64()
-}
-
 /// The PostgreSQL advisory lock that serialises appends, so positions are
 /// handed out in commit order and the chain can never fork.
 pub(crate) const APPEND_LOCK: i64 = 0x7769_6a6b; // "wijk"
@@ -81,7 +67,7 @@ pub struct LedgerRepository {
     group_commit: Arc<Mutex<Option<mpsc::Sender<AppendJob>>>>,
 }
 
-fn store_error(err: sqlx::Error) -> PersistenceError {
+pub(super) fn store_error(err: sqlx::Error) -> PersistenceError {
     if super::is_unavailable(&err) {
         PersistenceError::ConnectionError(Box::new(err))
     } else {
@@ -101,7 +87,7 @@ impl LedgerRepository {
 
     /// From now on, a group commit also projects its events into the read
     /// models, in its own transaction, whenever the read models are exactly
-    /// at the log's head (see `append_group`); the answer is the channel
+    /// at the log's head (see `Appender`); the answer is the channel
     /// on which it publishes the checkpoint it reached, the same channel on
     /// every call ([`crate::projections::Projector::for_repository`]).
     pub fn project_inside_appends(&self) -> Arc<watch::Sender<i64>> {
@@ -183,14 +169,6 @@ impl LedgerRepository {
 /// (the streams' heads are read with one term per command).
 const MAX_GROUP: usize = 64;
 
-/// One command's events, waiting for the group committer.
-struct AppendJob {
-    aggregate_type: &'static str,
-    events: Vec<SerializedEvent>,
-    snapshot_update: Option<(String, Value, usize)>,
-    done: oneshot::Sender<Result<Option<(i64, i64)>, PersistenceError>>,
-}
-
 /// Group commit: one task per repository takes every command waiting to be
 /// appended and appends them in one transaction, so concurrent commands on
 /// any aggregates share one lock, one read of the head and one durable
@@ -207,6 +185,7 @@ async fn group_commit(
     mut jobs: mpsc::Receiver<AppendJob>,
 ) {
     let project = projected.is_some();
+    let mut appender = Appender::new(&db);
     while let Some(first) = jobs.recv().await {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -216,7 +195,7 @@ async fn group_commit(
             }
         }
         let mut projected_to = None;
-        let outcomes = match append_group(&db, &group, project).await {
+        let outcomes = match appender.append(&group, project).await {
             Ok((outcomes, to)) => {
                 projected_to = to;
                 outcomes
@@ -235,7 +214,7 @@ async fn group_commit(
                 tracing::warn!(error = %err, commands = group.len(), "a group commit failed; appending its commands one by one, without projecting them");
                 let mut outcomes = Vec::with_capacity(group.len());
                 for job in &group {
-                    outcomes.push(match append_group(&db, std::slice::from_ref(job), false).await {
+                    outcomes.push(match appender.append(std::slice::from_ref(job), false).await {
                         Ok((mut one, to)) => {
                             projected_to = projected_to.max(to);
                             one.pop().expect("one outcome per command")
@@ -269,373 +248,261 @@ async fn group_commit(
     }
 }
 
-/// A client id claimed by an event: `client_ids` row.
-struct Claim {
-    kind: &'static str,
-    id: String,
-    owner: String,
-    position: i64,
-}
-
-/// A command's idempotency key and the positions of its events: `idempotency_keys` row.
-struct KeyClaim {
-    key: String,
-    fingerprint: String,
-    first_position: i64,
-    last_position: i64,
-}
-
-/// The rows of a group's accepted commands, written together.
-#[derive(Default)]
-struct GroupRows {
-    events: Vec<ChainedEvent>,
-    claims: Vec<Claim>,
-    idempotency_keys: Vec<KeyClaim>,
-    /// Per aggregate, the newest snapshot of the group: (type, id) -> (last sequence, counter, payload).
-    snapshots: HashMap<(&'static str, String), (i64, i64, Value)>,
-}
-
-/// Appends a group in one transaction. The inner results are the commands'
-/// own refusals; an outer error means the whole group was rolled back.
-///
-/// A group costs the same few statements whatever its size: one read each
-/// for the streams' heads, the client ids and the idempotency keys the group
-/// touches, the checks in memory in command order (so a command sees what
-/// the commands before it in the group wrote), then one multi-row insert
-/// per table.
 /// Outcomes per command, and the checkpoint the read models were moved to
 /// inside the transaction, if they were.
-type GroupOutcome = (Vec<Result<Option<(i64, i64)>, PersistenceError>>, Option<i64>);
+type GroupOutcome = (Vec<Outcome>, Option<i64>);
 
-async fn append_group(db: &Db, group: &[AppendJob], project: bool) -> Result<GroupOutcome, PersistenceError> {
-    let recorded_at = Utc::now().trunc_subsecs(6);
-    let postgres = matches!(db, Db::Postgres(_));
-    // The group's statements are built for its size, so their text varies
-    // with it. A group of one command (every command at low concurrency)
-    // has a few texts that recur: those are prepared once per connection
-    // and not planned again (1 client: 167 -> 204 commands/s, median of
-    // five alternating runs on PostgreSQL). Larger groups stay unprepared,
-    // so their many shapes do not churn the statement cache.
-    let prepare = group.len() == 1;
-    // Per command, per event: the client id it claims, if any.
-    let claims: Vec<Vec<Option<(&'static str, String)>>> = group
-        .iter()
-        .map(|job| job.events.iter().map(|e| domain::client_id_claim(&e.event_type, &e.payload)).collect())
-        .collect();
-    // What the checks need to know, deduplicated.
-    let mut streams = BTreeSet::new();
-    let mut claim_kinds = BTreeSet::new();
-    let mut claim_ids = BTreeSet::new();
-    let mut keys = BTreeSet::new();
-    for (job, claims) in group.iter().zip(&claims) {
-        if let Some(first) = job.events.first() {
-            streams.insert((job.aggregate_type.to_string(), first.aggregate_id.clone()));
-            if let Some(key) = metadata_str(&first.metadata, meta::IDEMPOTENCY_KEY) {
-                keys.insert(key);
-            }
-        }
-        for (kind, id) in claims.iter().flatten() {
-            claim_kinds.insert(*kind);
-            claim_ids.insert(id.clone());
+/// Appends groups in one transaction each: on PostgreSQL on the group
+/// committer's own connection (two round trips, see [`super::pg_group`]),
+/// on SQLite statement by statement ([`append_group_sqlite`]).
+///
+/// A group costs the same few statements whatever its size: the reads
+/// [`GroupInput`] asks for, the checks in memory in command order
+/// ([`decide`]), then one multi-row insert per table. In a running service
+/// the same transaction projects the group's events when the read models
+/// are exactly at the position before it. The inner results are the
+/// commands' own refusals; an outer error means the whole group was rolled
+/// back.
+enum Appender {
+    Postgres(super::pg_group::Session),
+    Sqlite(sqlx::SqlitePool),
+}
+
+impl Appender {
+    fn new(db: &Db) -> Self {
+        match db {
+            Db::Postgres(pool) => Self::Postgres(super::pg_group::Session::new(pool)),
+            Db::Sqlite(pool) => Self::Sqlite(pool.clone()),
         }
     }
-    let streams: Vec<(String, String)> = streams.into_iter().collect();
-    // Per command: the year it establishes a fund in, and whether it closes a fund.
-    let establishes: Vec<Option<i64>> = group
-        .iter()
-        .map(|job| {
-            job.events
-                .iter()
-                .filter(|e| job.aggregate_type == "fund" && e.sequence == 1)
-                .find_map(|e| year_of_first_fund_event(&e.payload))
-        })
-        .collect();
-    let closes: Vec<bool> = group
-        .iter()
-        .map(|job| job.aggregate_type == "fund" && job.events.iter().any(|e| e.event_type == "FundClosed"))
-        .collect();
 
-    on_db!(db, pool => {
-        let mut tx = pool.begin_locked(APPEND_LOCK).await.map_err(store_error)?;
-        // Appends are serialised, so these reads are exact; the unique
-        // constraints stay as a second line of defence. They are one
-        // statement, one round trip: the head of the log (tag 0), each
-        // stream's head (tag 1; one probe per stream, each a single step down
-        // the end of the stream's unique index: `ORDER BY sequence DESC
-        // LIMIT 1`, not `MAX`, which PostgreSQL turns into that probe only
-        // when its statistics say the stream is large; on a table that grew
-        // since its last ANALYZE it read every event of the fund under the
-        // append lock, 0.9 ms at 2,350 events), the client ids already
-        // claimed (tag 2) and the idempotency keys already used (tag 3)
-        // among those the group touches.
-        let mut sql = sqlx::QueryBuilder::new(
-            "SELECT CAST(0 AS BIGINT) AS tag, CAST(0 AS BIGINT) AS i, h.position AS n, h.hash AS a, \
-             CAST(NULL AS TEXT) AS b, CAST(NULL AS TEXT) AS c \
-             FROM (SELECT position, hash FROM events ORDER BY position DESC LIMIT 1) h",
+    async fn append(&mut self, group: &[AppendJob], project: bool) -> Result<GroupOutcome, PersistenceError> {
+        let recorded_at = Utc::now().trunc_subsecs(6);
+        let input = GroupInput::of(group);
+        match self {
+            Self::Postgres(session) => session.append_group(group, input, project, recorded_at).await,
+            Self::Sqlite(pool) => append_group_sqlite(pool, group, input, project, recorded_at).await,
+        }
+    }
+}
+
+/// [`Appender::append`] on SQLite: a statement per read and per table, each
+/// with bound parameters. In-process, a statement costs no round trip.
+async fn append_group_sqlite(
+    pool: &sqlx::SqlitePool,
+    group: &[AppendJob],
+    input: GroupInput,
+    project: bool,
+    recorded_at: DateTime<Utc>,
+) -> Result<GroupOutcome, PersistenceError> {
+    // The group's statements are built for its size, so their text varies
+    // with it. A group of one command (every command at low concurrency)
+    // has a few texts that recur: those are prepared once per connection.
+    // Larger groups stay unprepared, so their many shapes do not churn the
+    // statement cache.
+    let prepare = group.len() == 1;
+    // `BEGIN IMMEDIATE`: SQLite's one writer at a time is the append lock.
+    let mut tx = pool.begin_locked(APPEND_LOCK).await.map_err(store_error)?;
+    let mut found = Found { previous: GENESIS, ..Found::default() };
+    // The head of the log (tag 0), each stream's head (tag 1; one step down
+    // the end of the stream's unique index), the client ids already claimed
+    // (tag 2) and the idempotency keys already used (tag 3) among those the
+    // group touches: one statement.
+    let mut sql = sqlx::QueryBuilder::new(
+        "SELECT CAST(0 AS BIGINT) AS tag, CAST(0 AS BIGINT) AS i, h.position AS n, h.hash AS a, \
+         CAST(NULL AS TEXT) AS b, CAST(NULL AS TEXT) AS c \
+         FROM (SELECT position, hash FROM events ORDER BY position DESC LIMIT 1) h",
+    );
+    for (i, (aggregate_type, aggregate_id)) in input.streams.iter().enumerate() {
+        sql.push(format_args!(
+            " UNION ALL SELECT CAST(1 AS BIGINT), CAST({i} AS BIGINT), \
+             (SELECT sequence FROM events WHERE aggregate_type = "
+        ));
+        sql.push_bind(aggregate_type.as_str()).push(" AND aggregate_id = ").push_bind(aggregate_id.as_str());
+        sql.push(" ORDER BY sequence DESC LIMIT 1), CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS TEXT)");
+    }
+    if !input.claim_ids.is_empty() {
+        sql.push(
+            " UNION ALL SELECT CAST(2 AS BIGINT), CAST(0 AS BIGINT), CAST(NULL AS BIGINT), kind, id, aggregate_id \
+             FROM client_ids WHERE kind IN (",
         );
-        for (i, (aggregate_type, aggregate_id)) in streams.iter().enumerate() {
-            sql.push(format_args!(
-                " UNION ALL SELECT CAST(1 AS BIGINT), CAST({i} AS BIGINT), \
-                 (SELECT sequence FROM events WHERE aggregate_type = "
-            ));
-            sql.push_bind(aggregate_type.as_str()).push(" AND aggregate_id = ").push_bind(aggregate_id.as_str());
-            sql.push(" ORDER BY sequence DESC LIMIT 1), CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS TEXT)");
-        }
-        if !claim_ids.is_empty() {
-            sql.push(
-                " UNION ALL SELECT CAST(2 AS BIGINT), CAST(0 AS BIGINT), CAST(NULL AS BIGINT), kind, id, aggregate_id \
-                 FROM client_ids WHERE kind IN (",
-            );
-            let mut kinds = sql.separated(", ");
-            claim_kinds.iter().for_each(|kind| { kinds.push_bind(*kind); });
-            sql.push(") AND id IN (");
-            let mut ids = sql.separated(", ");
-            claim_ids.iter().for_each(|id| { ids.push_bind(id.as_str()); });
-            sql.push(")");
-        }
-        if !keys.is_empty() {
-            sql.push(
-                " UNION ALL SELECT CAST(3 AS BIGINT), CAST(0 AS BIGINT), CAST(NULL AS BIGINT), key, \
-                 CAST(NULL AS TEXT), CAST(NULL AS TEXT) FROM idempotency_keys WHERE key IN (",
-            );
-            let mut list = sql.separated(", ");
-            keys.iter().for_each(|key| { list.push_bind(key.as_str()); });
-            sql.push(")");
-        }
-        let (mut position, mut previous) = (0, GENESIS);
-        let mut heads: HashMap<(String, String), i64> = HashMap::new();
-        let mut owners: HashMap<(String, String), String> = HashMap::new();
-        let mut used_keys: HashSet<String> = HashSet::new();
-        for row in sql.build().persistent(prepare).fetch_all(&mut *tx).await.map_err(store_error)? {
-            let text = |column: &str| row.try_get::<Option<String>, _>(column).map_err(store_error);
-            let number = row.try_get::<Option<i64>, _>("n").map_err(store_error)?;
-            match row.try_get::<i64, _>("tag").map_err(store_error)? {
-                0 => {
-                    let hash = text("a")?.unwrap_or_default();
-                    previous = parse_hash(&hash).ok_or_else(|| {
-                        PersistenceError::UnknownError(format!("the stored head hash `{hash}` is not 32 hex bytes; run `wijkbudget verify`").into())
-                    })?;
-                    position = number.unwrap_or_default();
-                }
-                1 => {
-                    let stream = row.try_get::<i64, _>("i").map_err(store_error)? as usize;
-                    if let Some(head) = number {
-                        heads.insert(streams[stream].clone(), head);
-                    }
-                }
-                2 => {
-                    let claim = (text("a")?.unwrap_or_default(), text("b")?.unwrap_or_default());
-                    owners.insert(claim, text("c")?.unwrap_or_default());
-                }
-                _ => {
-                    used_keys.insert(text("a")?.unwrap_or_default());
+        let mut kinds = sql.separated(", ");
+        input.claim_kinds.iter().for_each(|kind| {
+            kinds.push_bind(*kind);
+        });
+        sql.push(") AND id IN (");
+        let mut ids = sql.separated(", ");
+        input.claim_ids.iter().for_each(|id| {
+            ids.push_bind(id.as_str());
+        });
+        sql.push(")");
+    }
+    if !input.keys.is_empty() {
+        sql.push(
+            " UNION ALL SELECT CAST(3 AS BIGINT), CAST(0 AS BIGINT), CAST(NULL AS BIGINT), key, \
+             CAST(NULL AS TEXT), CAST(NULL AS TEXT) FROM idempotency_keys WHERE key IN (",
+        );
+        let mut list = sql.separated(", ");
+        input.keys.iter().for_each(|key| {
+            list.push_bind(key.as_str());
+        });
+        sql.push(")");
+    }
+    for row in sql.build().persistent(prepare).fetch_all(&mut *tx).await.map_err(store_error)? {
+        let text = |column: &str| row.try_get::<Option<String>, _>(column).map_err(store_error);
+        let number = row.try_get::<Option<i64>, _>("n").map_err(store_error)?;
+        match row.try_get::<i64, _>("tag").map_err(store_error)? {
+            0 => {
+                found.previous = head_hash(&text("a")?.unwrap_or_default())?;
+                found.position = number.unwrap_or_default();
+            }
+            1 => {
+                let stream = row.try_get::<i64, _>("i").map_err(store_error)? as usize;
+                if let Some(head) = number {
+                    found.heads.insert(input.streams[stream].clone(), head);
                 }
             }
-        }
-
-        // The years closed already, among those this group establishes funds in.
-        let mut closed_years: HashSet<i64> = HashSet::new();
-        for year in establishes.iter().flatten().collect::<BTreeSet<_>>() {
-            let closed: Option<String> =
-                sqlx::query_scalar("SELECT id FROM client_ids WHERE kind = $1 AND id LIKE $2 LIMIT 1")
-                    .bind(CLOSED_YEAR)
-                    .bind(format!("{year}:%"))
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(store_error)?;
-            if closed.is_some() {
-                closed_years.insert(*year);
+            2 => {
+                let claim = (text("a")?.unwrap_or_default(), text("b")?.unwrap_or_default());
+                found.owners.insert(claim, text("c")?.unwrap_or_default());
+            }
+            _ => {
+                found.used_keys.insert(text("a")?.unwrap_or_default());
             }
         }
-        // The year of each fund this group closes, from the stream's first event.
-        let mut years_closing: HashMap<String, i64> = HashMap::new();
-        for (job, _) in group.iter().zip(&closes).filter(|(_, closes)| **closes) {
-            let Some(first) = job.events.first() else { continue };
-            let payload: Option<sqlx::types::Json<Value>> = sqlx::query_scalar(
-                "SELECT payload FROM events WHERE aggregate_type = 'fund' AND aggregate_id = $1 AND sequence = 1",
-            )
-            .bind(first.aggregate_id.as_str())
+    }
+    for year in input.years_established() {
+        let closed: Option<String> = sqlx::query_scalar(YEAR_CLOSED_SQL)
+            .bind(CLOSED_YEAR)
+            .bind(format!("{year}:%"))
             .fetch_optional(&mut *tx)
             .await
             .map_err(store_error)?;
-            if let Some(year) = payload.and_then(|p| year_of_first_fund_event(&p.0)) {
-                years_closing.insert(first.aggregate_id.clone(), year);
-            }
+        if closed.is_some() {
+            found.closed_years.insert(year);
         }
+    }
+    for fund in &input.closing {
+        let payload: Option<sqlx::types::Json<Value>> = sqlx::query_scalar(FIRST_FUND_EVENT_SQL)
+            .bind(fund.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(store_error)?;
+        if let Some(year) = payload.and_then(|p| year_of_first_fund_event(&p.0)) {
+            found.years_closing.insert(fund.clone(), year);
+        }
+    }
 
-        let mut rows = GroupRows::default();
-        let mut outcomes = Vec::with_capacity(group.len());
-        for ((job, claims), establishes) in group.iter().zip(claims).zip(&establishes) {
-            let events = &job.events;
-            if let Some(year) = establishes.filter(|y| closed_years.contains(y)) {
-                outcomes.push(Err(refused(AppendRefused::YearClosed(year))));
-                continue;
-            }
-            // First every check, then the rows: a refused command leaves
-            // nothing behind, and the commands after it see the ones before.
-            if let Some(first) = events.first() {
-                let head = heads.get(&(job.aggregate_type.to_string(), first.aggregate_id.clone())).copied().unwrap_or(0);
-                if head as usize + 1 != first.sequence {
-                    outcomes.push(Err(PersistenceError::OptimisticLockError));
-                    continue;
-                }
-            }
-            // Taken before, or twice within this command.
-            let mut own = HashSet::new();
-            let taken = claims.iter().flatten().find_map(|(kind, id)| match owners.get(&(kind.to_string(), id.clone())) {
-                Some(owner) => Some((kind, id, owner.clone())),
-                None if !own.insert((kind, id)) => Some((kind, id, events[0].aggregate_id.clone())),
-                None => None,
-            });
-            if let Some((kind, id, owner)) = taken {
-                let reason = AppendRefused::ClientIdTaken { kind: kind.to_string(), id: id.clone(), owner };
-                outcomes.push(Err(refused(reason)));
-                continue;
-            }
-            let key = events.first().and_then(|e| metadata_str(&e.metadata, meta::IDEMPOTENCY_KEY));
-            if let Some(key) = key.as_ref().filter(|k| used_keys.contains(*k)) {
-                outcomes.push(Err(refused(AppendRefused::IdempotencyKeyUsed(key.clone()))));
-                continue;
-            }
+    let (rows, outcomes) = decide(group, input, found, recorded_at);
 
-            let first_position = position + 1;
-            for (event, claim) in events.iter().zip(claims) {
-                position += 1;
-                let mut chained = ChainedEvent {
-                    position,
-                    event_id: uuid::Uuid::now_v7().to_string(),
-                    recorded_at,
-                    aggregate_type: job.aggregate_type.to_string(),
-                    aggregate_id: event.aggregate_id.clone(),
-                    sequence: event.sequence as i64,
-                    event_type: event.event_type.clone(),
-                    event_version: event.event_version.clone(),
-                    payload: event.payload.clone(),
-                    metadata: event.metadata.clone(),
-                    hash: String::new(),
-                };
-                previous = chain_hash(&previous, &chained);
-                chained.hash = hex::encode(previous);
-                if let Some((kind, id)) = claim {
-                    owners.insert((kind.to_string(), id.clone()), event.aggregate_id.clone());
-                    rows.claims.push(Claim { kind, id, owner: event.aggregate_id.clone(), position });
-                }
-                heads.insert((job.aggregate_type.to_string(), event.aggregate_id.clone()), event.sequence as i64);
-                rows.events.push(chained);
-            }
-            if let Some(year) = events.first().and_then(|e| years_closing.get(&e.aggregate_id)) {
-                if events.iter().any(|e| e.event_type == "FundClosed") {
-                    let fund = events[0].aggregate_id.clone();
-                    closed_years.insert(*year);
-                    rows.claims.push(Claim { kind: CLOSED_YEAR, id: format!("{year}:{fund}"), owner: fund, position });
-                }
-            }
-            if let Some(key) = key {
-                let fingerprint = metadata_str(&events[0].metadata, meta::REQUEST_FINGERPRINT).unwrap_or_default();
-                used_keys.insert(key.clone());
-                rows.idempotency_keys.push(KeyClaim { key, fingerprint, first_position, last_position: position });
-            }
-            let positions = (!events.is_empty()).then_some((first_position, position));
-            if let Some((aggregate_id, payload, current_snapshot)) = &job.snapshot_update {
-                let last_sequence = events.last().map_or(0, |e| e.sequence) as i64;
-                rows.snapshots.insert(
-                    (job.aggregate_type, aggregate_id.clone()),
-                    (last_sequence, *current_snapshot as i64, payload.clone()),
-                );
-            }
-            outcomes.push(Ok(positions));
+    for chunk in rows.events.chunks(ROWS_PER_STATEMENT) {
+        let mut sql = insert_events!(chunk, false);
+        sql.build().persistent(prepare).execute(&mut *tx).await.map_err(store_error)?;
+    }
+    for chunk in rows.claims.chunks(ROWS_PER_STATEMENT) {
+        let mut sql = sqlx::QueryBuilder::new("INSERT INTO client_ids (kind, id, aggregate_id, position) ");
+        sql.push_values(chunk, |mut row, claim| {
+            row.push_bind(claim.kind)
+                .push_bind(claim.id.as_str())
+                .push_bind(claim.owner.as_str())
+                .push_bind(claim.position);
+        });
+        sql.build().persistent(prepare).execute(&mut *tx).await.map_err(store_error)?;
+    }
+    for chunk in rows.idempotency_keys.chunks(ROWS_PER_STATEMENT) {
+        let mut sql =
+            sqlx::QueryBuilder::new("INSERT INTO idempotency_keys (key, fingerprint, first_position, last_position) ");
+        sql.push_values(chunk, |mut row, claim| {
+            row.push_bind(claim.key.as_str())
+                .push_bind(claim.fingerprint.as_str())
+                .push_bind(claim.first_position)
+                .push_bind(claim.last_position);
+        });
+        sql.build().persistent(prepare).execute(&mut *tx).await.map_err(store_error)?;
+    }
+    let snapshots: Vec<_> = rows.snapshots.into_iter().collect();
+    for chunk in snapshots.chunks(ROWS_PER_STATEMENT) {
+        let mut sql = sqlx::QueryBuilder::new(
+            "INSERT INTO snapshots (aggregate_type, aggregate_id, last_sequence, current_snapshot, payload) ",
+        );
+        sql.push_values(chunk, |mut row, ((aggregate_type, aggregate_id), (last_sequence, counter, payload))| {
+            row.push_bind(*aggregate_type)
+                .push_bind(aggregate_id.as_str())
+                .push_bind(*last_sequence)
+                .push_bind(*counter)
+                .push_bind(payload);
+        });
+        sql.push(SNAPSHOT_FORWARD);
+        let updated = sql.build().persistent(prepare).execute(&mut *tx).await.map_err(store_error)?;
+        if updated.rows_affected() != chunk.len() as u64 {
+            return Err(snapshot_ahead());
         }
+    }
+    // Projects the group's events inside this transaction, if the read
+    // models are exactly at the position before the group (`BEGIN
+    // IMMEDIATE` already excludes every other writer, a projector step
+    // included). Then the events, the read-model rows and the checkpoint
+    // commit together, once, and nothing is applied twice. Otherwise (the
+    // projector is behind, or of another projection version, whose
+    // checkpoint row has another name) the group is left to the projector.
+    // A failure while projecting fails the transaction, and `group_commit`
+    // appends the group again without projecting it.
+    crate::failpoint::hit("append-before-projection");
+    let mut projected_to = None;
+    if let (true, Some(first), Some(last)) = (project, rows.events.first(), rows.events.last()) {
+        let checkpoint: Option<i64> = sqlx::query_scalar("SELECT position FROM projector_checkpoints WHERE name = $1")
+            .bind(crate::projections::CHECKPOINT)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(store_error)?;
+        if checkpoint == Some(first.position - 1) {
+            crate::projections::Apply::apply_batch(&mut *tx, &rows.events, last.position)
+                .await
+                .map_err(projection_failed)?;
+            projected_to = Some(last.position);
+        }
+    }
+    crate::failpoint::hit("append-before-commit");
+    tx.commit().await.map_err(store_error)?;
+    crate::failpoint::hit("append-after-commit");
+    Ok((outcomes, projected_to))
+}
 
-        for chunk in rows.events.chunks(ROWS_PER_STATEMENT) {
-            let mut sql = insert_events!(chunk, postgres);
-            sql.build().persistent(prepare).execute(&mut *tx).await.map_err(store_error)?;
-        }
-        for chunk in rows.claims.chunks(ROWS_PER_STATEMENT) {
-            let mut sql = sqlx::QueryBuilder::new("INSERT INTO client_ids (kind, id, aggregate_id, position) ");
-            sql.push_values(chunk, |mut row, claim| {
-                row.push_bind(claim.kind)
-                    .push_bind(claim.id.as_str())
-                    .push_bind(claim.owner.as_str())
-                    .push_bind(claim.position);
-            });
-            sql.build().persistent(prepare).execute(&mut *tx).await.map_err(store_error)?;
-        }
-        for chunk in rows.idempotency_keys.chunks(ROWS_PER_STATEMENT) {
-            let mut sql =
-                sqlx::QueryBuilder::new("INSERT INTO idempotency_keys (key, fingerprint, first_position, last_position) ");
-            sql.push_values(chunk, |mut row, claim| {
-                row.push_bind(claim.key.as_str())
-                    .push_bind(claim.fingerprint.as_str())
-                    .push_bind(claim.first_position)
-                    .push_bind(claim.last_position);
-            });
-            sql.build().persistent(prepare).execute(&mut *tx).await.map_err(store_error)?;
-        }
-        let snapshots: Vec<_> = rows.snapshots.into_iter().collect();
-        for chunk in snapshots.chunks(ROWS_PER_STATEMENT) {
-            // Snapshots only move forward. Keyed on the sequence rather than
-            // cqrs-es's snapshot counter, so a snapshot that no longer
-            // deserialises (the aggregate's shape changed) is replaced
-            // instead of blocking the aggregate. The streams' sequences were
-            // checked above under the append lock, so no stored snapshot can
-            // be as new as these; if one is, the store is inconsistent and
-            // the whole group is rolled back.
-            let mut sql = sqlx::QueryBuilder::new(
-                "INSERT INTO snapshots (aggregate_type, aggregate_id, last_sequence, current_snapshot, payload) ",
-            );
-            sql.push_values(chunk, |mut row, ((aggregate_type, aggregate_id), (last_sequence, counter, payload))| {
-                row.push_bind(*aggregate_type)
-                    .push_bind(aggregate_id.as_str())
-                    .push_bind(*last_sequence)
-                    .push_bind(*counter)
-                    .push_bind(payload);
-            });
-            sql.push(
-                " ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE \
-                 SET last_sequence = excluded.last_sequence, current_snapshot = excluded.current_snapshot, payload = excluded.payload \
-                 WHERE snapshots.last_sequence < excluded.last_sequence",
-            );
-            let updated = sql.build().persistent(prepare).execute(&mut *tx).await.map_err(store_error)?;
-            if updated.rows_affected() != chunk.len() as u64 {
-                return Err(PersistenceError::UnknownError(
-                    "a stored snapshot is ahead of its stream; run `wijkbudget verify`".into(),
-                ));
-            }
-        }
-        // Projects the group's events inside this transaction, if the read
-        // models are exactly at the position before the group and no
-        // projector step holds the checkpoint (PostgreSQL: `SKIP LOCKED`;
-        // SQLite's `BEGIN IMMEDIATE` already excludes every other writer).
-        // Then the events, the read-model rows and the checkpoint commit
-        // together, once, and nothing is applied twice: a projector step
-        // takes the same row lock and starts after the checkpoint. Otherwise
-        // (the projector is behind, busy, or of another projection version,
-        // whose checkpoint row has another name) the group is left to the
-        // projector. A failure while projecting fails the transaction, and
-        // `group_commit` appends the group again without projecting it.
-        crate::failpoint::hit("append-before-projection");
-        let mut projected_to = None;
-        if let (true, Some(first), Some(last)) = (project, rows.events.first(), rows.events.last()) {
-            let lock = if postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
-            let checkpoint: Option<i64> =
-                sqlx::query_scalar(&format!("SELECT position FROM projector_checkpoints WHERE name = $1{lock}"))
-                    .bind(crate::projections::CHECKPOINT)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(store_error)?;
-            if checkpoint == Some(first.position - 1) {
-                crate::projections::Apply::apply_batch(&mut *tx, &rows.events, last.position).await.map_err(|err| {
-                    tracing::error!(error = %format!("{err:#}"), "projecting inside the append failed");
-                    PersistenceError::UnknownError(err.into())
-                })?;
-                projected_to = Some(last.position);
-            }
-        }
-        crate::failpoint::hit("append-before-commit");
-        tx.commit().await.map_err(store_error)?;
-        crate::failpoint::hit("append-after-commit");
-        Ok((outcomes, projected_to))
+/// Is a fund of a year closed already? `$1` is [`CLOSED_YEAR`], `$2` the year's `LIKE` pattern.
+pub(super) const YEAR_CLOSED_SQL: &str = "SELECT id FROM client_ids WHERE kind = $1 AND id LIKE $2 LIMIT 1";
+/// The payload of fund `$1`'s first event, which holds its year.
+pub(super) const FIRST_FUND_EVENT_SQL: &str =
+    "SELECT payload FROM events WHERE aggregate_type = 'fund' AND aggregate_id = $1 AND sequence = 1";
+
+/// Snapshots only move forward. Keyed on the sequence rather than cqrs-es's
+/// snapshot counter, so a snapshot that no longer deserialises (the
+/// aggregate's shape changed) is replaced instead of blocking the aggregate.
+/// The streams' sequences were checked under the append lock, so no stored
+/// snapshot can be as new as these; if one is, the store is inconsistent
+/// and the whole group is rolled back ([`snapshot_ahead`]).
+pub(super) const SNAPSHOT_FORWARD: &str = " ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE \
+     SET last_sequence = excluded.last_sequence, current_snapshot = excluded.current_snapshot, payload = excluded.payload \
+     WHERE snapshots.last_sequence < excluded.last_sequence";
+
+pub(super) fn snapshot_ahead() -> PersistenceError {
+    PersistenceError::UnknownError("a stored snapshot is ahead of its stream; run `wijkbudget verify`".into())
+}
+
+/// The head's hash as read, or why the store cannot be appended to.
+pub(super) fn head_hash(hash: &str) -> Result<[u8; 32], PersistenceError> {
+    parse_hash(hash).ok_or_else(|| {
+        PersistenceError::UnknownError(
+            format!("the stored head hash `{hash}` is not 32 hex bytes; run `wijkbudget verify`").into(),
+        )
     })
+}
+
+/// Projecting inside the append must never fail an append for good: the
+/// error rolls the group back, and `group_commit` appends it again without
+/// projecting, leaving the events to the projector, which reports it.
+pub(super) fn projection_failed(err: anyhow::Error) -> PersistenceError {
+    tracing::error!(error = %format!("{err:#}"), "projecting inside the append failed");
+    PersistenceError::UnknownError(err.into())
 }
 
 /// Rows per multi-row insert: 11 columns of events stay well under SQLite's
@@ -674,14 +541,6 @@ macro_rules! insert_events {
     }};
 }
 pub(crate) use insert_events;
-
-fn refused(reason: AppendRefused) -> PersistenceError {
-    PersistenceError::UnknownError(Box::new(reason))
-}
-
-fn metadata_str(metadata: &Value, key: &str) -> Option<String> {
-    metadata.get(key).and_then(Value::as_str).map(str::to_string)
-}
 
 /// Expense ids are claimed in `client_ids` with the position of the event
 /// that introduced them, so finding that event is two index lookups.
@@ -728,7 +587,7 @@ impl PersistedEventRepository for LedgerRepository {
     ) -> Result<Option<SerializedSnapshot>, PersistenceError> {
         // A snapshot of an older shape of the aggregate no longer
         // deserialises; cqrs-es then replays the stream from its start, and
-        // the next snapshot (keyed on the sequence, see `append_group`)
+        // the next snapshot (keyed on the sequence, see `SNAPSHOT_FORWARD`)
         // replaces it.
         match &self.db {
             Db::Postgres(pool) => Self::reader_pg(pool).get_snapshot::<A>(aggregate_id).await,
@@ -851,6 +710,7 @@ pub(crate) fn head_or_genesis(found: Option<(i64, String)>) -> (i64, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::chain::chain_hash;
 
     fn job(aggregate_id: &str, expense_id: Option<&str>, idempotency_key: Option<&str>) -> AppendJob {
         let payload = match expense_id {
@@ -897,7 +757,7 @@ mod tests {
             job("b", Some("e-2"), None),
         ];
         let outcomes: Vec<String> =
-            append_group(&db, &group, false).await.unwrap().0.iter().map(outcome_name).collect();
+            Appender::new(&db).append(&group, false).await.unwrap().0.iter().map(outcome_name).collect();
         assert_eq!(
             outcomes,
             [
@@ -947,7 +807,7 @@ mod tests {
         second.sequence = 2;
         twice.events.push(second);
         let outcomes: Vec<String> =
-            append_group(&db, &[twice], false).await.unwrap().0.iter().map(outcome_name).collect();
+            Appender::new(&db).append(&[twice], false).await.unwrap().0.iter().map(outcome_name).collect();
         assert_eq!(outcomes, ["expense id e-1 is already used in a; choose another expense_id"]);
         assert_eq!(read_log(&db, 0, 10).await.unwrap().len(), 0);
     }

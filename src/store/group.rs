@@ -1,0 +1,252 @@
+//! The store-independent half of the group commit (see
+//! [`super::repository`]): what a group of commands needs checked, and the
+//! decision, in memory and in command order, of which of them are appended
+//! and with which rows. Both stores read what [`GroupInput`] asks under the
+//! append lock, hand it over as [`Found`], and write the [`GroupRows`] that
+//! [`decide`] answers; PostgreSQL does it in two round trips
+//! ([`super::pg_group`]), SQLite statement by statement.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use cqrs_es::persist::{PersistenceError, SerializedEvent};
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+use super::chain::{chain_hash, ChainedEvent};
+use super::repository::{meta, AppendRefused};
+use crate::domain;
+
+/// The `client_ids` kind that records, in the same transaction as a fund's
+/// `FundClosed`, that its year is closed (`{year}:{fund}`). Checked under
+/// the append lock before a fund of that year is established, so a fund can
+/// never slip into a year closed moments before, from any process.
+pub(super) const CLOSED_YEAR: &str = "closed_year";
+
+/// One command's outcome: the positions of its first and last event (none
+/// for a command without events), or why it was refused.
+pub(super) type Outcome = Result<Option<(i64, i64)>, PersistenceError>;
+
+/// One command's events, waiting for the group committer.
+pub(super) struct AppendJob {
+    pub aggregate_type: &'static str,
+    pub events: Vec<SerializedEvent>,
+    pub snapshot_update: Option<(String, Value, usize)>,
+    pub done: oneshot::Sender<Outcome>,
+}
+
+/// What the checks of a group need to read, gathered from its commands
+/// before anything is read; deduplicated, in a fixed order.
+pub(super) struct GroupInput {
+    /// Per command, per event: the client id it claims, if any.
+    pub claims: Vec<Vec<Option<(&'static str, String)>>>,
+    /// The streams the group appends to: (aggregate type, aggregate id).
+    pub streams: Vec<(String, String)>,
+    pub claim_kinds: BTreeSet<&'static str>,
+    pub claim_ids: BTreeSet<String>,
+    pub keys: BTreeSet<String>,
+    /// Per command: the year it establishes a fund in.
+    pub establishes: Vec<Option<i64>>,
+    /// The funds the group closes; their years come from their first events.
+    pub closing: BTreeSet<String>,
+}
+
+impl GroupInput {
+    pub fn of(group: &[AppendJob]) -> Self {
+        let claims: Vec<Vec<_>> = group
+            .iter()
+            .map(|job| job.events.iter().map(|e| domain::client_id_claim(&e.event_type, &e.payload)).collect())
+            .collect();
+        let mut streams = BTreeSet::new();
+        let mut claim_kinds = BTreeSet::new();
+        let mut claim_ids = BTreeSet::new();
+        let mut keys = BTreeSet::new();
+        for (job, claims) in group.iter().zip(&claims) {
+            if let Some(first) = job.events.first() {
+                streams.insert((job.aggregate_type.to_string(), first.aggregate_id.clone()));
+                if let Some(key) = metadata_str(&first.metadata, meta::IDEMPOTENCY_KEY) {
+                    keys.insert(key);
+                }
+            }
+            for (kind, id) in claims.iter().flatten() {
+                claim_kinds.insert(*kind);
+                claim_ids.insert(id.clone());
+            }
+        }
+        let establishes = group
+            .iter()
+            .map(|job| {
+                job.events
+                    .iter()
+                    .filter(|e| job.aggregate_type == "fund" && e.sequence == 1)
+                    .find_map(|e| year_of_first_fund_event(&e.payload))
+            })
+            .collect();
+        let closing = group
+            .iter()
+            .filter(|job| job.aggregate_type == "fund" && job.events.iter().any(|e| e.event_type == "FundClosed"))
+            .filter_map(|job| job.events.first().map(|e| e.aggregate_id.clone()))
+            .collect();
+        Self { claims, streams: streams.into_iter().collect(), claim_kinds, claim_ids, keys, establishes, closing }
+    }
+
+    /// The years this group establishes funds in, each once.
+    pub fn years_established(&self) -> BTreeSet<i64> {
+        self.establishes.iter().flatten().copied().collect()
+    }
+}
+
+/// What the reads under the append lock found. Appends are serialised, so
+/// it is exact until the group's transaction ends.
+#[derive(Default)]
+pub(super) struct Found {
+    /// The log's head: its last position and hash.
+    pub position: i64,
+    pub previous: [u8; 32],
+    /// Each stream's last sequence; a stream without events is absent.
+    pub heads: HashMap<(String, String), i64>,
+    /// Client ids already claimed: (kind, id) -> owning aggregate.
+    pub owners: HashMap<(String, String), String>,
+    pub used_keys: HashSet<String>,
+    /// Among [`GroupInput::years_established`], those already closed.
+    pub closed_years: HashSet<i64>,
+    /// The year of each fund in [`GroupInput::closing`], from its first event.
+    pub years_closing: HashMap<String, i64>,
+}
+
+/// A client id claimed by an event: `client_ids` row.
+pub(super) struct Claim {
+    pub kind: &'static str,
+    pub id: String,
+    pub owner: String,
+    pub position: i64,
+}
+
+/// A command's idempotency key and the positions of its events: `idempotency_keys` row.
+pub(super) struct KeyClaim {
+    pub key: String,
+    pub fingerprint: String,
+    pub first_position: i64,
+    pub last_position: i64,
+}
+
+/// The rows of a group's accepted commands, written together.
+#[derive(Default)]
+pub(super) struct GroupRows {
+    pub events: Vec<ChainedEvent>,
+    pub claims: Vec<Claim>,
+    pub idempotency_keys: Vec<KeyClaim>,
+    /// Per aggregate, the newest snapshot of the group: (type, id) -> (last sequence, counter, payload).
+    pub snapshots: HashMap<(&'static str, String), (i64, i64, Value)>,
+}
+
+/// Decides, in command order, which commands of the group are appended,
+/// and builds their rows: positions from the head on, the chain extended.
+/// Every check of a command is made before any row of it is built, so a
+/// refused command leaves nothing behind, and each command sees what the
+/// commands before it in the group claimed.
+pub(super) fn decide(
+    group: &[AppendJob],
+    input: GroupInput,
+    found: Found,
+    recorded_at: DateTime<Utc>,
+) -> (GroupRows, Vec<Outcome>) {
+    let Found { mut position, mut previous, mut heads, mut owners, mut used_keys, mut closed_years, years_closing } =
+        found;
+    let mut rows = GroupRows::default();
+    let mut outcomes = Vec::with_capacity(group.len());
+    for ((job, claims), establishes) in group.iter().zip(input.claims).zip(&input.establishes) {
+        let events = &job.events;
+        if let Some(year) = establishes.filter(|y| closed_years.contains(y)) {
+            outcomes.push(Err(refused(AppendRefused::YearClosed(year))));
+            continue;
+        }
+        if let Some(first) = events.first() {
+            let head = heads.get(&(job.aggregate_type.to_string(), first.aggregate_id.clone())).copied().unwrap_or(0);
+            if head as usize + 1 != first.sequence {
+                outcomes.push(Err(PersistenceError::OptimisticLockError));
+                continue;
+            }
+        }
+        // Taken before, or twice within this command.
+        let mut own = HashSet::new();
+        let taken = claims.iter().flatten().find_map(|(kind, id)| match owners.get(&(kind.to_string(), id.clone())) {
+            Some(owner) => Some((kind, id, owner.clone())),
+            None if !own.insert((kind, id)) => Some((kind, id, events[0].aggregate_id.clone())),
+            None => None,
+        });
+        if let Some((kind, id, owner)) = taken {
+            let reason = AppendRefused::ClientIdTaken { kind: kind.to_string(), id: id.clone(), owner };
+            outcomes.push(Err(refused(reason)));
+            continue;
+        }
+        let key = events.first().and_then(|e| metadata_str(&e.metadata, meta::IDEMPOTENCY_KEY));
+        if let Some(key) = key.as_ref().filter(|k| used_keys.contains(*k)) {
+            outcomes.push(Err(refused(AppendRefused::IdempotencyKeyUsed(key.clone()))));
+            continue;
+        }
+
+        let first_position = position + 1;
+        for (event, claim) in events.iter().zip(&claims) {
+            position += 1;
+            let mut chained = ChainedEvent {
+                position,
+                event_id: uuid::Uuid::now_v7().to_string(),
+                recorded_at,
+                aggregate_type: job.aggregate_type.to_string(),
+                aggregate_id: event.aggregate_id.clone(),
+                sequence: event.sequence as i64,
+                event_type: event.event_type.clone(),
+                event_version: event.event_version.clone(),
+                payload: event.payload.clone(),
+                metadata: event.metadata.clone(),
+                hash: String::new(),
+            };
+            previous = chain_hash(&previous, &chained);
+            chained.hash = hex::encode(previous);
+            if let Some((kind, id)) = claim {
+                owners.insert((kind.to_string(), id.clone()), event.aggregate_id.clone());
+                rows.claims.push(Claim { kind, id: id.clone(), owner: event.aggregate_id.clone(), position });
+            }
+            heads.insert((job.aggregate_type.to_string(), event.aggregate_id.clone()), event.sequence as i64);
+            rows.events.push(chained);
+        }
+        if let Some(year) = events.first().and_then(|e| years_closing.get(&e.aggregate_id)) {
+            if events.iter().any(|e| e.event_type == "FundClosed") {
+                let fund = events[0].aggregate_id.clone();
+                closed_years.insert(*year);
+                rows.claims.push(Claim { kind: CLOSED_YEAR, id: format!("{year}:{fund}"), owner: fund, position });
+            }
+        }
+        if let Some(key) = key {
+            let fingerprint = metadata_str(&events[0].metadata, meta::REQUEST_FINGERPRINT).unwrap_or_default();
+            used_keys.insert(key.clone());
+            rows.idempotency_keys.push(KeyClaim { key, fingerprint, first_position, last_position: position });
+        }
+        let positions = (!events.is_empty()).then_some((first_position, position));
+        if let Some((aggregate_id, payload, current_snapshot)) = &job.snapshot_update {
+            let last_sequence = events.last().map_or(0, |e| e.sequence) as i64;
+            rows.snapshots.insert(
+                (job.aggregate_type, aggregate_id.clone()),
+                (last_sequence, *current_snapshot as i64, payload.clone()),
+            );
+        }
+        outcomes.push(Ok(positions));
+    }
+    (rows, outcomes)
+}
+
+/// The budget year in a fund stream's first event (`FundEstablished` or
+/// `FundCarriedOver`), if `payload` is one.
+pub(super) fn year_of_first_fund_event(payload: &Value) -> Option<i64> {
+    let (_, inner) = payload.as_object()?.iter().next()?;
+    inner.pointer("/terms/year")?.as_i64()
+}
+
+pub(super) fn refused(reason: AppendRefused) -> PersistenceError {
+    PersistenceError::UnknownError(Box::new(reason))
+}
+
+pub(super) fn metadata_str(metadata: &Value, key: &str) -> Option<String> {
+    metadata.get(key).and_then(Value::as_str).map(str::to_string)
+}

@@ -1,0 +1,680 @@
+//! The group commit on PostgreSQL in two round trips, on statements
+//! planned once.
+//!
+//! At one client a command's cost was its round trips: about a dozen
+//! statements (lock, reads, one insert per table, the projection's reads
+//! and writes, the checkpoint, `COMMIT`), each a wake-up of PostgreSQL and
+//! of the service, where a raw `INSERT` has one. sqlx sends one statement
+//! per round trip and cannot pipeline, but PostgreSQL's simple-query
+//! protocol takes several statements in one message. So a group is:
+//!
+//! 1. `BEGIN`, the append lock, the checkpoint's row lock and every read the
+//!    checks and the projection need, in one message ([`read_script`]);
+//! 2. the decision in memory ([`super::group::decide`]), and the
+//!    projection planned with the projector's own code;
+//! 3. every insert, the projection's writes, the checkpoint and `COMMIT`,
+//!    in one message ([`write_script`]).
+//!
+//! Nothing is weakened: the same locks are taken in the same order, the
+//! same reads are made under them, the same rows are written and the
+//! transaction commits once.
+//!
+//! The simple-query protocol takes no parameters, and planning a statement
+//! cost PostgreSQL more than running it (pg_stat_statements, one client:
+//! about 550 µs of planning against 410 µs of execution per command). So
+//! the group committer keeps a connection of its own ([`Session`]) on which
+//! each statement is `PREPARE`d once, with array parameters so that its
+//! text does not depend on the group's size, and the scripts `EXECUTE` it
+//! with literal values, written by [`Script`], the one place that quotes
+//! them.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::{Arc, LazyLock};
+
+use chrono::{DateTime, Utc};
+use cqrs_es::persist::PersistenceError;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{Connection, Executor, PgConnection, PgPool, Row};
+
+use super::chain::{canonical_json, format_recorded_at, ChainedEvent, GENESIS};
+use super::group::{decide, year_of_first_fund_event, AppendJob, Found, GroupInput, GroupRows, Outcome, CLOSED_YEAR};
+use super::repository::{head_hash, projection_failed, snapshot_ahead, store_error, APPEND_LOCK, SNAPSHOT_FORWARD};
+use crate::projections::apply::{Insert, Param, Plan, Write};
+use crate::projections::CHECKPOINT;
+
+/// A statement prepared once per connection, under a name derived from its
+/// text, so a changed statement is a new one.
+pub struct Prepared {
+    name: String,
+    declaration: String,
+}
+
+impl Prepared {
+    /// `parameters` are PostgreSQL types, `body` refers to them as `$1`, `$2`, ...
+    pub fn new(parameters: &[&str], body: &str) -> Self {
+        let declaration = format!("({}) AS {body}", parameters.join(", "));
+        let name = format!("wb_{}", &hex::encode(Sha256::digest(declaration.as_bytes()))[..16]);
+        Self { name, declaration }
+    }
+}
+
+/// SQL text with literal values, for the simple-query protocol.
+///
+/// Text is written as an escape string, `E'...'`, with `'` and `\`
+/// doubled: that reads back as exactly the text given, whatever
+/// `standard_conforming_strings` says, so no value can end its literal. A
+/// NUL cannot be sent at all (the protocol ends the message there, and
+/// PostgreSQL's text refuses it with bound parameters too), so text with
+/// one makes [`Script::finish`] fail instead.
+pub struct Script<'a> {
+    sql: String,
+    nul: bool,
+    /// Statements prepared on the connection before this script.
+    prepared: &'a HashSet<String>,
+    /// Statements this script prepares.
+    preparing: Vec<String>,
+}
+
+impl<'a> Script<'a> {
+    pub fn new(prepared: &'a HashSet<String>) -> Self {
+        Self { sql: String::new(), nul: false, prepared, preparing: Vec::new() }
+    }
+
+    /// SQL of our own, never a value.
+    pub fn sql(&mut self, sql: &str) -> &mut Self {
+        self.sql.push_str(sql);
+        self
+    }
+
+    pub fn text(&mut self, value: &str) -> &mut Self {
+        self.nul |= value.contains('\0');
+        self.sql.reserve(value.len() + 3);
+        self.sql.push_str("E'");
+        for c in value.chars() {
+            match c {
+                '\'' => self.sql.push_str("''"),
+                '\\' => self.sql.push_str("\\\\"),
+                c => self.sql.push(c),
+            }
+        }
+        self.sql.push('\'');
+        self
+    }
+
+    /// A whole number; a negative one in parentheses, so that `a - ` and a
+    /// number never become the comment `a --1`.
+    pub fn int(&mut self, value: i64) -> &mut Self {
+        if value < 0 {
+            self.sql.push_str(&format!("({value})"));
+        } else {
+            self.sql.push_str(&value.to_string());
+        }
+        self
+    }
+
+    /// A projection parameter, its NULLs typed as a bound parameter's would be.
+    pub fn param(&mut self, param: &Param) -> &mut Self {
+        match param {
+            Param::Int(v) | Param::OptInt(Some(v)) => self.int(*v),
+            Param::Text(v) | Param::OptText(Some(v)) => self.text(v),
+            Param::OptInt(None) => self.sql("CAST(NULL AS BIGINT)"),
+            Param::OptText(None) => self.sql("CAST(NULL AS TEXT)"),
+        }
+    }
+
+    /// `items` rendered by `each`, separated by commas.
+    pub fn list<T>(&mut self, items: impl IntoIterator<Item = T>, mut each: impl FnMut(&mut Self, T)) -> &mut Self {
+        for (i, item) in items.into_iter().enumerate() {
+            if i > 0 {
+                self.sql.push_str(", ");
+            }
+            each(self, item);
+        }
+        self
+    }
+
+    /// `ARRAY[...]::text[]` of `items`.
+    pub fn texts<'t>(&mut self, items: impl IntoIterator<Item = &'t str>) -> &mut Self {
+        self.sql("ARRAY[").list(items, |s, item| {
+            s.text(item);
+        });
+        self.sql("]::text[]")
+    }
+
+    /// `ARRAY[...]::int8[]` of `items`.
+    pub fn ints(&mut self, items: impl IntoIterator<Item = i64>) -> &mut Self {
+        self.sql("ARRAY[").list(items, |s, item| {
+            s.int(item);
+        });
+        self.sql("]::int8[]")
+    }
+
+    /// `EXECUTE name(`, preceded by its `PREPARE` if the connection does
+    /// not have it yet; the caller writes the arguments and the `)`.
+    pub fn execute(&mut self, statement: &Prepared) -> &mut Self {
+        if !self.prepared.contains(&statement.name) && !self.preparing.contains(&statement.name) {
+            self.sql.push_str(&format!("PREPARE {} {};\n", statement.name, statement.declaration));
+            self.preparing.push(statement.name.clone());
+        }
+        self.sql.push_str(&format!("EXECUTE {}(", statement.name));
+        self
+    }
+
+    /// An [`Insert`] of the projection, as the projector writes it on
+    /// PostgreSQL (one array per column, unnested and joined to what it
+    /// looks up), its arrays written as literals.
+    pub fn insert(&mut self, insert: &Insert) -> anyhow::Result<&mut Self> {
+        let Some(first) = insert.rows.first() else { return Ok(self) };
+        let numbers: Vec<bool> = first.iter().map(|p| matches!(p, Param::Int(_) | Param::OptInt(_))).collect();
+        let types: Vec<&str> = numbers.iter().map(|n| if *n { "int8[]" } else { "text[]" }).collect();
+        let names = (1..=first.len()).map(|i| format!("column{i}")).collect::<Vec<_>>().join(", ");
+        let arrays = (1..=first.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+        let body = format!(
+            "INSERT INTO {} SELECT {} FROM UNNEST({arrays}) AS v({names}) {} WHERE true {}",
+            insert.into,
+            insert.lookup.map_or("*", |lookup| lookup.select),
+            insert.lookup.map_or("", |lookup| lookup.joins),
+            insert.then
+        );
+        self.execute(&Prepared::new(&types, &body));
+        for (i, numbers) in numbers.iter().enumerate() {
+            self.sql(if i > 0 { ", ARRAY[" } else { "ARRAY[" });
+            for (r, row) in insert.rows.iter().enumerate() {
+                let value = &row[i];
+                if *numbers != matches!(value, Param::Int(_) | Param::OptInt(_)) {
+                    anyhow::bail!("column {} of an insert into {} mixes numbers and text", i + 1, insert.into);
+                }
+                self.sql(if r > 0 { ", " } else { "" }).param(value);
+            }
+            self.sql(if *numbers { "]::int8[]" } else { "]::text[]" });
+        }
+        Ok(self.sql(")"))
+    }
+
+    /// A statement of the projection (`$n` placeholders), executed with `params`.
+    pub fn statement(&mut self, sql: &str, params: &[Param]) -> &mut Self {
+        let types: Vec<&str> = params
+            .iter()
+            .map(|p| if matches!(p, Param::Int(_) | Param::OptInt(_)) { "int8" } else { "text" })
+            .collect();
+        self.execute(&Prepared::new(&types, sql)).list(params, |s, p| {
+            s.param(p);
+        });
+        self.sql(")")
+    }
+
+    /// The text, and the names of the statements it prepares.
+    pub fn finish(self) -> Result<(String, Vec<String>), PersistenceError> {
+        if self.nul {
+            return Err(PersistenceError::UnknownError(
+                "a value holds a NUL character, which the store cannot keep".into(),
+            ));
+        }
+        Ok((self.sql, self.preparing))
+    }
+}
+
+/// The group committer's own connection to PostgreSQL, and what it has
+/// prepared on it. One group at a time is appended, so one connection is
+/// all it needs; it is opened again after any failure that leaves its
+/// state unknown.
+pub(super) struct Session {
+    options: Arc<PgConnectOptions>,
+    conn: Option<PgConnection>,
+    prepared: HashSet<String>,
+    /// Set while a transaction is open: if a group's future were dropped
+    /// half-way, the next group would find it set and reconnect rather
+    /// than continue inside someone else's transaction.
+    busy: bool,
+}
+
+impl Session {
+    pub fn new(pool: &PgPool) -> Self {
+        Self { options: pool.connect_options(), conn: None, prepared: HashSet::new(), busy: false }
+    }
+
+    /// [`super::repository`]'s `Appender::append` on PostgreSQL.
+    pub async fn append_group(
+        &mut self,
+        group: &[AppendJob],
+        input: GroupInput,
+        project: bool,
+        recorded_at: DateTime<Utc>,
+    ) -> Result<(Vec<Outcome>, Option<i64>), PersistenceError> {
+        if self.busy || self.conn.is_none() {
+            self.conn = None;
+            self.prepared.clear();
+            let mut conn = PgConnection::connect_with(&self.options).await.map_err(store_error)?;
+            conn.execute(sqlx::raw_sql(SESSION_SETTINGS)).await.map_err(store_error)?;
+            self.conn = Some(conn);
+        }
+        let conn = self.conn.as_mut().expect("connected above");
+        self.busy = true;
+        let mut preparing = Vec::new();
+        let outcome = append(conn, &self.prepared, &mut preparing, group, input, project, recorded_at).await;
+        match &outcome {
+            Ok(_) => self.prepared.extend(preparing),
+            Err(_) => {
+                // Rolled back; outside a transaction (the COMMIT itself
+                // failed) `ROLLBACK` only warns. A `PREPARE` is not undone by
+                // a rollback, so which of the script's statements exist now
+                // is unknown: all are dropped and prepared again.
+                self.prepared.clear();
+                if conn.execute(sqlx::raw_sql("ROLLBACK; DEALLOCATE ALL")).await.is_err() {
+                    self.conn = None;
+                }
+            }
+        }
+        self.busy = false;
+        outcome
+    }
+}
+
+/// How the committer's statements are planned, on its connection only.
+/// A group is at most 64 commands, so every lookup it makes (a stream's
+/// head, a claim, a fund, commitment or expense a posting takes its year
+/// or theme from) is best an index probe, however large the table. The
+/// planner did not always know: on tables that grew since their last
+/// `ANALYZE` it hashed the whole of `rm_expenses` to insert two postings
+/// (360 µs per command and growing). And one generic plan per statement,
+/// made once, saves planning on every execution, which custom plans of
+/// these array-parameter statements did not (150 µs for the reads).
+const SESSION_SETTINGS: &str = "SET plan_cache_mode = force_generic_plan; SET enable_hashjoin = off; \
+    SET enable_mergejoin = off; SET enable_seqscan = off";
+
+async fn append(
+    conn: &mut PgConnection,
+    prepared: &HashSet<String>,
+    preparing: &mut Vec<String>,
+    group: &[AppendJob],
+    input: GroupInput,
+    project: bool,
+    recorded_at: DateTime<Utc>,
+) -> Result<(Vec<Outcome>, Option<i64>), PersistenceError> {
+    let wijken = if project { wijken_touched(group, recorded_at) } else { BTreeSet::new() };
+    let (reads, prepares) = read_script(prepared, &input, project, &wijken)?;
+    preparing.extend(prepares);
+    let rows = conn.fetch_all(sqlx::raw_sql(&reads)).await.map_err(store_error)?;
+    let mut found = Found { previous: GENESIS, ..Found::default() };
+    let mut checkpoint = None;
+    let mut available = BTreeMap::new();
+    for row in rows {
+        // `BEGIN` and the lock answer no row of this shape.
+        if row.try_column("tag").is_err() {
+            continue;
+        }
+        let text = |column: &str| row.try_get::<Option<String>, _>(column).map_err(store_error);
+        let number = row.try_get::<Option<i64>, _>("n").map_err(store_error)?;
+        let index = row.try_get::<i64, _>("i").map_err(store_error)? as usize;
+        match row.try_get::<i64, _>("tag").map_err(store_error)? {
+            HEAD => {
+                found.previous = head_hash(&text("a")?.unwrap_or_default())?;
+                found.position = number.unwrap_or_default();
+            }
+            STREAM => {
+                if let Some(head) = number {
+                    found.heads.insert(input.streams[index].clone(), head);
+                }
+            }
+            CLAIM => {
+                let claim = (text("a")?.unwrap_or_default(), text("b")?.unwrap_or_default());
+                found.owners.insert(claim, text("c")?.unwrap_or_default());
+            }
+            KEY => {
+                found.used_keys.insert(text("a")?.unwrap_or_default());
+            }
+            CLOSED => found.closed_years.extend(number),
+            CLOSING => {
+                let payload: Option<Value> = text("a")?.and_then(|p| serde_json::from_str(&p).ok());
+                let fund = input.closing.iter().nth(index).cloned().unwrap_or_default();
+                if let Some(year) = payload.as_ref().and_then(year_of_first_fund_event) {
+                    found.years_closing.insert(fund, year);
+                }
+            }
+            CHECKPOINT_ROW => checkpoint = number,
+            AVAILABLE => {
+                available.insert(text("a")?.unwrap_or_default(), number.unwrap_or_default());
+            }
+            _ => {}
+        }
+    }
+
+    let (rows, outcomes) = decide(group, input, found, recorded_at);
+
+    // Projected here only if the read models are exactly at the position
+    // before the group and no projector step holds the checkpoint (`SKIP
+    // LOCKED` found the row); otherwise the projector catches up.
+    let mut projection = None;
+    if let (true, Some(first), Some(last)) = (project, rows.events.first(), rows.events.last()) {
+        if checkpoint == Some(first.position - 1) {
+            let writes =
+                Plan::new(&rows.events).and_then(|plan| plan.into_writes(&available)).map_err(projection_failed)?;
+            projection = Some((writes, last.position));
+        }
+    }
+    let projected_to = projection.as_ref().map(|(_, to)| *to);
+    crate::failpoint::hit("append-before-projection");
+    let mut known = prepared.clone();
+    known.extend(preparing.iter().cloned());
+    let (writes, prepares, check_snapshots) = write_script(&known, &rows, projection)?;
+    preparing.extend(prepares);
+    crate::failpoint::hit("append-before-commit");
+    if check_snapshots {
+        // The snapshots' count is checked before the commit.
+        let counted = conn.fetch_all(sqlx::raw_sql(&writes)).await.map_err(store_error)?;
+        let written: i64 =
+            counted.last().map(|row| row.try_get("snapshots")).transpose().map_err(store_error)?.unwrap_or(0);
+        if written != rows.snapshots.len() as i64 {
+            return Err(snapshot_ahead());
+        }
+        conn.execute(sqlx::raw_sql("COMMIT")).await.map_err(store_error)?;
+    } else {
+        conn.execute(sqlx::raw_sql(&writes)).await.map_err(store_error)?;
+    }
+    crate::failpoint::hit("append-after-commit");
+    Ok((outcomes, projected_to))
+}
+
+// The tags of the rows the read script answers, all of one shape: `tag`,
+// `i` (an index into the input's list), `n` (a number), `a`, `b`, `c` (text).
+const HEAD: i64 = 0;
+const STREAM: i64 = 1;
+const CLAIM: i64 = 2;
+const KEY: i64 = 3;
+const CLOSED: i64 = 4;
+const CLOSING: i64 = 5;
+const CHECKPOINT_ROW: i64 = 6;
+const AVAILABLE: i64 = 7;
+
+const NO_TEXT: &str = "CAST(NULL AS TEXT)";
+
+static LOCK: LazyLock<Prepared> = LazyLock::new(|| Prepared::new(&["int8"], "SELECT FROM pg_advisory_xact_lock($1)"));
+
+static LOCK_CHECKPOINT: LazyLock<Prepared> = LazyLock::new(|| {
+    Prepared::new(
+        &["text"],
+        &format!(
+            "SELECT CAST({CHECKPOINT_ROW} AS BIGINT) AS tag, CAST(0 AS BIGINT) AS i, position AS n, \
+             {NO_TEXT} AS a, {NO_TEXT} AS b, {NO_TEXT} AS c FROM projector_checkpoints WHERE name = $1 FOR UPDATE SKIP LOCKED"
+        ),
+    )
+});
+
+/// The head of the log; each stream's head (`$1` types, `$2` ids: one step
+/// down the end of the stream's unique index, `ORDER BY sequence DESC LIMIT
+/// 1`, not `MAX`, which PostgreSQL turns into that step only when its
+/// statistics say the stream is large); the client ids already claimed
+/// among the pairs of `$3` kinds and `$4` ids; the idempotency keys among
+/// `$5` already used. Each is a probe of a unique index per value.
+static READS: LazyLock<Prepared> = LazyLock::new(|| {
+    Prepared::new(
+        &["text[]", "text[]", "text[]", "text[]", "text[]"],
+        &format!(
+            "SELECT CAST({HEAD} AS BIGINT) AS tag, CAST(0 AS BIGINT) AS i, h.position AS n, h.hash AS a, {NO_TEXT} AS b, {NO_TEXT} AS c \
+             FROM (SELECT position, hash FROM events ORDER BY position DESC LIMIT 1) h \
+             UNION ALL SELECT {STREAM}, s.i - 1, (SELECT e.sequence FROM events e WHERE e.aggregate_type = s.t \
+             AND e.aggregate_id = s.id ORDER BY e.sequence DESC LIMIT 1), NULL, NULL, NULL \
+             FROM UNNEST($1, $2) WITH ORDINALITY AS s(t, id, i) \
+             UNION ALL SELECT {CLAIM}, 0, NULL, c.kind, c.id, c.aggregate_id \
+             FROM UNNEST($3, $4) AS q(kind, id) JOIN client_ids c ON c.kind = q.kind AND c.id = q.id \
+             UNION ALL SELECT {KEY}, 0, NULL, k.key, NULL, NULL FROM UNNEST($5) AS q(key) JOIN idempotency_keys k ON k.key = q.key"
+        ),
+    )
+});
+
+/// Each wijk's available money among `$1`: the sum of its `wijk_budget` balances.
+static AVAILABLE_MONEY: LazyLock<Prepared> = LazyLock::new(|| {
+    Prepared::new(
+        &["text[]"],
+        &format!(
+            "SELECT CAST({AVAILABLE} AS BIGINT) AS tag, CAST(0 AS BIGINT) AS i, CAST(SUM(cents) AS BIGINT) AS n, \
+             wijk_id AS a, {NO_TEXT} AS b, {NO_TEXT} AS c FROM rm_balances \
+             WHERE kind = 'wijk_budget' AND wijk_id = ANY($1) GROUP BY wijk_id"
+        ),
+    )
+});
+
+static INSERT_EVENTS: LazyLock<Prepared> = LazyLock::new(|| {
+    Prepared::new(
+        &["int8[]", "text[]", "text[]", "text[]", "text[]", "int8[]", "text[]", "text[]", "text[]", "text[]", "text[]"],
+        // Canonical JSON text, kept as given by `json`: byte for byte what was hashed.
+        "INSERT INTO events (position, event_id, recorded_at, aggregate_type, aggregate_id, sequence, \
+         event_type, event_version, payload, metadata, hash) \
+         SELECT p, id, CAST(r AS TIMESTAMPTZ), t, a, s, et, v, CAST(pl AS JSON), CAST(m AS JSON), h \
+         FROM UNNEST($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) AS u(p, id, r, t, a, s, et, v, pl, m, h)",
+    )
+});
+
+static INSERT_CLAIMS: LazyLock<Prepared> = LazyLock::new(|| {
+    Prepared::new(
+        &["text[]", "text[]", "text[]", "int8[]"],
+        "INSERT INTO client_ids (kind, id, aggregate_id, position) SELECT * FROM UNNEST($1, $2, $3, $4)",
+    )
+});
+
+static INSERT_KEYS: LazyLock<Prepared> = LazyLock::new(|| {
+    Prepared::new(
+        &["text[]", "text[]", "int8[]", "int8[]"],
+        "INSERT INTO idempotency_keys (key, fingerprint, first_position, last_position) SELECT * FROM UNNEST($1, $2, $3, $4)",
+    )
+});
+
+static MOVE_CHECKPOINT: LazyLock<Prepared> = LazyLock::new(|| {
+    Prepared::new(&["int8", "text"], "UPDATE projector_checkpoints SET position = $1 WHERE name = $2")
+});
+
+/// The first message: `BEGIN`, the append lock, and under it every read.
+/// The checkpoint's lock is taken before the balances are read, as a
+/// projector step would, so they are those at the checkpoint.
+fn read_script(
+    prepared: &HashSet<String>,
+    input: &GroupInput,
+    project: bool,
+    wijken: &BTreeSet<String>,
+) -> Result<(String, Vec<String>), PersistenceError> {
+    let mut s = Script::new(prepared);
+    s.sql("BEGIN;\n").execute(&LOCK).int(APPEND_LOCK).sql(");\n");
+    if project {
+        s.execute(&LOCK_CHECKPOINT).text(CHECKPOINT).sql(");\n");
+    }
+    s.execute(&READS);
+    s.texts(input.streams.iter().map(|(t, _)| t.as_str())).sql(", ");
+    s.texts(input.streams.iter().map(|(_, id)| id.as_str())).sql(", ");
+    let claims: BTreeSet<&(&str, String)> = input.claims.iter().flatten().flatten().collect();
+    s.texts(claims.iter().map(|(kind, _)| *kind)).sql(", ");
+    s.texts(claims.iter().map(|(_, id)| id.as_str())).sql(", ");
+    s.texts(input.keys.iter().map(String::as_str)).sql(");\n");
+    // Establishing and closing funds are rare: these stay unprepared.
+    for year in input.years_established() {
+        s.sql(&format!("SELECT CAST({CLOSED} AS BIGINT) AS tag, CAST(0 AS BIGINT) AS i, CAST("));
+        s.int(year).sql(&format!(
+            " AS BIGINT) AS n, {NO_TEXT} AS a, {NO_TEXT} AS b, {NO_TEXT} AS c FROM client_ids WHERE kind = "
+        ));
+        s.text(CLOSED_YEAR).sql(" AND id LIKE ").text(&format!("{year}:%")).sql(" LIMIT 1;\n");
+    }
+    for (i, fund) in input.closing.iter().enumerate() {
+        s.sql(&format!("SELECT CAST({CLOSING} AS BIGINT) AS tag, CAST("));
+        s.int(i as i64).sql(&format!(
+            " AS BIGINT) AS i, CAST(NULL AS BIGINT) AS n, CAST(payload AS TEXT) AS a, {NO_TEXT} AS b, {NO_TEXT} AS c \
+             FROM events WHERE aggregate_type = 'fund' AND sequence = 1 AND aggregate_id = "
+        ));
+        s.text(fund).sql(";\n");
+    }
+    if project && !wijken.is_empty() {
+        s.execute(&AVAILABLE_MONEY).texts(wijken.iter().map(String::as_str)).sql(");\n");
+    }
+    s.finish()
+}
+
+/// The wijken whose available money the group's projection starts from,
+/// from the group's events before positions are known: any position plans
+/// the same postings.
+fn wijken_touched(group: &[AppendJob], recorded_at: DateTime<Utc>) -> BTreeSet<String> {
+    let events: Vec<ChainedEvent> = group
+        .iter()
+        .flat_map(|job| job.events.iter().map(move |e| (job.aggregate_type, e)))
+        .map(|(aggregate_type, e)| ChainedEvent {
+            position: 0,
+            event_id: String::new(),
+            recorded_at,
+            aggregate_type: aggregate_type.to_string(),
+            aggregate_id: e.aggregate_id.clone(),
+            sequence: e.sequence as i64,
+            event_type: e.event_type.clone(),
+            event_version: e.event_version.clone(),
+            payload: e.payload.clone(),
+            metadata: e.metadata.clone(),
+            hash: String::new(),
+        })
+        .collect();
+    // An event the plan cannot read fails the real plan too, which says why.
+    Plan::new(&events).map(|plan| plan.wijken().into_iter().map(str::to_string).collect()).unwrap_or_default()
+}
+
+/// The second message: the group's rows, the projection's writes and the
+/// checkpoint, and `COMMIT`. With snapshots it ends before `COMMIT` with
+/// the number of snapshots written, to be checked first (answered `true`).
+fn write_script(
+    prepared: &HashSet<String>,
+    rows: &GroupRows,
+    projection: Option<(Vec<Write>, i64)>,
+) -> Result<(String, Vec<String>, bool), PersistenceError> {
+    let mut s = Script::new(prepared);
+    let events = &rows.events;
+    if !events.is_empty() {
+        let recorded: Vec<String> = events.iter().map(|e| format_recorded_at(&e.recorded_at)).collect();
+        let payloads: Vec<String> = events.iter().map(|e| canonical_json(&e.payload)).collect();
+        let metadata: Vec<String> = events.iter().map(|e| canonical_json(&e.metadata)).collect();
+        s.execute(&INSERT_EVENTS).ints(events.iter().map(|e| e.position)).sql(", ");
+        s.texts(events.iter().map(|e| e.event_id.as_str())).sql(", ");
+        s.texts(recorded.iter().map(String::as_str)).sql(", ");
+        s.texts(events.iter().map(|e| e.aggregate_type.as_str())).sql(", ");
+        s.texts(events.iter().map(|e| e.aggregate_id.as_str())).sql(", ");
+        s.ints(events.iter().map(|e| e.sequence)).sql(", ");
+        s.texts(events.iter().map(|e| e.event_type.as_str())).sql(", ");
+        s.texts(events.iter().map(|e| e.event_version.as_str())).sql(", ");
+        s.texts(payloads.iter().map(String::as_str)).sql(", ");
+        s.texts(metadata.iter().map(String::as_str)).sql(", ");
+        s.texts(events.iter().map(|e| e.hash.as_str())).sql(");\n");
+    }
+    let claims = &rows.claims;
+    if !claims.is_empty() {
+        s.execute(&INSERT_CLAIMS).texts(claims.iter().map(|c| c.kind)).sql(", ");
+        s.texts(claims.iter().map(|c| c.id.as_str())).sql(", ");
+        s.texts(claims.iter().map(|c| c.owner.as_str())).sql(", ");
+        s.ints(claims.iter().map(|c| c.position)).sql(");\n");
+    }
+    let keys = &rows.idempotency_keys;
+    if !keys.is_empty() {
+        s.execute(&INSERT_KEYS).texts(keys.iter().map(|k| k.key.as_str())).sql(", ");
+        s.texts(keys.iter().map(|k| k.fingerprint.as_str())).sql(", ");
+        s.ints(keys.iter().map(|k| k.first_position)).sql(", ");
+        s.ints(keys.iter().map(|k| k.last_position)).sql(");\n");
+    }
+    if let Some((writes, checkpoint)) = projection {
+        for write in writes {
+            match &write {
+                Write::Insert(insert) => s.insert(insert).map_err(projection_failed)?,
+                Write::Statement(statement) => s.statement(statement.sql, &statement.params),
+            };
+            s.sql(";\n");
+        }
+        s.execute(&MOVE_CHECKPOINT).int(checkpoint).sql(", ").text(CHECKPOINT).sql(");\n");
+    }
+    let check_snapshots = !rows.snapshots.is_empty();
+    if check_snapshots {
+        // Every hundredth event of a fund: unprepared.
+        s.sql(
+            "WITH written AS (INSERT INTO snapshots (aggregate_type, aggregate_id, last_sequence, current_snapshot, payload) \
+             VALUES ",
+        )
+        .list(&rows.snapshots, |s, ((aggregate_type, aggregate_id), (last_sequence, counter, payload))| {
+            s.sql("(").text(aggregate_type).sql(", ").text(aggregate_id).sql(", ").int(*last_sequence).sql(", ");
+            s.int(*counter).sql(", ").text(&payload.to_string()).sql("::json)");
+        })
+        .sql(SNAPSHOT_FORWARD)
+        .sql(" RETURNING 1) SELECT CAST(COUNT(*) AS BIGINT) AS snapshots FROM written;\n");
+    } else {
+        s.sql("COMMIT;\n");
+    }
+    let (sql, preparing) = s.finish()?;
+    Ok((sql, preparing, check_snapshots))
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+
+    use super::*;
+
+    fn admin_url() -> String {
+        let server =
+            std::env::var("WIJKBUDGET_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+        format!("{server}/postgres")
+    }
+
+    /// The one property the whole script rests on: whatever the text, its
+    /// literal reads back as exactly that text, also when the server does
+    /// not treat backslashes as ordinary characters.
+    #[test]
+    fn any_text_written_as_a_literal_reads_back_unchanged() {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let conn: std::cell::RefCell<sqlx::PgConnection> = runtime
+            .block_on(<sqlx::PgConnection as sqlx::Connection>::connect(&admin_url()))
+            .expect("PostgreSQL is reachable; start it with .ci/run or pg_ctlcluster")
+            .into();
+        for conforming in ["on", "off"] {
+            runtime
+                .block_on(conn.borrow_mut().execute(&*format!("SET standard_conforming_strings = {conforming}")))
+                .unwrap();
+            let mut runner = TestRunner::new(Config { cases: 200, ..Config::default() });
+            // Any text but NUL, weighted towards what breaks quoting.
+            let text = prop::collection::vec(
+                prop_oneof![Just('\''), Just('\\'), Just('$'), Just(';'), Just('-'), Just('\n'), any::<char>()],
+                0..40,
+            )
+            .prop_map(|chars| chars.into_iter().filter(|c| *c != '\0').collect::<String>());
+            runner
+                .run(&text, |value| {
+                    let none = HashSet::new();
+                    let mut script = Script::new(&none);
+                    script.sql("SELECT ").text(&value).sql(" AS v, ").int(-7).sql(" - ").int(-3).sql(" AS n");
+                    let (sql, _) = script.finish().unwrap();
+                    let row = runtime.block_on(conn.borrow_mut().fetch_one(sqlx::raw_sql(&sql))).unwrap();
+                    prop_assert_eq!(row.get::<String, _>("v"), value);
+                    prop_assert_eq!(row.get::<i32, _>("n"), -4);
+                    Ok(())
+                })
+                .unwrap();
+        }
+    }
+
+    #[test]
+    fn text_with_a_nul_is_refused_rather_than_cut_short() {
+        let none = HashSet::new();
+        let mut script = Script::new(&none);
+        script.sql("SELECT ").text("a\0'; DROP TABLE events; --");
+        assert!(script.finish().is_err());
+    }
+
+    #[test]
+    fn a_statement_is_prepared_once_then_executed_with_literals() {
+        let none = HashSet::new();
+        let params = [Param::Int(-5), Param::Text("it's".into()), Param::OptInt(None), Param::OptText(None)];
+        let sql = "UPDATE t SET a = a - $1, b = $2, c = $3, d = $4";
+        let mut script = Script::new(&none);
+        script.statement(sql, &params).sql(";\n").statement(sql, &params);
+        let (text, preparing) = script.finish().unwrap();
+        let name = &preparing[0];
+        assert_eq!(preparing.len(), 1, "prepared once: {text}");
+        let execute = format!("EXECUTE {name}((-5), E'it''s', CAST(NULL AS BIGINT), CAST(NULL AS TEXT))");
+        assert_eq!(text, format!("PREPARE {name} (int8, text, int8, text) AS {sql};\n{execute};\n{execute}"));
+        let known = HashSet::from([name.clone()]);
+        let mut later = Script::new(&known);
+        later.statement(sql, &params);
+        assert_eq!(later.finish().unwrap(), (execute, vec![]), "a later script only executes it");
+    }
+}
