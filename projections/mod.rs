@@ -9,6 +9,7 @@
 pub mod apply;
 pub mod overview;
 pub mod queries;
+pub mod rebuild;
 pub mod reports;
 pub mod subsidies;
 

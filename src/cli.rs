@@ -352,14 +352,24 @@ async fn import_command(url: &str, file: &std::path::Path, dry_run: bool) -> any
     Ok(())
 }
 
+/// On PostgreSQL the read models are built beside the live ones, which are
+/// served until the new ones are swapped in (`projections::rebuild`). On
+/// SQLite, one file with one writer, they are wiped and projected again.
 async fn rebuild(db: &Db, projector: Projector) -> anyhow::Result<()> {
     let (_, head) = projections::status(db).await?;
-    projections::reset(db).await.context("wiping the read models")?;
-    crate::failpoint::hit("rebuild-after-reset");
     let bar = progress_bar(head as u64, "rebuilding");
-    projector.catch_up(|position| bar.set_position(position as u64)).await?;
+    let position = match db {
+        Db::Postgres(pool) => {
+            projections::rebuild::rebuild_beside(pool, |position| bar.set_position(position as u64)).await?
+        }
+        Db::Sqlite(_) => {
+            projections::reset(db).await.context("wiping the read models")?;
+            crate::failpoint::hit("rebuild-after-reset");
+            projector.catch_up(|position| bar.set_position(position as u64)).await?
+        }
+    };
     bar.finish();
-    println!("read models rebuilt from {head} events");
+    println!("read models rebuilt from {position} events");
     Ok(())
 }
 
