@@ -186,9 +186,13 @@ async fn definitions(
     for (table, definition) in indexes {
         let on_live = format!(" ON {}.{table} ", quote(live));
         anyhow::ensure!(definition.contains(&on_live), "unexpected index definition `{definition}`");
-        by_table.entry(table.clone()).or_default().push(definition.replace(&on_live, &format!(" ON {BUILDING}.{table} ")));
+        by_table
+            .entry(table.clone())
+            .or_default()
+            .push(definition.replace(&on_live, &format!(" ON {BUILDING}.{table} ")));
     }
-    let keys = keys.into_iter().map(|(table, name, definition)| (table, format!("CONSTRAINT {name} {definition}"))).collect();
+    let keys =
+        keys.into_iter().map(|(table, name, definition)| (table, format!("CONSTRAINT {name} {definition}"))).collect();
     Ok((keys, by_table.into_values().flatten().collect()))
 }
 

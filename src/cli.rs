@@ -46,7 +46,9 @@ pub enum Command {
     },
     /// Apply the schema migrations and exit.
     Migrate,
-    /// Recompute every read model from position zero of the log.
+    /// Recompute every read model from position zero of the log. On
+    /// PostgreSQL a running service keeps serving the old read models until
+    /// the new ones are swapped in; on SQLite stop the service first.
     Rebuild,
     /// Load the illustrative Hilversum 2021-2022 dataset into a fresh
     /// embedded store (wijkbudget-demo.db unless --database is given), print

@@ -217,7 +217,11 @@ async fn a_rebuild_killed_at_any_step_leaves_whole_read_models() {
             let stderr = String::from_utf8_lossy(&killed.stderr);
             assert!(!killed.status.success() && stderr.contains(failpoint), "{backend:?} {failpoint}: {stderr}");
             if backend == Backend::Postgres {
-                assert_eq!(common::read_models(&db, &[]).await, expected, "{failpoint}: as served right after the kill");
+                assert_eq!(
+                    common::read_models(&db, &[]).await,
+                    expected,
+                    "{failpoint}: as served right after the kill"
+                );
             }
             let service = wijkbudget::service::Service::open(&url).await.unwrap();
             service.projector.catch_up(|_| {}).await.unwrap();

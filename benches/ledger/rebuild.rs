@@ -75,7 +75,7 @@ impl Bench {
         let share = rebuild.median / stream.median;
         self.say("");
         self.say(format!(
-            "3. REBUILD: `wijkbudget rebuild` (child process: reset + Projector::catch_up, batches of {} events per transaction, {postings} postings written) \
+            "3. REBUILD: `wijkbudget rebuild` (child process: built beside the live read models and swapped in, batches of {} events per transaction, {postings} postings written) \
              over {} events, vs streaming the same rows (SELECT all columns ORDER BY position, one sqlx stream, text decoded, JSON not parsed); \
              PostgreSQL synchronous_commit=on, 1 client; median [min-max]",
             wijkbudget::projections::REBUILD_BATCH,

@@ -275,12 +275,13 @@ impl Session {
 /// How the committer's statements are planned, on its connection only.
 /// A group is at most 64 commands, so every lookup it makes (a stream's
 /// head, a claim, a fund, commitment or expense a posting takes its year
-/// or theme from) is best an index probe, however large the table. The
-/// planner did not always know: on tables that grew since their last
-/// `ANALYZE` it hashed the whole of `rm_expenses` to insert two postings
-/// (360 µs per command and growing). And one generic plan per statement,
-/// made once, saves planning on every execution, which custom plans of
-/// these array-parameter statements did not (150 µs for the reads).
+/// or theme from) is best an index probe, however large the table, and
+/// the planner, going by statistics of tables that grew since their last
+/// `ANALYZE`, did not always choose one (the posting insert: 359 µs per
+/// command at one client; 112 µs with these settings). And one generic
+/// plan per statement, made once, saves planning on every execution, which
+/// custom plans of these array-parameter statements did not (147 µs for
+/// the reads).
 const SESSION_SETTINGS: &str = "SET plan_cache_mode = force_generic_plan; SET enable_hashjoin = off; \
     SET enable_mergejoin = off; SET enable_seqscan = off";
 

@@ -9,6 +9,8 @@
 //! for a whole group of concurrent commands at once (group commit). In a
 //! running service the same transaction also projects the group's events
 //! when the read models are at the head, with the projector's own code.
+//! Which commands of a group are appended is decided in `group.rs`, the
+//! same for both stores; PostgreSQL's two round trips are `pg_group.rs`.
 
 use std::sync::{Arc, Mutex};
 
