@@ -288,6 +288,15 @@ impl Plan {
     /// running values carry on from segment to segment in memory, because
     /// a segment's balances are not written before the next one is planned.
     pub fn into_writes(self, available_before: &BTreeMap<String, i64>) -> anyhow::Result<Vec<Write>> {
+        Ok(self.into_writes_and_available(available_before)?.0)
+    }
+
+    /// [`Plan::into_writes`], and each touched wijk's available money after
+    /// the batch (with those of `available_before`).
+    pub fn into_writes_and_available(
+        self,
+        available_before: &BTreeMap<String, i64>,
+    ) -> anyhow::Result<(Vec<Write>, BTreeMap<String, i64>)> {
         let mut available = available_before.clone();
         let mut writes = Vec::new();
         for mut segment in self.segments {
@@ -302,7 +311,7 @@ impl Plan {
             }
             segment.into_writes(&mut writes);
         }
-        Ok(writes)
+        Ok((writes, available))
     }
 }
 

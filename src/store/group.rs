@@ -37,6 +37,7 @@ pub(super) struct AppendJob {
 
 /// What the checks of a group need to read, gathered from its commands
 /// before anything is read; deduplicated, in a fixed order.
+#[derive(Clone)]
 pub(super) struct GroupInput {
     /// Per command, per event: the client id it claims, if any.
     pub claims: Vec<Vec<Option<(&'static str, String)>>>,

@@ -41,6 +41,7 @@ use sqlx::{Connection, Executor, PgConnection, PgPool, Row};
 use super::chain::{canonical_json, format_recorded_at, ChainedEvent, GENESIS};
 use super::group::{decide, year_of_first_fund_event, AppendJob, Found, GroupInput, GroupRows, Outcome, CLOSED_YEAR};
 use super::repository::{head_hash, projection_failed, snapshot_ahead, store_error, APPEND_LOCK, SNAPSHOT_FORWARD};
+use crate::domain::postings::AccountKind;
 use crate::projections::apply::{Insert, Param, Plan, Write};
 use crate::projections::CHECKPOINT;
 
@@ -228,14 +229,27 @@ pub(super) struct Session {
     /// half-way, the next group would find it set and reconnect rather
     /// than continue inside someone else's transaction.
     busy: bool,
+    known: Option<Known>,
+    /// Groups appended in one message on what the session knew; the tests
+    /// read it to see that path taken.
+    pub on_known: u64,
 }
 
 impl Session {
     pub fn new(pool: &PgPool) -> Self {
-        Self { options: pool.connect_options(), conn: None, prepared: HashSet::new(), busy: false }
+        Self {
+            options: pool.connect_options(),
+            conn: None,
+            prepared: HashSet::new(),
+            busy: false,
+            known: None,
+            on_known: 0,
+        }
     }
 
-    /// [`super::repository`]'s `Appender::append` on PostgreSQL.
+    /// [`super::repository`]'s `Appender::append` on PostgreSQL: in one
+    /// message on what the session knows when it can, otherwise (or when
+    /// that message finds the store moved) in two, reading first.
     pub async fn append_group(
         &mut self,
         group: &[AppendJob],
@@ -246,30 +260,96 @@ impl Session {
         if self.busy || self.conn.is_none() {
             self.conn = None;
             self.prepared.clear();
+            self.known = None;
             let mut conn = PgConnection::connect_with(&self.options).await.map_err(store_error)?;
             conn.execute(sqlx::raw_sql(SESSION_SETTINGS)).await.map_err(store_error)?;
             self.conn = Some(conn);
         }
-        let conn = self.conn.as_mut().expect("connected above");
         self.busy = true;
-        let mut preparing = Vec::new();
-        let outcome = append(conn, &self.prepared, &mut preparing, group, input, project, recorded_at).await;
-        match &outcome {
-            Ok(_) => self.prepared.extend(preparing),
-            Err(_) => {
-                // Rolled back; outside a transaction (the COMMIT itself
-                // failed) `ROLLBACK` only warns. A `PREPARE` is not undone by
-                // a rollback, so which of the script's statements exist now
-                // is unknown: all are dropped and prepared again.
-                self.prepared.clear();
-                if conn.execute(sqlx::raw_sql("ROLLBACK; DEALLOCATE ALL")).await.is_err() {
-                    self.conn = None;
+        let known = self.known.take();
+        if let Some(known) = &known {
+            let conn = self.conn.as_mut().expect("connected above");
+            let mut preparing = Vec::new();
+            let attempt = append_on_known(
+                conn,
+                &self.prepared,
+                &mut preparing,
+                group,
+                input.clone(),
+                project,
+                known,
+                recorded_at,
+            );
+            match attempt.await {
+                None => {}
+                Some(Ok((outcomes, projected_to, known))) => {
+                    self.prepared.extend(preparing);
+                    self.known = Some(known);
+                    self.on_known += 1;
+                    self.busy = false;
+                    return Ok((outcomes, projected_to));
+                }
+                Some(Err(err)) => {
+                    // Another instance appended, a claim was taken, or the
+                    // read models moved: nothing was stored, and the group
+                    // is appended again the careful way.
+                    tracing::debug!(error = %err, "the store moved since the last group; reading it first");
+                    if !self.roll_back(&preparing).await {
+                        self.busy = false;
+                        return Err(err);
+                    }
                 }
             }
         }
+        let conn = self.conn.as_mut().expect("connected above");
+        let mut preparing = Vec::new();
+        let outcome = append(conn, &self.prepared, &mut preparing, group, input, project, known, recorded_at).await;
+        let outcome = match outcome {
+            Ok((outcomes, projected_to, known)) => {
+                self.prepared.extend(preparing);
+                self.known = Some(known);
+                Ok((outcomes, projected_to))
+            }
+            Err(err) => {
+                self.roll_back(&preparing).await;
+                Err(err)
+            }
+        };
         self.busy = false;
         outcome
     }
+
+    /// Ends a failed group's transaction (outside one, after a failed
+    /// `COMMIT`, `ROLLBACK` only warns). A `PREPARE` is not undone by a
+    /// rollback, so if the failed messages prepared statements, which of
+    /// them exist is unknown, and all are dropped to be prepared again. If
+    /// even that fails the connection is dropped, and PostgreSQL rolls back.
+    /// Answers whether the session can go on.
+    async fn roll_back(&mut self, preparing: &[String]) -> bool {
+        let Some(conn) = self.conn.as_mut() else { return false };
+        let sql = if preparing.is_empty() { "ROLLBACK" } else { "ROLLBACK; DEALLOCATE ALL" };
+        if !preparing.is_empty() {
+            self.prepared.clear();
+        }
+        let rolled_back = conn.execute(sqlx::raw_sql(sql)).await.is_ok();
+        if !rolled_back {
+            self.conn = None;
+            self.prepared.clear();
+        }
+        rolled_back
+    }
+}
+
+/// What the session's last group left in the store, as far as the session
+/// knows: the log's head, and each wijk's available money if the session
+/// projected everything up to that head itself. Nothing else appends in a
+/// typical deployment, so the next group can be written on it in one
+/// message ([`append_on_known`]), which checks that it still holds.
+#[derive(Clone)]
+struct Known {
+    position: i64,
+    previous: [u8; 32],
+    available: Option<BTreeMap<String, i64>>,
 }
 
 /// How the committer's statements are planned, on its connection only.
@@ -282,9 +362,18 @@ impl Session {
 /// plan per statement, made once, saves planning on every execution, which
 /// custom plans of these array-parameter statements did not (147 µs for
 /// the reads).
+///
+/// `pg_temp.wb_expect(holds, refusal)`, a function of this connection
+/// only, fails a message whose check does not hold ([`EXPECT`], and the
+/// count of snapshots written), with `refusal` as the error.
 const SESSION_SETTINGS: &str = "SET plan_cache_mode = force_generic_plan; SET enable_hashjoin = off; \
-    SET enable_mergejoin = off; SET enable_seqscan = off";
+    SET enable_mergejoin = off; SET enable_seqscan = off; \
+    CREATE FUNCTION pg_temp.wb_expect(holds boolean, refusal text) RETURNS void LANGUAGE plpgsql AS \
+    $$ BEGIN IF holds IS NOT TRUE THEN RAISE EXCEPTION '%', refusal; END IF; END $$";
 
+/// Appends the group the careful way: one message of reads, the decision
+/// on what they found, one message of writes.
+#[allow(clippy::too_many_arguments)]
 async fn append(
     conn: &mut PgConnection,
     prepared: &HashSet<String>,
@@ -292,10 +381,10 @@ async fn append(
     group: &[AppendJob],
     input: GroupInput,
     project: bool,
+    known: Option<Known>,
     recorded_at: DateTime<Utc>,
-) -> Result<(Vec<Outcome>, Option<i64>), PersistenceError> {
-    let wijken = if project { wijken_touched(group, recorded_at) } else { BTreeSet::new() };
-    let (reads, prepares) = read_script(prepared, &input, project, &wijken)?;
+) -> Result<(Vec<Outcome>, Option<i64>, Known), PersistenceError> {
+    let (reads, prepares) = read_script(prepared, &input, project)?;
     preparing.extend(prepares);
     let rows = conn.fetch_all(sqlx::raw_sql(&reads)).await.map_err(store_error)?;
     let mut found = Found { previous: GENESIS, ..Found::default() };
@@ -342,40 +431,157 @@ async fn append(
         }
     }
 
+    let before = (found.position, found.previous);
     let (rows, outcomes) = decide(group, input, found, recorded_at);
 
     // Projected here only if the read models are exactly at the position
     // before the group and no projector step holds the checkpoint (`SKIP
     // LOCKED` found the row); otherwise the projector catches up.
     let mut projection = None;
-    if let (true, Some(first), Some(last)) = (project, rows.events.first(), rows.events.last()) {
+    if let (true, Some(first)) = (project, rows.events.first()) {
         if checkpoint == Some(first.position - 1) {
-            let writes =
-                Plan::new(&rows.events).and_then(|plan| plan.into_writes(&available)).map_err(projection_failed)?;
-            projection = Some((writes, last.position));
+            // What this session knew still holds if the log is where it left it.
+            let mut start =
+                known.filter(|k| (k.position, k.previous) == before).and_then(|k| k.available).unwrap_or_default();
+            start.extend(available);
+            projection = Some(plan(&rows, &start)?);
         }
     }
-    let projected_to = projection.as_ref().map(|(_, to)| *to);
+    let projected_to = projection.as_ref().map(|(_, to, _)| *to);
+    let after = write(conn, prepared, preparing, &rows, projection, None).await?;
+    Ok((outcomes, projected_to, known_after(before, &rows, after)))
+}
+
+/// The projection's writes for the group's rows, the checkpoint they move
+/// to, and each wijk's available money after them.
+fn plan(rows: &GroupRows, available: &BTreeMap<String, i64>) -> Result<Projection, PersistenceError> {
+    let last = rows.events.last().map_or(0, |e| e.position);
+    let (writes, after) = Plan::new(&rows.events)
+        .and_then(|plan| plan.into_writes_and_available(available))
+        .map_err(projection_failed)?;
+    Ok((writes, last, after))
+}
+
+type Projection = (Vec<Write>, i64, BTreeMap<String, i64>);
+
+/// What the session knows once the group has committed.
+fn known_after(before: (i64, [u8; 32]), rows: &GroupRows, available: Option<BTreeMap<String, i64>>) -> Known {
+    let (position, previous) = match rows.events.last() {
+        Some(last) => (last.position, super::chain::parse_hash(&last.hash).unwrap_or(before.1)),
+        None => before,
+    };
+    Known { position, previous, available }
+}
+
+/// The second message (or, on what the session knows, the only one after
+/// `guard`): the group's rows, the projection and `COMMIT`. Answers each
+/// wijk's available money after the group, if it was projected.
+async fn write(
+    conn: &mut PgConnection,
+    prepared: &HashSet<String>,
+    preparing: &mut Vec<String>,
+    rows: &GroupRows,
+    projection: Option<Projection>,
+    guard: Option<String>,
+) -> Result<Option<BTreeMap<String, i64>>, PersistenceError> {
+    let (projection, available) = match projection {
+        Some((writes, to, after)) => (Some((writes, to)), Some(after)),
+        None => (None, None),
+    };
     crate::failpoint::hit("append-before-projection");
     let mut known = prepared.clone();
     known.extend(preparing.iter().cloned());
-    let (writes, prepares, check_snapshots) = write_script(&known, &rows, projection)?;
+    let (mut writes, prepares) = write_script(&known, rows, projection)?;
     preparing.extend(prepares);
-    crate::failpoint::hit("append-before-commit");
-    if check_snapshots {
-        // The snapshots' count is checked before the commit.
-        let counted = conn.fetch_all(sqlx::raw_sql(&writes)).await.map_err(store_error)?;
-        let written: i64 =
-            counted.last().map(|row| row.try_get("snapshots")).transpose().map_err(store_error)?.unwrap_or(0);
-        if written != rows.snapshots.len() as i64 {
-            return Err(snapshot_ahead());
-        }
-        conn.execute(sqlx::raw_sql("COMMIT")).await.map_err(store_error)?;
-    } else {
-        conn.execute(sqlx::raw_sql(&writes)).await.map_err(store_error)?;
+    if let Some(guard) = guard {
+        writes.insert_str(0, &guard);
     }
+    crate::failpoint::hit("append-before-commit");
+    conn.execute(sqlx::raw_sql(&writes)).await.map_err(store_error)?;
     crate::failpoint::hit("append-after-commit");
-    Ok((outcomes, projected_to))
+    Ok(available)
+}
+
+/// Appends the group in one message on what the session knows, or answers
+/// `None` if the group needs reads first: it establishes or closes a fund
+/// (the closed years), or touches a wijk whose available money the
+/// session does not know. The message checks, under the append lock, that the log's head
+/// and every stream's head are what the session and the commands' decisions
+/// took them to be, and that the read models are at that head; the claims
+/// and idempotency keys are left to their unique keys. If anything moved,
+/// the message fails as a whole and stores nothing.
+#[allow(clippy::too_many_arguments)]
+async fn append_on_known(
+    conn: &mut PgConnection,
+    prepared: &HashSet<String>,
+    preparing: &mut Vec<String>,
+    group: &[AppendJob],
+    input: GroupInput,
+    project: bool,
+    known: &Known,
+    recorded_at: DateTime<Utc>,
+) -> Option<Result<(Vec<Outcome>, Option<i64>, Known), PersistenceError>> {
+    if !input.closing.is_empty() || input.establishes.iter().any(Option::is_some) {
+        return None;
+    }
+    let available = if project {
+        let available = known.available.as_ref()?;
+        let touched = wijken_touched(group, recorded_at)?;
+        if !touched.iter().all(|wijk| available.contains_key(wijk)) {
+            return None;
+        }
+        Some(available)
+    } else {
+        None
+    };
+    // Each stream's head as the first command on it decided on.
+    let mut heads: BTreeMap<(String, String), i64> = BTreeMap::new();
+    for job in group {
+        if let Some(first) = job.events.first() {
+            let head = first.sequence as i64 - 1;
+            let stream = (job.aggregate_type.to_string(), first.aggregate_id.clone());
+            heads.entry(stream).and_modify(|h| *h = (*h).min(head)).or_insert(head);
+        }
+    }
+    let found = Found {
+        position: known.position,
+        previous: known.previous,
+        heads: heads.iter().map(|(stream, head)| (stream.clone(), *head)).collect(),
+        ..Found::default()
+    };
+    let before = (known.position, known.previous);
+    let (rows, outcomes) = decide(group, input, found, recorded_at);
+    let projection = match (available, rows.events.is_empty()) {
+        (Some(available), false) => match plan(&rows, available) {
+            Ok(projection) => Some(projection),
+            Err(err) => return Some(Err(err)),
+        },
+        _ => None,
+    };
+    let projected_to = projection.as_ref().map(|(_, to, _)| *to);
+    let mut s = Script::new(prepared);
+    s.sql("BEGIN;\n").execute(&LOCK).int(APPEND_LOCK).sql(");\n");
+    s.execute(&EXPECT).int(known.position).sql(", ");
+    s.texts(heads.keys().map(|(t, _)| t.as_str())).sql(", ");
+    s.texts(heads.keys().map(|(_, id)| id.as_str())).sql(", ");
+    s.ints(heads.values().copied()).sql(", ");
+    match projection {
+        Some(_) => s.text(CHECKPOINT),
+        None => s.sql("CAST(NULL AS TEXT)"),
+    };
+    s.sql(");\n");
+    let (guard, prepares) = match s.finish() {
+        Ok(finished) => finished,
+        Err(err) => return Some(Err(err)),
+    };
+    preparing.extend(prepares);
+    let after = match write(conn, prepared, preparing, &rows, projection, Some(guard)).await {
+        Ok(after) => after,
+        Err(err) => return Some(Err(err)),
+    };
+    // The plan started from everything the session knew, so `after` holds
+    // every wijk it knew, those the group touched updated.
+    Some(Ok((outcomes, projected_to, known_after(before, &rows, after))))
 }
 
 // The tags of the rows the read script answers, all of one shape: `tag`,
@@ -425,15 +631,34 @@ static READS: LazyLock<Prepared> = LazyLock::new(|| {
     )
 });
 
-/// Each wijk's available money among `$1`: the sum of its `wijk_budget` balances.
+/// Every wijk's available money: the sum of its balances of kind `$1`
+/// (`wijk_budget`). All of them, not only those the group touches, so that
+/// the session knows them all for the groups after it ([`Known`]).
 static AVAILABLE_MONEY: LazyLock<Prepared> = LazyLock::new(|| {
     Prepared::new(
-        &["text[]"],
+        &["text"],
         &format!(
             "SELECT CAST({AVAILABLE} AS BIGINT) AS tag, CAST(0 AS BIGINT) AS i, CAST(SUM(cents) AS BIGINT) AS n, \
              wijk_id AS a, {NO_TEXT} AS b, {NO_TEXT} AS c FROM rm_balances \
-             WHERE kind = 'wijk_budget' AND wijk_id = ANY($1) GROUP BY wijk_id"
+             WHERE kind = $1 GROUP BY wijk_id"
         ),
+    )
+});
+
+/// Fails unless the log's head is `$1`, each stream (`$2` types, `$3`
+/// ids) is at its sequence in `$4` (0: no events), and, given a checkpoint
+/// name `$5`, the read models are at `$1` and their checkpoint row is not
+/// held by a projector step (which it then holds). With `pg_temp.wb_expect`.
+static EXPECT: LazyLock<Prepared> = LazyLock::new(|| {
+    Prepared::new(
+        &["int8", "text[]", "text[]", "int8[]", "text"],
+        "SELECT pg_temp.wb_expect( \
+           (SELECT position FROM events ORDER BY position DESC LIMIT 1) IS NOT DISTINCT FROM NULLIF($1, 0) \
+           AND NOT EXISTS (SELECT 1 FROM UNNEST($2, $3, $4) AS s(t, id, seq) \
+             WHERE (SELECT e.sequence FROM events e WHERE e.aggregate_type = s.t AND e.aggregate_id = s.id \
+               ORDER BY e.sequence DESC LIMIT 1) IS DISTINCT FROM NULLIF(s.seq, 0)) \
+           AND ($5 IS NULL OR (SELECT position FROM projector_checkpoints WHERE name = $5 FOR UPDATE SKIP LOCKED) \
+             IS NOT DISTINCT FROM $1), 'the store moved since the last group')",
     )
 });
 
@@ -473,7 +698,6 @@ fn read_script(
     prepared: &HashSet<String>,
     input: &GroupInput,
     project: bool,
-    wijken: &BTreeSet<String>,
 ) -> Result<(String, Vec<String>), PersistenceError> {
     let mut s = Script::new(prepared);
     s.sql("BEGIN;\n").execute(&LOCK).int(APPEND_LOCK).sql(");\n");
@@ -503,16 +727,17 @@ fn read_script(
         ));
         s.text(fund).sql(";\n");
     }
-    if project && !wijken.is_empty() {
-        s.execute(&AVAILABLE_MONEY).texts(wijken.iter().map(String::as_str)).sql(");\n");
+    if project {
+        s.execute(&AVAILABLE_MONEY).text(AccountKind::WijkBudget.as_str()).sql(");\n");
     }
     s.finish()
 }
 
 /// The wijken whose available money the group's projection starts from,
-/// from the group's events before positions are known: any position plans
-/// the same postings.
-fn wijken_touched(group: &[AppendJob], recorded_at: DateTime<Utc>) -> BTreeSet<String> {
+/// from the group's events before positions are known (any position plans
+/// the same postings), or none if the projection cannot plan them. The
+/// events appended are some of these, so their wijken are among these.
+fn wijken_touched(group: &[AppendJob], recorded_at: DateTime<Utc>) -> Option<BTreeSet<String>> {
     let events: Vec<ChainedEvent> = group
         .iter()
         .flat_map(|job| job.events.iter().map(move |e| (job.aggregate_type, e)))
@@ -530,18 +755,16 @@ fn wijken_touched(group: &[AppendJob], recorded_at: DateTime<Utc>) -> BTreeSet<S
             hash: String::new(),
         })
         .collect();
-    // An event the plan cannot read fails the real plan too, which says why.
-    Plan::new(&events).map(|plan| plan.wijken().into_iter().map(str::to_string).collect()).unwrap_or_default()
+    Plan::new(&events).ok().map(|plan| plan.wijken().into_iter().map(str::to_string).collect())
 }
 
 /// The second message: the group's rows, the projection's writes and the
-/// checkpoint, and `COMMIT`. With snapshots it ends before `COMMIT` with
-/// the number of snapshots written, to be checked first (answered `true`).
+/// checkpoint, and `COMMIT`.
 fn write_script(
     prepared: &HashSet<String>,
     rows: &GroupRows,
     projection: Option<(Vec<Write>, i64)>,
-) -> Result<(String, Vec<String>, bool), PersistenceError> {
+) -> Result<(String, Vec<String>), PersistenceError> {
     let mut s = Script::new(prepared);
     let events = &rows.events;
     if !events.is_empty() {
@@ -584,8 +807,7 @@ fn write_script(
         }
         s.execute(&MOVE_CHECKPOINT).int(checkpoint).sql(", ").text(CHECKPOINT).sql(");\n");
     }
-    let check_snapshots = !rows.snapshots.is_empty();
-    if check_snapshots {
+    if !rows.snapshots.is_empty() {
         // Every hundredth event of a fund: unprepared.
         s.sql(
             "WITH written AS (INSERT INTO snapshots (aggregate_type, aggregate_id, last_sequence, current_snapshot, payload) \
@@ -596,12 +818,14 @@ fn write_script(
             s.int(*counter).sql(", ").text(&payload.to_string()).sql("::json)");
         })
         .sql(SNAPSHOT_FORWARD)
-        .sql(" RETURNING 1) SELECT CAST(COUNT(*) AS BIGINT) AS snapshots FROM written;\n");
-    } else {
-        s.sql("COMMIT;\n");
+        .sql(" RETURNING 1) SELECT pg_temp.wb_expect((SELECT COUNT(*) FROM written) = ")
+        .int(rows.snapshots.len() as i64)
+        .sql(", ")
+        .text(&snapshot_ahead().to_string())
+        .sql(");\n");
     }
-    let (sql, preparing) = s.finish()?;
-    Ok((sql, preparing, check_snapshots))
+    s.sql("COMMIT;\n");
+    s.finish()
 }
 
 #[cfg(test)]

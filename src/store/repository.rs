@@ -793,6 +793,73 @@ mod tests {
         }
     }
 
+    /// On PostgreSQL a session appends in one message on what it last saw
+    /// (the log's head, the streams' heads its commands decided on), and
+    /// the store's checks and unique keys refuse that message whenever the
+    /// store moved. Two sessions taking turns on one database, as two
+    /// instances would, then find each other's appends, claims and streams
+    /// and decide exactly as they would have with reading first.
+    #[tokio::test]
+    async fn two_sessions_taking_turns_find_what_the_other_appended() {
+        let server =
+            std::env::var("WIJKBUDGET_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+        let name = format!("wb_test_{}", uuid::Uuid::new_v4().simple());
+        let admin = sqlx::PgPool::connect(&format!("{server}/postgres")).await.expect("PostgreSQL is reachable");
+        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&admin).await.unwrap();
+        let db = Db::connect(&format!("{server}/{name}")).await.unwrap();
+        db.migrate().await.unwrap();
+        let on = |stream: &str, sequence: usize, expense: Option<&str>| {
+            let mut job = job(stream, expense, None);
+            job.events[0].sequence = sequence;
+            job
+        };
+        let mut appenders = [Appender::new(&db), Appender::new(&db)];
+        let mut outcomes = Vec::new();
+        for (appender, job) in [
+            (0, on("s", 1, Some("e-1"))), // a reads first: it knows nothing yet
+            (0, on("s", 2, None)),        // one message
+            (1, on("t", 1, None)),        // b reads first
+            (0, on("s", 3, None)),        // the head moved: a reads again
+            (0, on("u", 1, Some("e-1"))), // one message, refused by the claim's key: a reads again
+            (1, on("s", 3, None)),        // the head moved: b reads again, and finds it lost a race
+            (1, on("t", 2, Some("e-2"))), // one message: b read the head with that refusal
+        ] {
+            let (mut one, _) = appenders[appender].append(&[job], false).await.unwrap();
+            outcomes.push(outcome_name(&one.pop().unwrap()));
+        }
+        assert_eq!(
+            outcomes,
+            [
+                "appended",
+                "appended",
+                "appended",
+                "appended",
+                "expense id e-1 is already used in s; choose another expense_id",
+                "conflict",
+                "appended"
+            ]
+        );
+        let on_known = |appender: &Appender| match appender {
+            Appender::Postgres(session) => session.on_known,
+            Appender::Sqlite(_) => unreachable!(),
+        };
+        assert_eq!(
+            (on_known(&appenders[0]), on_known(&appenders[1])),
+            (1, 1),
+            "the commented ones went in one message"
+        );
+        let log = read_log(&db, 0, 100).await.unwrap();
+        let positions: Vec<i64> = log.iter().map(|e| e.position).collect();
+        assert_eq!(positions, [1, 2, 3, 4, 5], "gap-free");
+        let mut previous = GENESIS;
+        for event in &log {
+            previous = chain_hash(&previous, event);
+            assert_eq!(hex::encode(previous), event.hash, "the chain runs through position {}", event.position);
+        }
+        db.close().await;
+        sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)")).execute(&admin).await.unwrap();
+    }
+
     async fn sqlite_store(dir: &tempfile::TempDir) -> Db {
         let db = Db::connect(&format!("sqlite://{}", dir.path().join("group.db").display())).await.unwrap();
         db.migrate().await.unwrap();
