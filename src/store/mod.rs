@@ -5,6 +5,7 @@ pub mod chain;
 pub mod copy;
 mod group;
 mod pg_group;
+mod pg_script;
 pub mod repository;
 
 use std::str::FromStr;

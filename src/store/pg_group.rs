@@ -1,32 +1,35 @@
-//! The group commit on PostgreSQL in two round trips, on statements
-//! planned once.
+//! The group commit on PostgreSQL: one message per group, or two.
 //!
 //! At one client a command's cost was its round trips: about a dozen
 //! statements (lock, reads, one insert per table, the projection's reads
 //! and writes, the checkpoint, `COMMIT`), each a wake-up of PostgreSQL and
 //! of the service, where a raw `INSERT` has one. sqlx sends one statement
 //! per round trip and cannot pipeline, but PostgreSQL's simple-query
-//! protocol takes several statements in one message. So a group is:
+//! protocol takes several statements in one message ([`super::pg_script`]).
 //!
-//! 1. `BEGIN`, the append lock, the checkpoint's row lock and every read the
-//!    checks and the projection need, in one message ([`read_script`]);
-//! 2. the decision in memory ([`super::group::decide`]), and the
-//!    projection planned with the projector's own code;
-//! 3. every insert, the projection's writes, the checkpoint and `COMMIT`,
-//!    in one message ([`write_script`]).
+//! The careful way ([`append`]) is two messages: `BEGIN`, the append lock,
+//! the checkpoint's row lock and every read the checks and the projection
+//! need ([`read_script`]); then, after the decision in memory
+//! ([`super::group::decide`]) and the projection's plan, every insert, the
+//! projection's writes, the checkpoint and `COMMIT` ([`write_script`]).
 //!
-//! Nothing is weakened: the same locks are taken in the same order, the
-//! same reads are made under them, the same rows are written and the
-//! transaction commits once.
+//! The usual way ([`append_on_known`]) is one message: the committer's
+//! [`Session`] remembers what its last group left (the log's head and hash,
+//! every wijk's available money), the commands' decisions say which
+//! sequence each stream was at, and the message checks under the append
+//! lock that all of it still holds (`pg_temp.wb_expect`) before the same
+//! writes and `COMMIT`; the claims and idempotency keys are checked by
+//! their unique keys. If anything moved (another instance appended, a
+//! projector step holds the checkpoint, a claim is taken), the message
+//! fails whole, nothing is stored, and the group is appended the careful
+//! way. Either way the same locks are taken in the same order, the same
+//! rows are written and the transaction commits once.
 //!
-//! The simple-query protocol takes no parameters, and planning a statement
-//! cost PostgreSQL more than running it (pg_stat_statements, one client:
-//! about 550 µs of planning against 410 µs of execution per command). So
-//! the group committer keeps a connection of its own ([`Session`]) on which
-//! each statement is `PREPARE`d once, with array parameters so that its
-//! text does not depend on the group's size, and the scripts `EXECUTE` it
-//! with literal values, written by [`Script`], the one place that quotes
-//! them.
+//! Planning a statement cost PostgreSQL more than running it
+//! (pg_stat_statements, one client: about 550 µs of planning against 410
+//! µs of execution per command), so the session's connection is its own,
+//! and each statement is `PREPARE`d on it once, with array parameters so
+//! that its text does not depend on the group's size.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::{Arc, LazyLock};
@@ -34,188 +37,16 @@ use std::sync::{Arc, LazyLock};
 use chrono::{DateTime, Utc};
 use cqrs_es::persist::PersistenceError;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, Executor, PgConnection, PgPool, Row};
 
 use super::chain::{canonical_json, format_recorded_at, ChainedEvent, GENESIS};
 use super::group::{decide, year_of_first_fund_event, AppendJob, Found, GroupInput, GroupRows, Outcome, CLOSED_YEAR};
+use super::pg_script::{Prepared, Script};
 use super::repository::{head_hash, projection_failed, snapshot_ahead, store_error, APPEND_LOCK, SNAPSHOT_FORWARD};
 use crate::domain::postings::AccountKind;
-use crate::projections::apply::{Insert, Param, Plan, Write};
+use crate::projections::apply::{Plan, Write};
 use crate::projections::CHECKPOINT;
-
-/// A statement prepared once per connection, under a name derived from its
-/// text, so a changed statement is a new one.
-pub struct Prepared {
-    name: String,
-    declaration: String,
-}
-
-impl Prepared {
-    /// `parameters` are PostgreSQL types, `body` refers to them as `$1`, `$2`, ...
-    pub fn new(parameters: &[&str], body: &str) -> Self {
-        let declaration = format!("({}) AS {body}", parameters.join(", "));
-        let name = format!("wb_{}", &hex::encode(Sha256::digest(declaration.as_bytes()))[..16]);
-        Self { name, declaration }
-    }
-}
-
-/// SQL text with literal values, for the simple-query protocol.
-///
-/// Text is written as an escape string, `E'...'`, with `'` and `\`
-/// doubled: that reads back as exactly the text given, whatever
-/// `standard_conforming_strings` says, so no value can end its literal. A
-/// NUL cannot be sent at all (the protocol ends the message there, and
-/// PostgreSQL's text refuses it with bound parameters too), so text with
-/// one makes [`Script::finish`] fail instead.
-pub struct Script<'a> {
-    sql: String,
-    nul: bool,
-    /// Statements prepared on the connection before this script.
-    prepared: &'a HashSet<String>,
-    /// Statements this script prepares.
-    preparing: Vec<String>,
-}
-
-impl<'a> Script<'a> {
-    pub fn new(prepared: &'a HashSet<String>) -> Self {
-        Self { sql: String::new(), nul: false, prepared, preparing: Vec::new() }
-    }
-
-    /// SQL of our own, never a value.
-    pub fn sql(&mut self, sql: &str) -> &mut Self {
-        self.sql.push_str(sql);
-        self
-    }
-
-    pub fn text(&mut self, value: &str) -> &mut Self {
-        self.nul |= value.contains('\0');
-        self.sql.reserve(value.len() + 3);
-        self.sql.push_str("E'");
-        for c in value.chars() {
-            match c {
-                '\'' => self.sql.push_str("''"),
-                '\\' => self.sql.push_str("\\\\"),
-                c => self.sql.push(c),
-            }
-        }
-        self.sql.push('\'');
-        self
-    }
-
-    /// A whole number; a negative one in parentheses, so that `a - ` and a
-    /// number never become the comment `a --1`.
-    pub fn int(&mut self, value: i64) -> &mut Self {
-        if value < 0 {
-            self.sql.push_str(&format!("({value})"));
-        } else {
-            self.sql.push_str(&value.to_string());
-        }
-        self
-    }
-
-    /// A projection parameter, its NULLs typed as a bound parameter's would be.
-    pub fn param(&mut self, param: &Param) -> &mut Self {
-        match param {
-            Param::Int(v) | Param::OptInt(Some(v)) => self.int(*v),
-            Param::Text(v) | Param::OptText(Some(v)) => self.text(v),
-            Param::OptInt(None) => self.sql("CAST(NULL AS BIGINT)"),
-            Param::OptText(None) => self.sql("CAST(NULL AS TEXT)"),
-        }
-    }
-
-    /// `items` rendered by `each`, separated by commas.
-    pub fn list<T>(&mut self, items: impl IntoIterator<Item = T>, mut each: impl FnMut(&mut Self, T)) -> &mut Self {
-        for (i, item) in items.into_iter().enumerate() {
-            if i > 0 {
-                self.sql.push_str(", ");
-            }
-            each(self, item);
-        }
-        self
-    }
-
-    /// `ARRAY[...]::text[]` of `items`.
-    pub fn texts<'t>(&mut self, items: impl IntoIterator<Item = &'t str>) -> &mut Self {
-        self.sql("ARRAY[").list(items, |s, item| {
-            s.text(item);
-        });
-        self.sql("]::text[]")
-    }
-
-    /// `ARRAY[...]::int8[]` of `items`.
-    pub fn ints(&mut self, items: impl IntoIterator<Item = i64>) -> &mut Self {
-        self.sql("ARRAY[").list(items, |s, item| {
-            s.int(item);
-        });
-        self.sql("]::int8[]")
-    }
-
-    /// `EXECUTE name(`, preceded by its `PREPARE` if the connection does
-    /// not have it yet; the caller writes the arguments and the `)`.
-    pub fn execute(&mut self, statement: &Prepared) -> &mut Self {
-        if !self.prepared.contains(&statement.name) && !self.preparing.contains(&statement.name) {
-            self.sql.push_str(&format!("PREPARE {} {};\n", statement.name, statement.declaration));
-            self.preparing.push(statement.name.clone());
-        }
-        self.sql.push_str(&format!("EXECUTE {}(", statement.name));
-        self
-    }
-
-    /// An [`Insert`] of the projection, as the projector writes it on
-    /// PostgreSQL (one array per column, unnested and joined to what it
-    /// looks up), its arrays written as literals.
-    pub fn insert(&mut self, insert: &Insert) -> anyhow::Result<&mut Self> {
-        let Some(first) = insert.rows.first() else { return Ok(self) };
-        let numbers: Vec<bool> = first.iter().map(|p| matches!(p, Param::Int(_) | Param::OptInt(_))).collect();
-        let types: Vec<&str> = numbers.iter().map(|n| if *n { "int8[]" } else { "text[]" }).collect();
-        let names = (1..=first.len()).map(|i| format!("column{i}")).collect::<Vec<_>>().join(", ");
-        let arrays = (1..=first.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
-        let body = format!(
-            "INSERT INTO {} SELECT {} FROM UNNEST({arrays}) AS v({names}) {} WHERE true {}",
-            insert.into,
-            insert.lookup.map_or("*", |lookup| lookup.select),
-            insert.lookup.map_or("", |lookup| lookup.joins),
-            insert.then
-        );
-        self.execute(&Prepared::new(&types, &body));
-        for (i, numbers) in numbers.iter().enumerate() {
-            self.sql(if i > 0 { ", ARRAY[" } else { "ARRAY[" });
-            for (r, row) in insert.rows.iter().enumerate() {
-                let value = &row[i];
-                if *numbers != matches!(value, Param::Int(_) | Param::OptInt(_)) {
-                    anyhow::bail!("column {} of an insert into {} mixes numbers and text", i + 1, insert.into);
-                }
-                self.sql(if r > 0 { ", " } else { "" }).param(value);
-            }
-            self.sql(if *numbers { "]::int8[]" } else { "]::text[]" });
-        }
-        Ok(self.sql(")"))
-    }
-
-    /// A statement of the projection (`$n` placeholders), executed with `params`.
-    pub fn statement(&mut self, sql: &str, params: &[Param]) -> &mut Self {
-        let types: Vec<&str> = params
-            .iter()
-            .map(|p| if matches!(p, Param::Int(_) | Param::OptInt(_)) { "int8" } else { "text" })
-            .collect();
-        self.execute(&Prepared::new(&types, sql)).list(params, |s, p| {
-            s.param(p);
-        });
-        self.sql(")")
-    }
-
-    /// The text, and the names of the statements it prepares.
-    pub fn finish(self) -> Result<(String, Vec<String>), PersistenceError> {
-        if self.nul {
-            return Err(PersistenceError::UnknownError(
-                "a value holds a NUL character, which the store cannot keep".into(),
-            ));
-        }
-        Ok((self.sql, self.preparing))
-    }
-}
 
 /// The group committer's own connection to PostgreSQL, and what it has
 /// prepared on it. One group at a time is appended, so one connection is
@@ -826,80 +657,4 @@ fn write_script(
     }
     s.sql("COMMIT;\n");
     s.finish()
-}
-
-#[cfg(test)]
-mod tests {
-    use proptest::prelude::*;
-    use proptest::test_runner::{Config, TestRunner};
-
-    use super::*;
-
-    fn admin_url() -> String {
-        let server =
-            std::env::var("WIJKBUDGET_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
-        format!("{server}/postgres")
-    }
-
-    /// The one property the whole script rests on: whatever the text, its
-    /// literal reads back as exactly that text, also when the server does
-    /// not treat backslashes as ordinary characters.
-    #[test]
-    fn any_text_written_as_a_literal_reads_back_unchanged() {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let conn: std::cell::RefCell<sqlx::PgConnection> = runtime
-            .block_on(<sqlx::PgConnection as sqlx::Connection>::connect(&admin_url()))
-            .expect("PostgreSQL is reachable; start it with .ci/run or pg_ctlcluster")
-            .into();
-        for conforming in ["on", "off"] {
-            runtime
-                .block_on(conn.borrow_mut().execute(&*format!("SET standard_conforming_strings = {conforming}")))
-                .unwrap();
-            let mut runner = TestRunner::new(Config { cases: 200, ..Config::default() });
-            // Any text but NUL, weighted towards what breaks quoting.
-            let text = prop::collection::vec(
-                prop_oneof![Just('\''), Just('\\'), Just('$'), Just(';'), Just('-'), Just('\n'), any::<char>()],
-                0..40,
-            )
-            .prop_map(|chars| chars.into_iter().filter(|c| *c != '\0').collect::<String>());
-            runner
-                .run(&text, |value| {
-                    let none = HashSet::new();
-                    let mut script = Script::new(&none);
-                    script.sql("SELECT ").text(&value).sql(" AS v, ").int(-7).sql(" - ").int(-3).sql(" AS n");
-                    let (sql, _) = script.finish().unwrap();
-                    let row = runtime.block_on(conn.borrow_mut().fetch_one(sqlx::raw_sql(&sql))).unwrap();
-                    prop_assert_eq!(row.get::<String, _>("v"), value);
-                    prop_assert_eq!(row.get::<i32, _>("n"), -4);
-                    Ok(())
-                })
-                .unwrap();
-        }
-    }
-
-    #[test]
-    fn text_with_a_nul_is_refused_rather_than_cut_short() {
-        let none = HashSet::new();
-        let mut script = Script::new(&none);
-        script.sql("SELECT ").text("a\0'; DROP TABLE events; --");
-        assert!(script.finish().is_err());
-    }
-
-    #[test]
-    fn a_statement_is_prepared_once_then_executed_with_literals() {
-        let none = HashSet::new();
-        let params = [Param::Int(-5), Param::Text("it's".into()), Param::OptInt(None), Param::OptText(None)];
-        let sql = "UPDATE t SET a = a - $1, b = $2, c = $3, d = $4";
-        let mut script = Script::new(&none);
-        script.statement(sql, &params).sql(";\n").statement(sql, &params);
-        let (text, preparing) = script.finish().unwrap();
-        let name = &preparing[0];
-        assert_eq!(preparing.len(), 1, "prepared once: {text}");
-        let execute = format!("EXECUTE {name}((-5), E'it''s', CAST(NULL AS BIGINT), CAST(NULL AS TEXT))");
-        assert_eq!(text, format!("PREPARE {name} (int8, text, int8, text) AS {sql};\n{execute};\n{execute}"));
-        let known = HashSet::from([name.clone()]);
-        let mut later = Script::new(&known);
-        later.statement(sql, &params);
-        assert_eq!(later.finish().unwrap(), (execute, vec![]), "a later script only executes it");
-    }
 }
