@@ -134,7 +134,7 @@ impl Session {
         }
         let conn = self.conn.as_mut().expect("connected above");
         let mut preparing = Vec::new();
-        let outcome = append(conn, &self.prepared, &mut preparing, group, input, project, known, recorded_at).await;
+        let outcome = append(conn, &self.prepared, &mut preparing, group, input, project, recorded_at).await;
         let outcome = match outcome {
             Ok((outcomes, projected_to, known)) => {
                 self.prepared.extend(preparing);
@@ -204,7 +204,6 @@ const SESSION_SETTINGS: &str = "SET plan_cache_mode = force_generic_plan; SET en
 
 /// Appends the group the careful way: one message of reads, the decision
 /// on what they found, one message of writes.
-#[allow(clippy::too_many_arguments)]
 async fn append(
     conn: &mut PgConnection,
     prepared: &HashSet<String>,
@@ -212,7 +211,6 @@ async fn append(
     group: &[AppendJob],
     input: GroupInput,
     project: bool,
-    known: Option<Known>,
     recorded_at: DateTime<Utc>,
 ) -> Result<(Vec<Outcome>, Option<i64>, Known), PersistenceError> {
     let (reads, prepares) = read_script(prepared, &input, project)?;
@@ -271,11 +269,8 @@ async fn append(
     let mut projection = None;
     if let (true, Some(first)) = (project, rows.events.first()) {
         if checkpoint == Some(first.position - 1) {
-            // What this session knew still holds if the log is where it left it.
-            let mut start =
-                known.filter(|k| (k.position, k.previous) == before).and_then(|k| k.available).unwrap_or_default();
-            start.extend(available);
-            projection = Some(plan(&rows, &start)?);
+            // Every wijk's available money was read: the session knows them all after this.
+            projection = Some(plan(&rows, &available)?);
         }
     }
     let projected_to = projection.as_ref().map(|(_, to, _)| *to);
