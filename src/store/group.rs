@@ -115,6 +115,70 @@ pub(super) struct Found {
     pub years_closing: HashMap<String, i64>,
 }
 
+// The tags of the rows the checks' read answers, all of one shape: `tag`,
+// `i` (an index into the input's list), `n` (a number), `a`, `b`, `c`
+// (text). PostgreSQL's read adds tags of its own (`pg_group.rs`).
+pub(super) const HEAD: i64 = 0;
+pub(super) const STREAM: i64 = 1;
+pub(super) const CLAIM: i64 = 2;
+pub(super) const KEY: i64 = 3;
+
+/// One row of the checks' read, decoded.
+pub(super) struct CheckRow {
+    pub tag: i64,
+    pub i: usize,
+    pub n: Option<i64>,
+    pub a: Option<String>,
+    pub b: Option<String>,
+    pub c: Option<String>,
+}
+
+impl CheckRow {
+    pub fn of<R: sqlx::Row>(row: &R) -> Result<Self, PersistenceError>
+    where
+        for<'a> &'a str: sqlx::ColumnIndex<R>,
+        i64: sqlx::Type<R::Database> + for<'a> sqlx::Decode<'a, R::Database>,
+        String: sqlx::Type<R::Database> + for<'a> sqlx::Decode<'a, R::Database>,
+    {
+        let get = |e: sqlx::Error| super::repository::store_error(e);
+        Ok(Self {
+            tag: row.try_get("tag").map_err(get)?,
+            i: row.try_get::<i64, _>("i").map_err(get)? as usize,
+            n: row.try_get("n").map_err(get)?,
+            a: row.try_get("a").map_err(get)?,
+            b: row.try_get("b").map_err(get)?,
+            c: row.try_get("c").map_err(get)?,
+        })
+    }
+}
+
+impl Found {
+    /// Takes in a row of the head ([`HEAD`]), a stream's head ([`STREAM`],
+    /// `i` into `streams`), a claimed client id ([`CLAIM`]) or a used key
+    /// ([`KEY`]); any other row is handed back.
+    pub fn take(&mut self, row: CheckRow, streams: &[(String, String)]) -> Result<Option<CheckRow>, PersistenceError> {
+        match row.tag {
+            HEAD => {
+                self.previous = super::repository::head_hash(row.a.as_deref().unwrap_or_default())?;
+                self.position = row.n.unwrap_or_default();
+            }
+            STREAM => {
+                if let Some(head) = row.n {
+                    self.heads.insert(streams[row.i].clone(), head);
+                }
+            }
+            CLAIM => {
+                self.owners.insert((row.a.unwrap_or_default(), row.b.unwrap_or_default()), row.c.unwrap_or_default());
+            }
+            KEY => {
+                self.used_keys.insert(row.a.unwrap_or_default());
+            }
+            _ => return Ok(Some(row)),
+        }
+        Ok(None)
+    }
+}
+
 /// A client id claimed by an event: `client_ids` row.
 pub(super) struct Claim {
     pub kind: &'static str,

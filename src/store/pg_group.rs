@@ -41,9 +41,12 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, Executor, PgConnection, PgPool, Row};
 
 use super::chain::{canonical_json, format_recorded_at, ChainedEvent, GENESIS};
-use super::group::{decide, year_of_first_fund_event, AppendJob, Found, GroupInput, GroupRows, Outcome, CLOSED_YEAR};
+use super::group::{
+    decide, year_of_first_fund_event, AppendJob, CheckRow, Found, GroupInput, GroupRows, Outcome, CLAIM, CLOSED_YEAR,
+    HEAD, KEY, STREAM,
+};
 use super::pg_script::{Prepared, Script};
-use super::repository::{head_hash, projection_failed, snapshot_ahead, store_error, APPEND_LOCK, SNAPSHOT_FORWARD};
+use super::repository::{projection_failed, snapshot_ahead, store_error, APPEND_LOCK, SNAPSHOT_FORWARD};
 use crate::domain::postings::AccountKind;
 use crate::projections::apply::{Plan, Write};
 use crate::projections::CHECKPOINT;
@@ -224,37 +227,19 @@ async fn append(
         if row.try_column("tag").is_err() {
             continue;
         }
-        let text = |column: &str| row.try_get::<Option<String>, _>(column).map_err(store_error);
-        let number = row.try_get::<Option<i64>, _>("n").map_err(store_error)?;
-        let index = row.try_get::<i64, _>("i").map_err(store_error)? as usize;
-        match row.try_get::<i64, _>("tag").map_err(store_error)? {
-            HEAD => {
-                found.previous = head_hash(&text("a")?.unwrap_or_default())?;
-                found.position = number.unwrap_or_default();
-            }
-            STREAM => {
-                if let Some(head) = number {
-                    found.heads.insert(input.streams[index].clone(), head);
-                }
-            }
-            CLAIM => {
-                let claim = (text("a")?.unwrap_or_default(), text("b")?.unwrap_or_default());
-                found.owners.insert(claim, text("c")?.unwrap_or_default());
-            }
-            KEY => {
-                found.used_keys.insert(text("a")?.unwrap_or_default());
-            }
-            CLOSED => found.closed_years.extend(number),
+        let Some(row) = found.take(CheckRow::of(&row)?, &input.streams)? else { continue };
+        match row.tag {
+            CLOSED => found.closed_years.extend(row.n),
             CLOSING => {
-                let payload: Option<Value> = text("a")?.and_then(|p| serde_json::from_str(&p).ok());
-                let fund = input.closing.iter().nth(index).cloned().unwrap_or_default();
+                let payload: Option<Value> = row.a.and_then(|p| serde_json::from_str(&p).ok());
+                let fund = input.closing.iter().nth(row.i).cloned().unwrap_or_default();
                 if let Some(year) = payload.as_ref().and_then(year_of_first_fund_event) {
                     found.years_closing.insert(fund, year);
                 }
             }
-            CHECKPOINT_ROW => checkpoint = number,
+            CHECKPOINT_ROW => checkpoint = row.n,
             AVAILABLE => {
-                available.insert(text("a")?.unwrap_or_default(), number.unwrap_or_default());
+                available.insert(row.a.unwrap_or_default(), row.n.unwrap_or_default());
             }
             _ => {}
         }
@@ -410,12 +395,8 @@ async fn append_on_known(
     Some(Ok((outcomes, projected_to, known_after(before, &rows, after))))
 }
 
-// The tags of the rows the read script answers, all of one shape: `tag`,
-// `i` (an index into the input's list), `n` (a number), `a`, `b`, `c` (text).
-const HEAD: i64 = 0;
-const STREAM: i64 = 1;
-const CLAIM: i64 = 2;
-const KEY: i64 = 3;
+// The tags of the rows the read script answers besides those of
+// `group.rs` (`HEAD`, `STREAM`, `CLAIM`, `KEY`), all of the same shape.
 const CLOSED: i64 = 4;
 const CLOSING: i64 = 5;
 const CHECKPOINT_ROW: i64 = 6;

@@ -24,7 +24,10 @@ use sqlx::Row;
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 
 use super::chain::{parse_hash, ChainedEvent, GENESIS};
-use super::group::{decide, year_of_first_fund_event, AppendJob, Found, GroupInput, Outcome, CLOSED_YEAR};
+use super::group::{
+    decide, year_of_first_fund_event, AppendJob, CheckRow, Found, GroupInput, Outcome, CLAIM, CLOSED_YEAR, HEAD, KEY,
+    STREAM,
+};
 use super::{Db, WritePool};
 use crate::domain::fund::{ExpenseRegister, RecordedExpense};
 use crate::domain::ids::{ExpenseId, FundId};
@@ -306,28 +309,28 @@ async fn append_group_sqlite(
     // `BEGIN IMMEDIATE`: SQLite's one writer at a time is the append lock.
     let mut tx = pool.begin_locked(APPEND_LOCK).await.map_err(store_error)?;
     let mut found = Found { previous: GENESIS, ..Found::default() };
-    // The head of the log (tag 0), each stream's head (tag 1; one step down
-    // the end of the stream's unique index), the client ids already claimed
-    // (tag 2) and the idempotency keys already used (tag 3) among those the
-    // group touches: one statement.
-    let mut sql = sqlx::QueryBuilder::new(
-        "SELECT CAST(0 AS BIGINT) AS tag, CAST(0 AS BIGINT) AS i, h.position AS n, h.hash AS a, \
+    // The head of the log, each stream's head (one step down the end of the
+    // stream's unique index), the client ids already claimed and the
+    // idempotency keys already used among those the group touches: one
+    // statement, its rows tagged as `Found::take` reads them.
+    let mut sql = sqlx::QueryBuilder::new(format!(
+        "SELECT CAST({HEAD} AS BIGINT) AS tag, CAST(0 AS BIGINT) AS i, h.position AS n, h.hash AS a, \
          CAST(NULL AS TEXT) AS b, CAST(NULL AS TEXT) AS c \
-         FROM (SELECT position, hash FROM events ORDER BY position DESC LIMIT 1) h",
-    );
+         FROM (SELECT position, hash FROM events ORDER BY position DESC LIMIT 1) h"
+    ));
     for (i, (aggregate_type, aggregate_id)) in input.streams.iter().enumerate() {
         sql.push(format_args!(
-            " UNION ALL SELECT CAST(1 AS BIGINT), CAST({i} AS BIGINT), \
+            " UNION ALL SELECT CAST({STREAM} AS BIGINT), CAST({i} AS BIGINT), \
              (SELECT sequence FROM events WHERE aggregate_type = "
         ));
         sql.push_bind(aggregate_type.as_str()).push(" AND aggregate_id = ").push_bind(aggregate_id.as_str());
         sql.push(" ORDER BY sequence DESC LIMIT 1), CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS TEXT)");
     }
     if !input.claim_ids.is_empty() {
-        sql.push(
-            " UNION ALL SELECT CAST(2 AS BIGINT), CAST(0 AS BIGINT), CAST(NULL AS BIGINT), kind, id, aggregate_id \
-             FROM client_ids WHERE kind IN (",
-        );
+        sql.push(format_args!(
+            " UNION ALL SELECT CAST({CLAIM} AS BIGINT), CAST(0 AS BIGINT), CAST(NULL AS BIGINT), kind, id, aggregate_id \
+             FROM client_ids WHERE kind IN ("
+        ));
         let mut kinds = sql.separated(", ");
         input.claim_kinds.iter().for_each(|kind| {
             kinds.push_bind(*kind);
@@ -340,10 +343,10 @@ async fn append_group_sqlite(
         sql.push(")");
     }
     if !input.keys.is_empty() {
-        sql.push(
-            " UNION ALL SELECT CAST(3 AS BIGINT), CAST(0 AS BIGINT), CAST(NULL AS BIGINT), key, \
-             CAST(NULL AS TEXT), CAST(NULL AS TEXT) FROM idempotency_keys WHERE key IN (",
-        );
+        sql.push(format_args!(
+            " UNION ALL SELECT CAST({KEY} AS BIGINT), CAST(0 AS BIGINT), CAST(NULL AS BIGINT), key, \
+             CAST(NULL AS TEXT), CAST(NULL AS TEXT) FROM idempotency_keys WHERE key IN ("
+        ));
         let mut list = sql.separated(", ");
         input.keys.iter().for_each(|key| {
             list.push_bind(key.as_str());
@@ -351,27 +354,7 @@ async fn append_group_sqlite(
         sql.push(")");
     }
     for row in sql.build().persistent(prepare).fetch_all(&mut *tx).await.map_err(store_error)? {
-        let text = |column: &str| row.try_get::<Option<String>, _>(column).map_err(store_error);
-        let number = row.try_get::<Option<i64>, _>("n").map_err(store_error)?;
-        match row.try_get::<i64, _>("tag").map_err(store_error)? {
-            0 => {
-                found.previous = head_hash(&text("a")?.unwrap_or_default())?;
-                found.position = number.unwrap_or_default();
-            }
-            1 => {
-                let stream = row.try_get::<i64, _>("i").map_err(store_error)? as usize;
-                if let Some(head) = number {
-                    found.heads.insert(input.streams[stream].clone(), head);
-                }
-            }
-            2 => {
-                let claim = (text("a")?.unwrap_or_default(), text("b")?.unwrap_or_default());
-                found.owners.insert(claim, text("c")?.unwrap_or_default());
-            }
-            _ => {
-                found.used_keys.insert(text("a")?.unwrap_or_default());
-            }
-        }
+        found.take(CheckRow::of(&row)?, &input.streams)?;
     }
     for year in input.years_established() {
         let closed: Option<String> = sqlx::query_scalar(YEAR_CLOSED_SQL)
