@@ -40,7 +40,7 @@ use serde_json::Value;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, Executor, PgConnection, PgPool, Row};
 
-use super::chain::{canonical_json, format_recorded_at, ChainedEvent, GENESIS};
+use super::chain::{canonical_json, format_recorded_at, GENESIS};
 use super::group::{
     decide, year_of_first_fund_event, AppendJob, CheckRow, Found, GroupInput, GroupRows, Outcome, CLAIM, CLOSED_YEAR,
     HEAD, KEY, STREAM,
@@ -103,18 +103,10 @@ impl Session {
         let known = self.known.take();
         if let Some(known) = &known {
             let conn = self.conn.as_mut().expect("connected above");
-            let mut preparing = Vec::new();
-            let attempt = append_on_known(
-                conn,
-                &self.prepared,
-                &mut preparing,
-                group,
-                input.clone(),
-                project,
-                known,
-                recorded_at,
-            );
-            match attempt.await {
+            let mut exchange = Exchange { conn, prepared: &self.prepared, preparing: Vec::new() };
+            let attempt = append_on_known(&mut exchange, group, input.clone(), project, known, recorded_at).await;
+            let preparing = exchange.preparing;
+            match attempt {
                 None => {}
                 Some(Ok((outcomes, projected_to, known))) => {
                     self.prepared.extend(preparing);
@@ -136,8 +128,9 @@ impl Session {
             }
         }
         let conn = self.conn.as_mut().expect("connected above");
-        let mut preparing = Vec::new();
-        let outcome = append(conn, &self.prepared, &mut preparing, group, input, project, recorded_at).await;
+        let mut exchange = Exchange { conn, prepared: &self.prepared, preparing: Vec::new() };
+        let outcome = append(&mut exchange, group, input, project, recorded_at).await;
+        let preparing = exchange.preparing;
         let outcome = match outcome {
             Ok((outcomes, projected_to, known)) => {
                 self.prepared.extend(preparing);
@@ -171,6 +164,30 @@ impl Session {
             self.prepared.clear();
         }
         rolled_back
+    }
+}
+
+/// One group's messages on the session's connection: what was prepared on
+/// it before the group, and what the group's messages have prepared since
+/// (the session keeps those only if the group commits).
+struct Exchange<'a> {
+    conn: &'a mut PgConnection,
+    prepared: &'a HashSet<String>,
+    preparing: Vec<String>,
+}
+
+impl Exchange<'_> {
+    /// A message to write, knowing what is prepared.
+    fn script(&self) -> Script<'_> {
+        Script::new(self.prepared, &self.preparing)
+    }
+
+    /// The text of a written message; what it prepares counts as prepared
+    /// for the messages after it.
+    fn finish(&mut self, script: Result<(String, Vec<String>), PersistenceError>) -> Result<String, PersistenceError> {
+        let (sql, preparing) = script?;
+        self.preparing.extend(preparing);
+        Ok(sql)
     }
 }
 
@@ -208,17 +225,15 @@ const SESSION_SETTINGS: &str = "SET plan_cache_mode = force_generic_plan; SET en
 /// Appends the group the careful way: one message of reads, the decision
 /// on what they found, one message of writes.
 async fn append(
-    conn: &mut PgConnection,
-    prepared: &HashSet<String>,
-    preparing: &mut Vec<String>,
+    exchange: &mut Exchange<'_>,
     group: &[AppendJob],
     input: GroupInput,
     project: bool,
     recorded_at: DateTime<Utc>,
 ) -> Result<(Vec<Outcome>, Option<i64>, Known), PersistenceError> {
-    let (reads, prepares) = read_script(prepared, &input, project)?;
-    preparing.extend(prepares);
-    let rows = conn.fetch_all(sqlx::raw_sql(&reads)).await.map_err(store_error)?;
+    let reads = read_script(exchange.script(), &input, project);
+    let reads = exchange.finish(reads)?;
+    let rows = exchange.conn.fetch_all(sqlx::raw_sql(&reads)).await.map_err(store_error)?;
     let mut found = Found { previous: GENESIS, ..Found::default() };
     let mut checkpoint = None;
     let mut available = BTreeMap::new();
@@ -259,17 +274,24 @@ async fn append(
         }
     }
     let projected_to = projection.as_ref().map(|(_, to, _)| *to);
-    let after = write(conn, prepared, preparing, &rows, projection, None).await?;
+    let after = write(exchange, &rows, projection, None).await?;
     Ok((outcomes, projected_to, known_after(before, &rows, after)))
 }
 
 /// The projection's writes for the group's rows, the checkpoint they move
 /// to, and each wijk's available money after them.
 fn plan(rows: &GroupRows, available: &BTreeMap<String, i64>) -> Result<Projection, PersistenceError> {
+    projection_of(Plan::new(&rows.events).map_err(projection_failed)?, rows, available)
+}
+
+/// [`plan`], for a plan already made.
+fn projection_of(
+    plan: Plan,
+    rows: &GroupRows,
+    available: &BTreeMap<String, i64>,
+) -> Result<Projection, PersistenceError> {
     let last = rows.events.last().map_or(0, |e| e.position);
-    let (writes, after) = Plan::new(&rows.events)
-        .and_then(|plan| plan.into_writes_and_available(available))
-        .map_err(projection_failed)?;
+    let (writes, after) = plan.into_writes_and_available(available).map_err(projection_failed)?;
     Ok((writes, last, after))
 }
 
@@ -288,9 +310,7 @@ fn known_after(before: (i64, [u8; 32]), rows: &GroupRows, available: Option<BTre
 /// `guard`): the group's rows, the projection and `COMMIT`. Answers each
 /// wijk's available money after the group, if it was projected.
 async fn write(
-    conn: &mut PgConnection,
-    prepared: &HashSet<String>,
-    preparing: &mut Vec<String>,
+    exchange: &mut Exchange<'_>,
     rows: &GroupRows,
     projection: Option<Projection>,
     guard: Option<String>,
@@ -300,15 +320,13 @@ async fn write(
         None => (None, None),
     };
     crate::failpoint::hit("append-before-projection");
-    let mut known = prepared.clone();
-    known.extend(preparing.iter().cloned());
-    let (mut writes, prepares) = write_script(&known, rows, projection)?;
-    preparing.extend(prepares);
+    let writes = write_script(exchange.script(), rows, projection);
+    let mut writes = exchange.finish(writes)?;
     if let Some(guard) = guard {
         writes.insert_str(0, &guard);
     }
     crate::failpoint::hit("append-before-commit");
-    conn.execute(sqlx::raw_sql(&writes)).await.map_err(store_error)?;
+    exchange.conn.execute(sqlx::raw_sql(&writes)).await.map_err(store_error)?;
     crate::failpoint::hit("append-after-commit");
     Ok(available)
 }
@@ -316,16 +334,14 @@ async fn write(
 /// Appends the group in one message on what the session knows, or answers
 /// `None` if the group needs reads first: it establishes or closes a fund
 /// (the closed years), or touches a wijk whose available money the
-/// session does not know. The message checks, under the append lock, that the log's head
-/// and every stream's head are what the session and the commands' decisions
-/// took them to be, and that the read models are at that head; the claims
-/// and idempotency keys are left to their unique keys. If anything moved,
-/// the message fails as a whole and stores nothing.
-#[allow(clippy::too_many_arguments)]
+/// session does not know. The message checks, under the append lock, that
+/// the log's head and every stream's head are what the session and the
+/// commands' decisions took them to be, and that the read models are at
+/// that head; the claims and idempotency keys are left to their unique
+/// keys. If anything moved, the message fails as a whole and stores
+/// nothing.
 async fn append_on_known(
-    conn: &mut PgConnection,
-    prepared: &HashSet<String>,
-    preparing: &mut Vec<String>,
+    exchange: &mut Exchange<'_>,
     group: &[AppendJob],
     input: GroupInput,
     project: bool,
@@ -335,16 +351,7 @@ async fn append_on_known(
     if !input.closing.is_empty() || input.establishes.iter().any(Option::is_some) {
         return None;
     }
-    let available = if project {
-        let available = known.available.as_ref()?;
-        let touched = wijken_touched(group, recorded_at)?;
-        if !touched.iter().all(|wijk| available.contains_key(wijk)) {
-            return None;
-        }
-        Some(available)
-    } else {
-        None
-    };
+    let available = if project { Some(known.available.as_ref()?) } else { None };
     // Each stream's head as the first command on it decided on.
     let mut heads: BTreeMap<(String, String), i64> = BTreeMap::new();
     for job in group {
@@ -363,14 +370,23 @@ async fn append_on_known(
     let before = (known.position, known.previous);
     let (rows, outcomes) = decide(group, input, found, recorded_at);
     let projection = match (available, rows.events.is_empty()) {
-        (Some(available), false) => match plan(&rows, available) {
-            Ok(projection) => Some(projection),
-            Err(err) => return Some(Err(err)),
-        },
+        (Some(available), false) => {
+            let plan = match Plan::new(&rows.events) {
+                Ok(plan) => plan,
+                Err(err) => return Some(Err(projection_failed(err))),
+            };
+            if !plan.wijken().iter().all(|wijk| available.contains_key(*wijk)) {
+                return None;
+            }
+            match projection_of(plan, &rows, available) {
+                Ok(projection) => Some(projection),
+                Err(err) => return Some(Err(err)),
+            }
+        }
         _ => None,
     };
     let projected_to = projection.as_ref().map(|(_, to, _)| *to);
-    let mut s = Script::new(prepared);
+    let mut s = exchange.script();
     s.sql("BEGIN;\n").execute(&LOCK).int(APPEND_LOCK).sql(");\n");
     s.execute(&EXPECT).int(known.position).sql(", ");
     s.texts(heads.keys().map(|(t, _)| t.as_str())).sql(", ");
@@ -381,12 +397,12 @@ async fn append_on_known(
         None => s.sql("CAST(NULL AS TEXT)"),
     };
     s.sql(");\n");
-    let (guard, prepares) = match s.finish() {
-        Ok(finished) => finished,
+    let guard = s.finish();
+    let guard = match exchange.finish(guard) {
+        Ok(guard) => guard,
         Err(err) => return Some(Err(err)),
     };
-    preparing.extend(prepares);
-    let after = match write(conn, prepared, preparing, &rows, projection, Some(guard)).await {
+    let after = match write(exchange, &rows, projection, Some(guard)).await {
         Ok(after) => after,
         Err(err) => return Some(Err(err)),
     };
@@ -502,11 +518,10 @@ static MOVE_CHECKPOINT: LazyLock<Prepared> = LazyLock::new(|| {
 /// The checkpoint's lock is taken before the balances are read, as a
 /// projector step would, so they are those at the checkpoint.
 fn read_script(
-    prepared: &HashSet<String>,
+    mut s: Script<'_>,
     input: &GroupInput,
     project: bool,
 ) -> Result<(String, Vec<String>), PersistenceError> {
-    let mut s = Script::new(prepared);
     s.sql("BEGIN;\n").execute(&LOCK).int(APPEND_LOCK).sql(");\n");
     if project {
         s.execute(&LOCK_CHECKPOINT).text(CHECKPOINT).sql(");\n");
@@ -540,39 +555,13 @@ fn read_script(
     s.finish()
 }
 
-/// The wijken whose available money the group's projection starts from,
-/// from the group's events before positions are known (any position plans
-/// the same postings), or none if the projection cannot plan them. The
-/// events appended are some of these, so their wijken are among these.
-fn wijken_touched(group: &[AppendJob], recorded_at: DateTime<Utc>) -> Option<BTreeSet<String>> {
-    let events: Vec<ChainedEvent> = group
-        .iter()
-        .flat_map(|job| job.events.iter().map(move |e| (job.aggregate_type, e)))
-        .map(|(aggregate_type, e)| ChainedEvent {
-            position: 0,
-            event_id: String::new(),
-            recorded_at,
-            aggregate_type: aggregate_type.to_string(),
-            aggregate_id: e.aggregate_id.clone(),
-            sequence: e.sequence as i64,
-            event_type: e.event_type.clone(),
-            event_version: e.event_version.clone(),
-            payload: e.payload.clone(),
-            metadata: e.metadata.clone(),
-            hash: String::new(),
-        })
-        .collect();
-    Plan::new(&events).ok().map(|plan| plan.wijken().into_iter().map(str::to_string).collect())
-}
-
 /// The second message: the group's rows, the projection's writes and the
 /// checkpoint, and `COMMIT`.
 fn write_script(
-    prepared: &HashSet<String>,
+    mut s: Script<'_>,
     rows: &GroupRows,
     projection: Option<(Vec<Write>, i64)>,
 ) -> Result<(String, Vec<String>), PersistenceError> {
-    let mut s = Script::new(prepared);
     let events = &rows.events;
     if !events.is_empty() {
         let recorded: Vec<String> = events.iter().map(|e| format_recorded_at(&e.recorded_at)).collect();

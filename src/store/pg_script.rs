@@ -38,15 +38,17 @@ impl Prepared {
 pub struct Script<'a> {
     sql: String,
     nul: bool,
-    /// Statements prepared on the connection before this script.
+    /// Statements prepared on the connection before this script: long
+    /// ago, or by an earlier message of the same transaction.
     prepared: &'a HashSet<String>,
+    earlier: &'a [String],
     /// Statements this script prepares.
     preparing: Vec<String>,
 }
 
 impl<'a> Script<'a> {
-    pub fn new(prepared: &'a HashSet<String>) -> Self {
-        Self { sql: String::new(), nul: false, prepared, preparing: Vec::new() }
+    pub fn new(prepared: &'a HashSet<String>, earlier: &'a [String]) -> Self {
+        Self { sql: String::new(), nul: false, prepared, earlier, preparing: Vec::new() }
     }
 
     /// SQL of our own, never a value.
@@ -121,7 +123,8 @@ impl<'a> Script<'a> {
     /// `EXECUTE name(`, preceded by its `PREPARE` if the connection does
     /// not have it yet; the caller writes the arguments and the `)`.
     pub fn execute(&mut self, statement: &Prepared) -> &mut Self {
-        if !self.prepared.contains(&statement.name) && !self.preparing.contains(&statement.name) {
+        let name = &statement.name;
+        if !self.prepared.contains(name) && !self.earlier.contains(name) && !self.preparing.contains(name) {
             self.sql.push_str(&format!("PREPARE {} {};\n", statement.name, statement.declaration));
             self.preparing.push(statement.name.clone());
         }
@@ -222,7 +225,7 @@ mod tests {
             runner
                 .run(&text, |value| {
                     let none = HashSet::new();
-                    let mut script = Script::new(&none);
+                    let mut script = Script::new(&none, &[]);
                     script.sql("SELECT ").text(&value).sql(" AS v, ").int(-7).sql(" - ").int(-3).sql(" AS n");
                     let (sql, _) = script.finish().unwrap();
                     let row = runtime.block_on(conn.borrow_mut().fetch_one(sqlx::raw_sql(&sql))).unwrap();
@@ -237,7 +240,7 @@ mod tests {
     #[test]
     fn text_with_a_nul_is_refused_rather_than_cut_short() {
         let none = HashSet::new();
-        let mut script = Script::new(&none);
+        let mut script = Script::new(&none, &[]);
         script.sql("SELECT ").text("a\0'; DROP TABLE events; --");
         assert!(script.finish().is_err());
     }
@@ -247,7 +250,7 @@ mod tests {
         let none = HashSet::new();
         let params = [Param::Int(-5), Param::Text("it's".into()), Param::OptInt(None), Param::OptText(None)];
         let sql = "UPDATE t SET a = a - $1, b = $2, c = $3, d = $4";
-        let mut script = Script::new(&none);
+        let mut script = Script::new(&none, &[]);
         script.statement(sql, &params).sql(";\n").statement(sql, &params);
         let (text, preparing) = script.finish().unwrap();
         let name = &preparing[0];
@@ -255,7 +258,7 @@ mod tests {
         let execute = format!("EXECUTE {name}((-5), E'it''s', CAST(NULL AS BIGINT), CAST(NULL AS TEXT))");
         assert_eq!(text, format!("PREPARE {name} (int8, text, int8, text) AS {sql};\n{execute};\n{execute}"));
         let known = HashSet::from([name.clone()]);
-        let mut later = Script::new(&known);
+        let mut later = Script::new(&known, &[]);
         later.statement(sql, &params);
         assert_eq!(later.finish().unwrap(), (execute, vec![]), "a later script only executes it");
     }
