@@ -283,6 +283,25 @@ impl Plan {
         self.segments.iter().flat_map(|s| &s.wijk_postings).map(|p| p.wijk_id.as_str()).collect()
     }
 
+    /// [`Plan::wijken`] of fund events not yet in the log, so without
+    /// positions: `(fund id, payload)`. The group commit on SQLite reads
+    /// their available money before it decides which of its commands are
+    /// appended. A payload that does not read as a fund event posts
+    /// nowhere here; [`Plan::new`] refuses it.
+    pub fn wijken_of<'a>(events: impl IntoIterator<Item = (&'a str, &'a serde_json::Value)>) -> BTreeSet<String> {
+        let mut wijken = BTreeSet::new();
+        for (fund_id, payload) in events {
+            let (Ok(event), Ok(fund_id)) =
+                (serde_json::from_value::<FundEvent>(payload.clone()), FundId::parse(fund_id))
+            else {
+                continue;
+            };
+            let posted = postings(&fund_id, &event).into_iter().filter_map(|posting| posting.account.wijk_id);
+            wijken.extend(posted.map(|wijk_id| wijk_id.to_string()));
+        }
+        wijken
+    }
+
     /// The writes, given each wijk's available money before the batch (the
     /// sum of its `wijk_budget` balances; a wijk left out has none). The
     /// running values carry on from segment to segment in memory, because

@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
 use tokio::sync::{watch, Notify};
 
 use crate::on_db;
@@ -357,18 +358,23 @@ impl InsertRows for sqlx::Sqlite {
 }
 
 fn values_statement<'a>(insert: &apply::Insert, rows: &'a [Vec<Param>]) -> sqlx::QueryBuilder<'a, sqlx::Sqlite> {
-    let mut sql = sqlx::QueryBuilder::new(format!("INSERT INTO {} ", insert.into));
+    let mut sql = sqlx::QueryBuilder::new("");
+    push_values_statement(&mut sql, insert, rows);
+    sql
+}
+
+fn push_values_statement<'a>(
+    sql: &mut sqlx::QueryBuilder<'a, sqlx::Sqlite>,
+    insert: &apply::Insert,
+    rows: &'a [Vec<Param>],
+) {
+    sql.push(format_args!("INSERT INTO {} ", insert.into));
     if let Some(lookup) = insert.lookup {
         sql.push(format_args!("SELECT {} FROM (", lookup.select));
     }
     sql.push_values(rows, |mut values, row| {
         for param in row {
-            match param {
-                Param::Int(v) => values.push_bind(*v),
-                Param::OptInt(v) => values.push_bind(*v),
-                Param::Text(v) => values.push_bind(v.as_str()),
-                Param::OptText(v) => values.push_bind(v.as_deref()),
-            };
+            push_param(&mut values, param);
         }
     });
     if let Some(lookup) = insert.lookup {
@@ -376,7 +382,63 @@ fn values_statement<'a>(insert: &apply::Insert, rows: &'a [Vec<Param>]) -> sqlx:
         sql.push(format_args!(") AS v {} WHERE true", lookup.joins));
     }
     sql.push(" ").push(insert.then);
-    sql
+}
+
+fn push_param<'a>(values: &mut sqlx::query_builder::Separated<'_, 'a, sqlx::Sqlite, &str>, param: &'a Param) {
+    match param {
+        Param::Int(v) => values.push_bind(*v),
+        Param::OptInt(v) => values.push_bind(*v),
+        Param::Text(v) => values.push_bind(v.as_str()),
+        Param::OptText(v) => values.push_bind(v.as_deref()),
+    };
+}
+
+/// Pushes a plan's writes onto `sql` as SQLite statements, each ended by
+/// `;`, so that one call to the connection runs them all: SQLite binds a
+/// multi-statement query's anonymous `?` parameters in order, statement
+/// after statement. A [`Write::Statement`]'s `$n` (numbered, as PostgreSQL
+/// needs them, and numbered per statement) becomes a `?` bound to its
+/// `n`-th parameter, once per occurrence.
+pub(crate) fn push_sqlite_writes<'a>(
+    sql: &mut sqlx::QueryBuilder<'a, sqlx::Sqlite>,
+    writes: &'a [Write],
+) -> anyhow::Result<()> {
+    for write in writes {
+        match write {
+            Write::Insert(insert) => {
+                for rows in insert.statements() {
+                    push_values_statement(sql, insert, rows);
+                    sql.push(";\n");
+                }
+            }
+            Write::Statement(statement) => {
+                push_numbered(sql, statement.sql, &statement.params)?;
+                sql.push(";\n");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `text` with each `$n` replaced by a `?` bound to `params[n - 1]`.
+fn push_numbered<'a>(
+    sql: &mut sqlx::QueryBuilder<'a, sqlx::Sqlite>,
+    text: &str,
+    params: &'a [Param],
+) -> anyhow::Result<()> {
+    let mut rest = text;
+    while let Some(at) = rest.find('$') {
+        sql.push(&rest[..at]);
+        let digits = rest[at + 1..].bytes().take_while(u8::is_ascii_digit).count();
+        let n: usize =
+            rest[at + 1..at + 1 + digits].parse().with_context(|| format!("a `$` without a number in {text}"))?;
+        let param = params.get(n.wrapping_sub(1)).with_context(|| format!("no parameter ${n} for {text}"))?;
+        let mut values = sql.separated("");
+        push_param(&mut values, param);
+        rest = &rest[at + 1 + digits..];
+    }
+    sql.push(rest);
+    Ok(())
 }
 
 /// The checkpoint as stored, and the head of the log: their difference is the lag.
@@ -421,6 +483,36 @@ pub async fn reset(db: &Db) -> sqlx::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use super::apply::{Param, Statement, Write};
+
+    /// Two statements in one call, the second with a parameter used twice:
+    /// each `$n` is bound to its own statement's `n`-th parameter.
+    #[tokio::test]
+    async fn sqlite_writes_bind_each_statements_numbered_parameters_in_one_call() {
+        use sqlx::{Connection, Executor};
+        let mut conn = sqlx::SqliteConnection::connect("sqlite::memory:").await.unwrap();
+        conn.execute("CREATE TABLE t (id TEXT PRIMARY KEY, paid INTEGER, first TEXT, last TEXT)").await.unwrap();
+        conn.execute("INSERT INTO t VALUES ('a', 0, NULL, NULL), ('b', 0, 'earlier', NULL)").await.unwrap();
+        let pay = |id: &str, cents: i64, on: &str| {
+            Write::Statement(Statement {
+                sql: "UPDATE t SET paid = paid + $1, last = $2, first = COALESCE(first, $2) WHERE id = $3",
+                params: vec![Param::Int(cents), Param::Text(on.into()), Param::Text(id.into())],
+            })
+        };
+        let writes = [pay("a", 5, "monday"), pay("b", 7, "tuesday")];
+        let mut sql = sqlx::QueryBuilder::new("");
+        super::push_sqlite_writes(&mut sql, &writes).unwrap();
+        sql.build().execute(&mut conn).await.unwrap();
+        let rows: Vec<(String, i64, String, String)> =
+            sqlx::query_as("SELECT id, paid, first, last FROM t ORDER BY id").fetch_all(&mut conn).await.unwrap();
+        assert_eq!(
+            rows,
+            [("a".into(), 5, "monday".into(), "monday".into()), ("b".into(), 7, "earlier".into(), "tuesday".into())]
+        );
+        let missing = [Write::Statement(Statement { sql: "UPDATE t SET paid = $2", params: vec![Param::Int(1)] })];
+        assert!(super::push_sqlite_writes(&mut sqlx::QueryBuilder::new(""), &missing).is_err());
+    }
+
     #[test]
     fn the_checkpoint_is_named_after_the_projection_version() {
         assert_eq!(super::checkpoint_version(super::CHECKPOINT), Some(super::PROJECTION_VERSION));

@@ -76,7 +76,8 @@ async fn append_log_rows_if(
             let events = read_log(from, position, PAGE).await?;
             let Some(last) = events.last().map(|e| e.position) else { break };
             // Payload and metadata as their canonical text: what was hashed.
-            let mut sql = insert_events!(&events, postgres);
+            let mut sql = sqlx::QueryBuilder::new("");
+            insert_events!(sql, &events, postgres);
             sql.build().persistent(false).execute(&mut *tx).await?;
             position = last;
             progress(position);

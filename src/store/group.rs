@@ -3,17 +3,17 @@
 //! decision, in memory and in command order, of which of them are appended
 //! and with which rows. Both stores read what [`GroupInput`] asks under the
 //! append lock, hand it over as [`Found`], and write the [`GroupRows`] that
-//! [`decide`] answers; PostgreSQL does it in two round trips
-//! ([`super::pg_group`]), SQLite statement by statement.
+//! [`decide`] answers; PostgreSQL in one message or two
+//! ([`super::pg_group`]), SQLite in two calls ([`super::sqlite_group`]).
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use cqrs_es::persist::{PersistenceError, SerializedEvent};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
-use super::chain::{chain_hash, ChainedEvent};
+use super::chain::{chain_hash, ChainedEvent, GENESIS};
 use super::repository::{meta, AppendRefused};
 use crate::domain;
 
@@ -117,11 +117,24 @@ pub(super) struct Found {
 
 // The tags of the rows the checks' read answers, all of one shape: `tag`,
 // `i` (an index into the input's list), `n` (a number), `a`, `b`, `c`
-// (text). PostgreSQL's read adds tags of its own (`pg_group.rs`).
+// (text).
+/// The log's head: `n` its position, `a` its hash.
 pub(super) const HEAD: i64 = 0;
+/// A stream's head: `i` into [`GroupInput::streams`], `n` its sequence.
 pub(super) const STREAM: i64 = 1;
+/// A client id already claimed: `a` its kind, `b` the id, `c` its owner.
 pub(super) const CLAIM: i64 = 2;
+/// An idempotency key already used: `a`.
 pub(super) const KEY: i64 = 3;
+/// A year of [`GroupInput::years_established`] that is closed: `n`.
+pub(super) const CLOSED: i64 = 4;
+/// The first event of a fund the group closes: `i` into
+/// [`GroupInput::closing`], `a` its payload.
+pub(super) const CLOSING: i64 = 5;
+/// The read models' checkpoint: `n`.
+pub(super) const CHECKPOINT_ROW: i64 = 6;
+/// A wijk's available money: `a` the wijk, `n` the cents.
+pub(super) const AVAILABLE: i64 = 7;
 
 /// One row of the checks' read, decoded.
 pub(super) struct CheckRow {
@@ -176,6 +189,41 @@ impl Found {
             _ => return Ok(Some(row)),
         }
         Ok(None)
+    }
+}
+
+/// Everything the careful read of a group answered: what the checks
+/// need, the read models' checkpoint and each wijk's available money (when
+/// the group may project).
+#[derive(Default)]
+pub(super) struct Read {
+    pub found: Found,
+    pub checkpoint: Option<i64>,
+    pub available: BTreeMap<String, i64>,
+}
+
+impl Read {
+    pub fn of(rows: impl IntoIterator<Item = CheckRow>, input: &GroupInput) -> Result<Self, PersistenceError> {
+        let mut read = Self { found: Found { previous: GENESIS, ..Found::default() }, ..Self::default() };
+        for row in rows {
+            let Some(row) = read.found.take(row, &input.streams)? else { continue };
+            match row.tag {
+                CLOSED => read.found.closed_years.extend(row.n),
+                CLOSING => {
+                    let payload: Option<Value> = row.a.and_then(|p| serde_json::from_str(&p).ok());
+                    let fund = input.closing.iter().nth(row.i).cloned().unwrap_or_default();
+                    if let Some(year) = payload.as_ref().and_then(year_of_first_fund_event) {
+                        read.found.years_closing.insert(fund, year);
+                    }
+                }
+                CHECKPOINT_ROW => read.checkpoint = row.n,
+                AVAILABLE => {
+                    read.available.insert(row.a.unwrap_or_default(), row.n.unwrap_or_default());
+                }
+                _ => {}
+            }
+        }
+        Ok(read)
     }
 }
 

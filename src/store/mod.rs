@@ -7,6 +7,7 @@ mod group;
 mod pg_group;
 mod pg_script;
 pub mod repository;
+mod sqlite_group;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -36,14 +36,13 @@ use std::sync::{Arc, LazyLock};
 
 use chrono::{DateTime, Utc};
 use cqrs_es::persist::PersistenceError;
-use serde_json::Value;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, Executor, PgConnection, PgPool, Row};
 
-use super::chain::{canonical_json, format_recorded_at, GENESIS};
+use super::chain::{canonical_json, format_recorded_at};
 use super::group::{
-    decide, year_of_first_fund_event, AppendJob, CheckRow, Found, GroupInput, GroupRows, Outcome, CLAIM, CLOSED_YEAR,
-    HEAD, KEY, STREAM,
+    decide, AppendJob, CheckRow, Found, GroupInput, GroupRows, Outcome, Read, AVAILABLE, CHECKPOINT_ROW, CLAIM, CLOSED,
+    CLOSED_YEAR, CLOSING, HEAD, KEY, STREAM,
 };
 use super::pg_script::{Prepared, Script};
 use super::repository::{projection_failed, snapshot_ahead, store_error, APPEND_LOCK, SNAPSHOT_FORWARD};
@@ -234,31 +233,10 @@ async fn append(
     let reads = read_script(exchange.script(), &input, project);
     let reads = exchange.finish(reads)?;
     let rows = exchange.conn.fetch_all(sqlx::raw_sql(&reads)).await.map_err(store_error)?;
-    let mut found = Found { previous: GENESIS, ..Found::default() };
-    let mut checkpoint = None;
-    let mut available = BTreeMap::new();
-    for row in rows {
-        // `BEGIN` and the lock answer no row of this shape.
-        if row.try_column("tag").is_err() {
-            continue;
-        }
-        let Some(row) = found.take(CheckRow::of(&row)?, &input.streams)? else { continue };
-        match row.tag {
-            CLOSED => found.closed_years.extend(row.n),
-            CLOSING => {
-                let payload: Option<Value> = row.a.and_then(|p| serde_json::from_str(&p).ok());
-                let fund = input.closing.iter().nth(row.i).cloned().unwrap_or_default();
-                if let Some(year) = payload.as_ref().and_then(year_of_first_fund_event) {
-                    found.years_closing.insert(fund, year);
-                }
-            }
-            CHECKPOINT_ROW => checkpoint = row.n,
-            AVAILABLE => {
-                available.insert(row.a.unwrap_or_default(), row.n.unwrap_or_default());
-            }
-            _ => {}
-        }
-    }
+    // `BEGIN` and the lock answer no row of this shape.
+    let rows =
+        rows.iter().filter(|row| row.try_column("tag").is_ok()).map(CheckRow::of).collect::<Result<Vec<_>, _>>()?;
+    let Read { found, checkpoint, available } = Read::of(rows, &input)?;
 
     let before = (found.position, found.previous);
     let (rows, outcomes) = decide(group, input, found, recorded_at);
@@ -410,13 +388,6 @@ async fn append_on_known(
     // every wijk it knew, those the group touched updated.
     Some(Ok((outcomes, projected_to, known_after(before, &rows, after))))
 }
-
-// The tags of the rows the read script answers besides those of
-// `group.rs` (`HEAD`, `STREAM`, `CLAIM`, `KEY`), all of the same shape.
-const CLOSED: i64 = 4;
-const CLOSING: i64 = 5;
-const CHECKPOINT_ROW: i64 = 6;
-const AVAILABLE: i64 = 7;
 
 const NO_TEXT: &str = "CAST(NULL AS TEXT)";
 

@@ -10,7 +10,8 @@
 //! running service the same transaction also projects the group's events
 //! when the read models are at the head, with the projector's own code.
 //! Which commands of a group are appended is decided in `group.rs`, the
-//! same for both stores; PostgreSQL's two round trips are `pg_group.rs`.
+//! same for both stores; how each store writes a group is `pg_group.rs` and
+//! `sqlite_group.rs`.
 
 use std::sync::{Arc, Mutex};
 
@@ -24,11 +25,8 @@ use sqlx::Row;
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 
 use super::chain::{parse_hash, ChainedEvent, GENESIS};
-use super::group::{
-    decide, year_of_first_fund_event, AppendJob, CheckRow, Found, GroupInput, Outcome, CLAIM, CLOSED_YEAR, HEAD, KEY,
-    STREAM,
-};
-use super::{Db, WritePool};
+use super::group::{AppendJob, GroupInput, Outcome};
+use super::Db;
 use crate::domain::fund::{ExpenseRegister, RecordedExpense};
 use crate::domain::ids::{ExpenseId, FundId};
 use crate::on_db;
@@ -255,29 +253,29 @@ async fn group_commit(
 
 /// Outcomes per command, and the checkpoint the read models were moved to
 /// inside the transaction, if they were.
-type GroupOutcome = (Vec<Outcome>, Option<i64>);
+pub(super) type GroupOutcome = (Vec<Outcome>, Option<i64>);
 
-/// Appends groups in one transaction each: on PostgreSQL on the group
-/// committer's own connection (two round trips, see [`super::pg_group`]),
-/// on SQLite statement by statement ([`append_group_sqlite`]).
+/// Appends groups in one transaction each, on the group committer's own
+/// connection: on PostgreSQL in one message or two ([`super::pg_group`]),
+/// on SQLite in two calls ([`super::sqlite_group`]).
 ///
 /// A group costs the same few statements whatever its size: the reads
 /// [`GroupInput`] asks for, the checks in memory in command order
-/// ([`decide`]), then one multi-row insert per table. In a running service
+/// ([`super::group::decide`]), then one multi-row insert per table. In a running service
 /// the same transaction projects the group's events when the read models
 /// are exactly at the position before it. The inner results are the
 /// commands' own refusals; an outer error means the whole group was rolled
 /// back.
 enum Appender {
     Postgres(super::pg_group::Session),
-    Sqlite(sqlx::SqlitePool),
+    Sqlite(super::sqlite_group::Session),
 }
 
 impl Appender {
     fn new(db: &Db) -> Self {
         match db {
             Db::Postgres(pool) => Self::Postgres(super::pg_group::Session::new(pool)),
-            Db::Sqlite(pool) => Self::Sqlite(pool.clone()),
+            Db::Sqlite(pool) => Self::Sqlite(super::sqlite_group::Session::new(pool)),
         }
     }
 
@@ -286,178 +284,10 @@ impl Appender {
         let input = GroupInput::of(group);
         match self {
             Self::Postgres(session) => session.append_group(group, input, project, recorded_at).await,
-            Self::Sqlite(pool) => append_group_sqlite(pool, group, input, project, recorded_at).await,
+            Self::Sqlite(session) => session.append_group(group, input, project, recorded_at).await,
         }
     }
 }
-
-/// [`Appender::append`] on SQLite: a statement per read and per table, each
-/// with bound parameters. In-process, a statement costs no round trip.
-async fn append_group_sqlite(
-    pool: &sqlx::SqlitePool,
-    group: &[AppendJob],
-    input: GroupInput,
-    project: bool,
-    recorded_at: DateTime<Utc>,
-) -> Result<GroupOutcome, PersistenceError> {
-    // The group's statements are built for its size, so their text varies
-    // with it. A group of one command (every command at low concurrency)
-    // has a few texts that recur: those are prepared once per connection.
-    // Larger groups stay unprepared, so their many shapes do not churn the
-    // statement cache.
-    let prepare = group.len() == 1;
-    // `BEGIN IMMEDIATE`: SQLite's one writer at a time is the append lock.
-    let mut tx = pool.begin_locked(APPEND_LOCK).await.map_err(store_error)?;
-    let mut found = Found { previous: GENESIS, ..Found::default() };
-    // The head of the log, each stream's head (one step down the end of the
-    // stream's unique index), the client ids already claimed and the
-    // idempotency keys already used among those the group touches: one
-    // statement, its rows tagged as `Found::take` reads them.
-    let mut sql = sqlx::QueryBuilder::new(format!(
-        "SELECT CAST({HEAD} AS BIGINT) AS tag, CAST(0 AS BIGINT) AS i, h.position AS n, h.hash AS a, \
-         CAST(NULL AS TEXT) AS b, CAST(NULL AS TEXT) AS c \
-         FROM (SELECT position, hash FROM events ORDER BY position DESC LIMIT 1) h"
-    ));
-    for (i, (aggregate_type, aggregate_id)) in input.streams.iter().enumerate() {
-        sql.push(format_args!(
-            " UNION ALL SELECT CAST({STREAM} AS BIGINT), CAST({i} AS BIGINT), \
-             (SELECT sequence FROM events WHERE aggregate_type = "
-        ));
-        sql.push_bind(aggregate_type.as_str()).push(" AND aggregate_id = ").push_bind(aggregate_id.as_str());
-        sql.push(" ORDER BY sequence DESC LIMIT 1), CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS TEXT)");
-    }
-    if !input.claim_ids.is_empty() {
-        sql.push(format_args!(
-            " UNION ALL SELECT CAST({CLAIM} AS BIGINT), CAST(0 AS BIGINT), CAST(NULL AS BIGINT), kind, id, aggregate_id \
-             FROM client_ids WHERE kind IN ("
-        ));
-        let mut kinds = sql.separated(", ");
-        input.claim_kinds.iter().for_each(|kind| {
-            kinds.push_bind(*kind);
-        });
-        sql.push(") AND id IN (");
-        let mut ids = sql.separated(", ");
-        input.claim_ids.iter().for_each(|id| {
-            ids.push_bind(id.as_str());
-        });
-        sql.push(")");
-    }
-    if !input.keys.is_empty() {
-        sql.push(format_args!(
-            " UNION ALL SELECT CAST({KEY} AS BIGINT), CAST(0 AS BIGINT), CAST(NULL AS BIGINT), key, \
-             CAST(NULL AS TEXT), CAST(NULL AS TEXT) FROM idempotency_keys WHERE key IN ("
-        ));
-        let mut list = sql.separated(", ");
-        input.keys.iter().for_each(|key| {
-            list.push_bind(key.as_str());
-        });
-        sql.push(")");
-    }
-    for row in sql.build().persistent(prepare).fetch_all(&mut *tx).await.map_err(store_error)? {
-        found.take(CheckRow::of(&row)?, &input.streams)?;
-    }
-    for year in input.years_established() {
-        let closed: Option<String> = sqlx::query_scalar(YEAR_CLOSED_SQL)
-            .bind(CLOSED_YEAR)
-            .bind(format!("{year}:%"))
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(store_error)?;
-        if closed.is_some() {
-            found.closed_years.insert(year);
-        }
-    }
-    for fund in &input.closing {
-        let payload: Option<sqlx::types::Json<Value>> = sqlx::query_scalar(FIRST_FUND_EVENT_SQL)
-            .bind(fund.as_str())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(store_error)?;
-        if let Some(year) = payload.and_then(|p| year_of_first_fund_event(&p.0)) {
-            found.years_closing.insert(fund.clone(), year);
-        }
-    }
-
-    let (rows, outcomes) = decide(group, input, found, recorded_at);
-
-    for chunk in rows.events.chunks(ROWS_PER_STATEMENT) {
-        let mut sql = insert_events!(chunk, false);
-        sql.build().persistent(prepare).execute(&mut *tx).await.map_err(store_error)?;
-    }
-    for chunk in rows.claims.chunks(ROWS_PER_STATEMENT) {
-        let mut sql = sqlx::QueryBuilder::new("INSERT INTO client_ids (kind, id, aggregate_id, position) ");
-        sql.push_values(chunk, |mut row, claim| {
-            row.push_bind(claim.kind)
-                .push_bind(claim.id.as_str())
-                .push_bind(claim.owner.as_str())
-                .push_bind(claim.position);
-        });
-        sql.build().persistent(prepare).execute(&mut *tx).await.map_err(store_error)?;
-    }
-    for chunk in rows.idempotency_keys.chunks(ROWS_PER_STATEMENT) {
-        let mut sql =
-            sqlx::QueryBuilder::new("INSERT INTO idempotency_keys (key, fingerprint, first_position, last_position) ");
-        sql.push_values(chunk, |mut row, claim| {
-            row.push_bind(claim.key.as_str())
-                .push_bind(claim.fingerprint.as_str())
-                .push_bind(claim.first_position)
-                .push_bind(claim.last_position);
-        });
-        sql.build().persistent(prepare).execute(&mut *tx).await.map_err(store_error)?;
-    }
-    let snapshots: Vec<_> = rows.snapshots.into_iter().collect();
-    for chunk in snapshots.chunks(ROWS_PER_STATEMENT) {
-        let mut sql = sqlx::QueryBuilder::new(
-            "INSERT INTO snapshots (aggregate_type, aggregate_id, last_sequence, current_snapshot, payload) ",
-        );
-        sql.push_values(chunk, |mut row, ((aggregate_type, aggregate_id), (last_sequence, counter, payload))| {
-            row.push_bind(*aggregate_type)
-                .push_bind(aggregate_id.as_str())
-                .push_bind(*last_sequence)
-                .push_bind(*counter)
-                .push_bind(payload);
-        });
-        sql.push(SNAPSHOT_FORWARD);
-        let updated = sql.build().persistent(prepare).execute(&mut *tx).await.map_err(store_error)?;
-        if updated.rows_affected() != chunk.len() as u64 {
-            return Err(snapshot_ahead());
-        }
-    }
-    // Projects the group's events inside this transaction, if the read
-    // models are exactly at the position before the group (`BEGIN
-    // IMMEDIATE` already excludes every other writer, a projector step
-    // included). Then the events, the read-model rows and the checkpoint
-    // commit together, once, and nothing is applied twice. Otherwise (the
-    // projector is behind, or of another projection version, whose
-    // checkpoint row has another name) the group is left to the projector.
-    // A failure while projecting fails the transaction, and `group_commit`
-    // appends the group again without projecting it.
-    crate::failpoint::hit("append-before-projection");
-    let mut projected_to = None;
-    if let (true, Some(first), Some(last)) = (project, rows.events.first(), rows.events.last()) {
-        let checkpoint: Option<i64> = sqlx::query_scalar("SELECT position FROM projector_checkpoints WHERE name = $1")
-            .bind(crate::projections::CHECKPOINT)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(store_error)?;
-        if checkpoint == Some(first.position - 1) {
-            crate::projections::Apply::apply_batch(&mut *tx, &rows.events, last.position)
-                .await
-                .map_err(projection_failed)?;
-            projected_to = Some(last.position);
-        }
-    }
-    crate::failpoint::hit("append-before-commit");
-    tx.commit().await.map_err(store_error)?;
-    crate::failpoint::hit("append-after-commit");
-    Ok((outcomes, projected_to))
-}
-
-/// Is a fund of a year closed already? `$1` is [`CLOSED_YEAR`], `$2` the year's `LIKE` pattern.
-pub(super) const YEAR_CLOSED_SQL: &str = "SELECT id FROM client_ids WHERE kind = $1 AND id LIKE $2 LIMIT 1";
-/// The payload of fund `$1`'s first event, which holds its year.
-pub(super) const FIRST_FUND_EVENT_SQL: &str =
-    "SELECT payload FROM events WHERE aggregate_type = 'fund' AND aggregate_id = $1 AND sequence = 1";
 
 /// Snapshots only move forward. Keyed on the sequence rather than cqrs-es's
 /// snapshot counter, so a snapshot that no longer deserialises (the
@@ -492,22 +322,23 @@ pub(super) fn projection_failed(err: anyhow::Error) -> PersistenceError {
 
 /// Rows per multi-row insert: 11 columns of events stay well under SQLite's
 /// 32,766 parameters and PostgreSQL's 65,535.
-const ROWS_PER_STATEMENT: usize = 1_000;
+pub(super) const ROWS_PER_STATEMENT: usize = 1_000;
 
-/// The statement that inserts a slice of [`ChainedEvent`]s into `events`,
-/// for either store (`$postgres`: is it PostgreSQL). Payload and metadata
-/// are written as their canonical JSON text, so what is stored is byte for
-/// byte what was hashed (PostgreSQL's `json` keeps text as given; sqlx's own
-/// `Json` goes through `jsonb`). A macro because the builder's type is the
-/// store's, fixed inside each arm of `on_db!`.
+/// Pushes the statement that inserts a slice of [`ChainedEvent`]s into
+/// `events` onto a query builder, for either store (`$postgres`: is it
+/// PostgreSQL). Payload and metadata are written as their canonical JSON
+/// text, so what is stored is byte for byte what was hashed (PostgreSQL's
+/// `json` keeps text as given; sqlx's own `Json` goes through `jsonb`). A
+/// macro because the builder's type is the store's, fixed inside each arm
+/// of `on_db!`.
 macro_rules! insert_events {
-    ($events:expr, $postgres:expr) => {{
+    ($sql:expr, $events:expr, $postgres:expr) => {{
         let json = if $postgres { "::json" } else { "" };
-        let mut sql = sqlx::QueryBuilder::new(
+        $sql.push(
             "INSERT INTO events (position, event_id, recorded_at, aggregate_type, aggregate_id, sequence, \
              event_type, event_version, payload, metadata, hash) ",
         );
-        sql.push_values($events, |mut row, e| {
+        $sql.push_values($events, |mut row, e| {
             row.push_bind(e.position)
                 .push_bind(e.event_id.as_str())
                 .push_bind(e.recorded_at)
@@ -522,7 +353,6 @@ macro_rules! insert_events {
                 .push_unseparated(json)
                 .push_bind(e.hash.as_str());
         });
-        sql
     }};
 }
 pub(crate) use insert_events;
