@@ -45,7 +45,7 @@ use super::group::{
     CLOSED_YEAR, CLOSING, HEAD, KEY, STREAM,
 };
 use super::pg_script::{Prepared, Script};
-use super::repository::{projection_failed, snapshot_ahead, store_error, APPEND_LOCK, SNAPSHOT_FORWARD};
+use super::repository::{projection_failed, snapshot_ahead, store_error, GroupOutcome, APPEND_LOCK, SNAPSHOT_FORWARD};
 use crate::domain::postings::AccountKind;
 use crate::projections::apply::{Plan, Write};
 use crate::projections::CHECKPOINT;
@@ -89,7 +89,7 @@ impl Session {
         input: GroupInput,
         project: bool,
         recorded_at: DateTime<Utc>,
-    ) -> Result<(Vec<Outcome>, Option<i64>), PersistenceError> {
+    ) -> Result<GroupOutcome, PersistenceError> {
         if self.busy || self.conn.is_none() {
             self.conn = None;
             self.prepared.clear();
