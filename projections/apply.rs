@@ -22,7 +22,7 @@
 //!   available money before the batch, which the projector reads and passes
 //!   in, and carries on in memory from segment to segment.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use anyhow::Context;
 use serde_json::Value;
@@ -45,6 +45,16 @@ pub enum Param {
     OptInt(Option<i64>),
     Text(String),
     OptText(Option<String>),
+}
+
+impl Param {
+    /// The text, if this is a text that is there.
+    pub fn text(&self) -> Option<&str> {
+        match self {
+            Param::Text(text) | Param::OptText(Some(text)) => Some(text),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -107,14 +117,16 @@ pub fn fund_event(event: &ChainedEvent) -> anyhow::Result<FundEvent> {
     event.read_payload().with_context(|| format!("event at position {} is not a readable fund event", event.position))
 }
 
-const INSERT_POSTINGS: &str = "rm_postings (position, line, event_id, event_type, fund_id, wijk_id, \
+pub(crate) const INSERT_POSTINGS: &str = "rm_postings (position, line, event_id, event_type, fund_id, wijk_id, \
     account_kind, account, amount_cents, year, booked_on, recorded_at, actor, role, reason, reference, \
     initiative, theme, expense_id, commitment_id, wijk_available_cents)";
-const INSERT_EXPENSES: &str = "rm_expenses (expense_id, fund_id, wijk_id, amount_cents, initiative, theme, \
+pub(crate) const INSERT_EXPENSES: &str = "rm_expenses (expense_id, fund_id, wijk_id, amount_cents, initiative, theme, \
     booked_on, reference, position, event_id, commitment_id)";
-const INSERT_COMMITMENTS: &str = "rm_commitments (commitment_id, fund_id, wijk_id, amount_cents, paid_cents, \
+pub(crate) const INSERT_COMMITMENTS: &str =
+    "rm_commitments (commitment_id, fund_id, wijk_id, amount_cents, paid_cents, \
     owed_cents, status, initiative, applicant, theme, decision_reference, decided_on, grant_rule, booked_on, position)";
-const INSERT_FUNDS: &str = "rm_funds (fund_id, year, kind, name, amount_cents, decision_reference, adopted_on, \
+pub(crate) const INSERT_FUNDS: &str =
+    "rm_funds (fund_id, year, kind, name, amount_cents, decision_reference, adopted_on, \
     purpose, booked_on, position, carried_over_from)";
 const INSERT_WIJKEN: &str = "rm_wijken (wijk_id, name, position)";
 const INSERT_BALANCES: &str = "rm_balances (wijk_id, fund_id, year, kind, cents)";
@@ -146,6 +158,79 @@ const BALANCE_LOOKUP: Lookup = Lookup {
     select: "v.column1, v.column2, f.year, v.column3, v.column4",
     joins: "LEFT JOIN rm_funds f ON f.fund_id = v.column2",
 };
+
+/// What [`POSTING_LOOKUP`] and [`EXPENSE_LOOKUP`] read from the read models,
+/// kept in memory instead by the rebuild's loader, which copies postings and
+/// expenses in without reading anything back: each fund's year, and each
+/// commitment's initiative and theme. Both are fixed when their row is
+/// inserted, so knowing them from the rows planned so far gives what the
+/// joins would find. It grows with the funds and commitments, not with the
+/// events or expenses. An expense's own initiative and theme, which a
+/// reversal's postings take, are not kept: [`Known::posting`] names the
+/// expense, and the loader fills them in with one update after the load.
+#[derive(Default)]
+pub struct Known {
+    fund_years: HashMap<String, i64>,
+    commitments: HashMap<String, (String, String)>,
+}
+
+impl Known {
+    /// Learns the funds and commitments an insert creates.
+    pub fn learn(&mut self, insert: &Insert) {
+        for row in &insert.rows {
+            match (insert.into, row.as_slice()) {
+                (INSERT_FUNDS, [Param::Text(fund_id), Param::Int(year), ..]) => {
+                    self.fund_years.insert(fund_id.clone(), *year);
+                }
+                (
+                    INSERT_COMMITMENTS,
+                    [Param::Text(commitment_id), _, _, _, _, _, _, Param::Text(initiative), _, Param::Text(theme), ..],
+                ) => {
+                    self.commitments.insert(commitment_id.clone(), (initiative.clone(), theme.clone()));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// A posting row as planned, as the row of `rm_postings` that
+    /// [`POSTING_LOOKUP`] makes of it, with the expense whose initiative and
+    /// theme its own and its commitment's leave to fill in, if any.
+    pub fn posting(&self, mut row: Vec<Param>) -> anyhow::Result<(Vec<Param>, Option<String>)> {
+        let Some(Param::Text(fund_id)) = row.get(4) else { anyhow::bail!("a posting row without its fund") };
+        let year =
+            *self.fund_years.get(fund_id).with_context(|| format!("a posting of {fund_id}, a fund not established"))?;
+        let commitment = row.get(18).and_then(Param::text).and_then(|id| self.commitments.get(id));
+        let (initiative, theme) = (15, 16);
+        let described = described(&mut row, commitment, initiative, theme);
+        let expense = row.get(17).and_then(Param::text).filter(|_| !described).map(str::to_string);
+        row.insert(9, Param::Int(year));
+        Ok((row, expense))
+    }
+
+    /// An expense row as planned, as the row of `rm_expenses` that [`EXPENSE_LOOKUP`] makes of it.
+    pub fn expense(&self, mut row: Vec<Param>) -> Vec<Param> {
+        let commitment = row.get(10).and_then(Param::text).and_then(|id| self.commitments.get(id));
+        described(&mut row, commitment, 4, 5);
+        row
+    }
+}
+
+/// Fills the initiative and theme at `initiative` and `theme` that a row
+/// leaves empty from its commitment, as the lookups' `COALESCE` does:
+/// whether both are known now.
+fn described(row: &mut [Param], commitment: Option<&(String, String)>, initiative: usize, theme: usize) -> bool {
+    for (column, from) in [(initiative, commitment.map(|c| &c.0)), (theme, commitment.map(|c| &c.1))] {
+        if let (Some(cell @ Param::OptText(None)), Some(value)) = (row.get_mut(column), from) {
+            *cell = Param::OptText(Some(value.clone()));
+        }
+    }
+    ![initiative, theme].iter().any(|&column| matches!(row.get(column), Some(Param::OptText(None))))
+}
+
+/// Marks an expense reversed: `$1` position, `$2` reason, `$3` booked on, `$4` expense id.
+pub(crate) const REVERSE_EXPENSE: &str =
+    "UPDATE rm_expenses SET reversed_position = $1, reversal_reason = $2, reversed_on = $3 WHERE expense_id = $4";
 
 /// Freezes a fund's close statement from its balances, right after the
 /// close's own postings were applied.
@@ -402,8 +487,7 @@ fn add_fund_event(segment: &mut Segment, event: &ChainedEvent, fund_event: &Fund
         FundEvent::ExpenseReversed { expense_id, reason, reverses_sequence, booked_on, .. }
         | FundEvent::ExpenseReversedAfterClose { expense_id, reason, reverses_sequence, booked_on, .. } => {
             segment.updates.push(Statement {
-                sql: "UPDATE rm_expenses SET reversed_position = $1, reversal_reason = $2, reversed_on = $3 \
-                      WHERE expense_id = $4",
+                sql: REVERSE_EXPENSE,
                 params: vec![position.clone(), text(reason), text(booked_on), text(expense_id)],
             });
             d.reason = Some(reason.to_string());

@@ -10,6 +10,7 @@ pub mod apply;
 pub mod overview;
 pub mod queries;
 pub mod rebuild;
+mod rebuild_load;
 pub mod reports;
 pub mod subsidies;
 
@@ -241,13 +242,17 @@ pub trait Apply {
         events: &[ChainedEvent],
         checkpoint: i64,
     ) -> impl std::future::Future<Output = anyhow::Result<()>> + Send;
+
+    /// Executes planned writes, in order (what `apply_batch` does once it
+    /// has planned them; the rebuild's loader hands it the writes it does
+    /// not copy in).
+    fn write_all(&mut self, writes: Vec<Write>) -> impl std::future::Future<Output = anyhow::Result<()>> + Send;
 }
 
 macro_rules! impl_apply {
     ($connection:ty, $postgres:expr) => {
         impl Apply for $connection {
             async fn apply_batch(&mut self, events: &[ChainedEvent], checkpoint: i64) -> anyhow::Result<()> {
-                let postgres = $postgres;
                 let tx = self;
                 let plan = apply::Plan::new(events)?;
                 // Before anything of the batch is written, the wijk_budget
@@ -266,7 +271,19 @@ macro_rules! impl_apply {
                     let rows: Vec<(String, i64)> = sql.build_query_as().persistent(false).fetch_all(&mut *tx).await?;
                     available_before.extend(rows);
                 }
-                for write in plan.into_writes(&available_before)? {
+                tx.write_all(plan.into_writes(&available_before)?).await?;
+                sqlx::query("UPDATE projector_checkpoints SET position = $1 WHERE name = $2")
+                    .bind(checkpoint)
+                    .bind(CHECKPOINT)
+                    .execute(&mut *tx)
+                    .await?;
+                Ok(())
+            }
+
+            async fn write_all(&mut self, writes: Vec<Write>) -> anyhow::Result<()> {
+                let postgres = $postgres;
+                let tx = self;
+                for write in writes {
                     match write {
                         Write::Insert(insert) => {
                             for mut statement in InsertRows::insert_statements(&insert)? {
@@ -290,11 +307,6 @@ macro_rules! impl_apply {
                         }
                     }
                 }
-                sqlx::query("UPDATE projector_checkpoints SET position = $1 WHERE name = $2")
-                    .bind(checkpoint)
-                    .bind(CHECKPOINT)
-                    .execute(&mut *tx)
-                    .await?;
                 Ok(())
             }
         }

@@ -8,14 +8,17 @@
 //! rebuild at every one):
 //! 1. `wb_rebuild` is created afresh, with a copy of every read-model table
 //!    without its indexes; only the unique keys the projection looks rows
-//!    up by are added, and none on `rm_postings`, the largest table. Crash:
-//!    the live read models are untouched; the next rebuild drops the schema.
-//! 2. The log is projected into it batch by batch, with the projector's own
-//!    code (`Apply`, the connection's `search_path` pointing at the new
-//!    tables) and without waiting for each commit to reach the disk: the
-//!    swap's commit does. Crash: as 1.
-//! 3. The remaining keys and indexes are built, and the tables analysed.
-//!    Crash: as 1.
+//!    up by are added, and none on the two tables that grow with the log,
+//!    `rm_postings` and `rm_expenses`. Crash: the live read models are
+//!    untouched; the next rebuild drops the schema.
+//! 2. The log is streamed into it (`rebuild_load`): postings and expenses
+//!    copied in, everything else written by the projector's own code
+//!    (`Apply`, the connections' `search_path` pointing at the new tables),
+//!    without waiting for each commit to reach the disk: the swap's commit
+//!    does. Crash: as 1.
+//! 3. The remaining keys and indexes are built, what the load left for
+//!    after it (reversals, a reversal's descriptions) is applied, and the
+//!    tables analysed. Crash: as 1.
 //! 4. The swap, one transaction: the append lock (no append can slip in),
 //!    the checkpoint row's lock (no projector step is running), the events
 //!    appended meanwhile projected, the live tables moved to `wb_retired`
@@ -31,15 +34,13 @@ use anyhow::Context;
 use sqlx::{Connection, Executor, PgConnection, PgPool};
 
 use super::apply::READ_MODEL_TABLES;
+use super::rebuild_load::{self, COPIED, SIDE_TABLES};
 use super::{Apply, CHECKPOINT, REBUILD_BATCH};
 use crate::store::repository::{chained_event_from_row, log_page_sql, APPEND_LOCK};
 
 /// Where the new read models are built, and where the old ones go at the swap.
 const BUILDING: &str = "wb_rebuild";
 const RETIRED: &str = "wb_retired";
-/// The one table the projection never looks a row up in: it gets its keys
-/// and indexes only after it is filled.
-const LARGEST: &str = "rm_postings";
 
 /// Rebuilds the read models of the store behind `pool` from the whole log
 /// and swaps them in. `progress` is told the position reached after each
@@ -65,34 +66,30 @@ pub async fn rebuild_beside(pool: &PgPool, mut progress: impl FnMut(i64)) -> any
         conn.execute(sqlx::raw_sql(&create)).await?;
     }
     let (keys, indexes) = definitions(&mut conn, &live, &tables).await?;
-    for (table, key) in keys.iter().filter(|(table, _)| table != LARGEST) {
+    let copied = |table: &str| COPIED.contains(&table);
+    for (table, key) in keys.iter().filter(|(table, _)| !copied(table)) {
         conn.execute(sqlx::raw_sql(&format!("ALTER TABLE {BUILDING}.{table} ADD {key}"))).await?;
     }
 
-    // 2. The log, projected into them.
+    // 2. The log, streamed into them.
     let session = format!("SET search_path = {BUILDING}, {live_quoted}; SET synchronous_commit = off");
     conn.execute(sqlx::raw_sql(&session)).await?;
+    conn.execute(sqlx::raw_sql(SIDE_TABLES)).await?;
     sqlx::query("INSERT INTO projector_checkpoints (name, position) VALUES ($1, 0)")
         .bind(CHECKPOINT)
         .execute(&mut conn)
         .await?;
-    let mut position = 0;
-    loop {
-        let mut tx = conn.begin().await?;
-        let Some(last) = project_batch(&mut tx, position).await? else { break };
-        crate::failpoint::hit("rebuild-batch-before-commit");
-        tx.commit().await?;
-        position = last;
-        progress(position);
-    }
+    let mut position = rebuild_load::load(pool, &session, &mut conn, &mut progress).await?;
 
-    // 3. The rest of the keys, the indexes, and statistics for the planner.
-    for (table, key) in keys.iter().filter(|(table, _)| table == LARGEST) {
+    // 3. The rest of the keys, the indexes, what the load left to update,
+    // and statistics for the planner.
+    for (table, key) in keys.iter().filter(|(table, _)| copied(table)) {
         conn.execute(sqlx::raw_sql(&format!("ALTER TABLE {BUILDING}.{table} ADD {key}"))).await?;
     }
     for definition in &indexes {
         conn.execute(sqlx::raw_sql(definition)).await?;
     }
+    rebuild_load::finish(&mut conn).await?;
     for table in READ_MODEL_TABLES {
         conn.execute(sqlx::raw_sql(&format!("ANALYZE {BUILDING}.{table}"))).await?;
     }

@@ -1,0 +1,264 @@
+//! Step 2 of [`super::rebuild::rebuild_beside`]: the whole log, streamed
+//! into the new read models.
+//!
+//! The log is read with one query, as one stream, and planned chunk by
+//! chunk with the projector's own [`Plan`]. The two tables that grow with
+//! the log, `rm_postings` and `rm_expenses`, are not inserted into: their
+//! rows are written as `COPY` text and sent to a `COPY ... FROM STDIN` of
+//! their own, each on its own connection, open for the whole load, into
+//! tables without keys or indexes. PostgreSQL takes those rows in while this
+//! process decodes and plans the next chunk. Everything else a chunk writes
+//! (wijken, funds, commitments and their changes, balances, close lines) is
+//! small and goes through [`Apply::write_all`] on the rebuild's connection,
+//! as the projector would write it.
+//!
+//! What the projector's inserts of postings and expenses look up in the
+//! read models, [`Known`] keeps in memory, except an expense's initiative
+//! and theme for a reversal's postings; and the projector's update of a
+//! reversed expense cannot run before that expense is copied in. Both are
+//! written down in two side tables of the new schema, and applied with one
+//! update each once the copies are in and keyed ([`finish`]).
+//!
+//! Memory stays flat in the log's size: one chunk of events, the copy
+//! buffers in flight (at most [`IN_FLIGHT`] per table), and [`Known`],
+//! which grows with the funds and commitments only.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+
+use anyhow::Context;
+use futures::TryStreamExt;
+use sqlx::{Connection, Executor, PgConnection, PgPool};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::apply::{Insert, Known, Param, Plan, Write, INSERT_EXPENSES, INSERT_POSTINGS, REVERSE_EXPENSE};
+use super::Apply;
+use crate::store::repository::{chained_event_from_row, EVENT_COLUMNS};
+
+/// The tables copied in, which get their keys and indexes only after the load.
+pub(super) const COPIED: [&str; 2] = ["rm_postings", "rm_expenses"];
+
+/// Events planned at a time, as a projector's rebuild applies them.
+const CHUNK: usize = super::REBUILD_BATCH as usize;
+/// Chunks of copy text queued per table before the planning waits for PostgreSQL.
+const IN_FLIGHT: usize = 2;
+
+/// The reversals of expenses, as [`REVERSE_EXPENSE`]'s parameters, and the
+/// postings whose initiative and theme are their expense's.
+const PENDING_REVERSALS: &str = "pending_reversals (position, reason, booked_on, expense_id)";
+const PENDING_LOOKUPS: &str = "pending_expense_lookups (position, line, expense_id)";
+
+/// The side tables' definitions, in the schema the rebuild builds in.
+pub(super) const SIDE_TABLES: &str =
+    "CREATE TABLE pending_reversals (position BIGINT NOT NULL, reason TEXT, booked_on TEXT, expense_id TEXT NOT NULL); \
+     CREATE TABLE pending_expense_lookups (position BIGINT NOT NULL, line BIGINT NOT NULL, expense_id TEXT NOT NULL)";
+
+/// Streams the whole log (as it is when the query starts) into the new read
+/// models. `connect` opens a connection set up as `conn` is (its
+/// `search_path` on the new tables). Answers the position of the last event
+/// loaded, or 0 for an empty log.
+pub(super) async fn load(
+    pool: &PgPool,
+    session: &str,
+    conn: &mut PgConnection,
+    progress: &mut impl FnMut(i64),
+) -> anyhow::Result<i64> {
+    let connect = || async {
+        let mut conn = PgConnection::connect_with(&pool.connect_options()).await?;
+        conn.execute(sqlx::raw_sql(session)).await?;
+        anyhow::Ok(conn)
+    };
+    let mut reader = connect().await?;
+    let postings = CopyIn::start(connect().await?, INSERT_POSTINGS);
+    let expenses = CopyIn::start(connect().await?, INSERT_EXPENSES);
+    let loaded = stream(&mut reader, conn, &postings, &expenses, progress).await;
+    // A failed copy shows up as a closed channel in `stream`; its own error says why.
+    let finished = [postings.finish(loaded.is_ok()).await, expenses.finish(loaded.is_ok()).await];
+    let position = match loaded {
+        Err(err) => return Err(finished.into_iter().find_map(Result::err).unwrap_or(err)),
+        Ok(position) => position,
+    };
+    finished.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
+    reader.close().await?;
+    Ok(position)
+}
+
+async fn stream(
+    reader: &mut PgConnection,
+    conn: &mut PgConnection,
+    postings: &CopyIn,
+    expenses: &CopyIn,
+    progress: &mut impl FnMut(i64),
+) -> anyhow::Result<i64> {
+    let sql = format!("SELECT {EVENT_COLUMNS} FROM events ORDER BY position");
+    let mut rows = sqlx::query(&sql).fetch(reader);
+    let mut chunk = Vec::with_capacity(CHUNK);
+    let mut loader = Loader::default();
+    let mut position = 0;
+    loop {
+        let row = rows.try_next().await?;
+        if let Some(row) = &row {
+            chunk.push(chained_event_from_row(row)?);
+        }
+        if chunk.len() == CHUNK || (row.is_none() && !chunk.is_empty()) {
+            let planned = loader.plan(&chunk)?;
+            postings.send(planned.postings).await?;
+            expenses.send(planned.expenses).await?;
+            let mut tx = conn.begin().await?;
+            tx.write_all(planned.others).await?;
+            crate::failpoint::hit("rebuild-batch-before-commit");
+            tx.commit().await?;
+            position = chunk.last().map_or(position, |event| event.position);
+            chunk.clear();
+            progress(position);
+        }
+        if row.is_none() {
+            return Ok(position);
+        }
+    }
+}
+
+/// What the load carries from chunk to chunk.
+#[derive(Default)]
+struct Loader {
+    known: Known,
+    /// Each wijk's available money so far (the new read models start empty).
+    available: BTreeMap<String, i64>,
+}
+
+/// A chunk's writes: copy text for the two copied tables, the rest as the projector writes it.
+struct Planned {
+    postings: Vec<u8>,
+    expenses: Vec<u8>,
+    others: Vec<Write>,
+}
+
+impl Loader {
+    fn plan(&mut self, events: &[crate::store::chain::ChainedEvent]) -> anyhow::Result<Planned> {
+        let (writes, available) = Plan::new(events)?.into_writes_and_available(&self.available)?;
+        self.available = available;
+        let mut planned = Planned { postings: Vec::new(), expenses: Vec::new(), others: Vec::new() };
+        let mut reversals = Insert { into: PENDING_REVERSALS, lookup: None, then: "", rows: Vec::new() };
+        let mut lookups = Insert { into: PENDING_LOOKUPS, lookup: None, then: "", rows: Vec::new() };
+        // In plan order: a segment's funds and commitments come before the
+        // expenses and postings that look them up.
+        for write in writes {
+            match write {
+                Write::Insert(insert) if insert.into == INSERT_POSTINGS => {
+                    for row in insert.rows {
+                        let (row, expense) = self.known.posting(row)?;
+                        if let Some(expense_id) = expense {
+                            lookups.rows.push(vec![row[0].clone(), row[1].clone(), Param::Text(expense_id)]);
+                        }
+                        copy_text(&row, &mut planned.postings);
+                    }
+                }
+                Write::Insert(insert) if insert.into == INSERT_EXPENSES => {
+                    for row in insert.rows {
+                        copy_text(&self.known.expense(row), &mut planned.expenses);
+                    }
+                }
+                Write::Statement(statement) if statement.sql == REVERSE_EXPENSE => {
+                    reversals.rows.push(statement.params);
+                }
+                Write::Insert(insert) => {
+                    self.known.learn(&insert);
+                    planned.others.push(Write::Insert(insert));
+                }
+                other => planned.others.push(other),
+            }
+        }
+        planned.others.extend([reversals, lookups].into_iter().filter(|i| !i.rows.is_empty()).map(Write::Insert));
+        Ok(planned)
+    }
+}
+
+/// Applies what the side tables hold, once the copied tables are in and
+/// keyed: each reversed expense takes its last reversal, as the projector's
+/// updates in log order leave it, and each posting waiting for its expense's
+/// initiative and theme takes them where its own are empty.
+pub(super) async fn finish(conn: &mut PgConnection) -> anyhow::Result<()> {
+    conn.execute(sqlx::raw_sql(
+        "UPDATE rm_expenses e SET reversed_position = r.position, reversal_reason = r.reason, reversed_on = r.booked_on \
+         FROM (SELECT DISTINCT ON (expense_id) * FROM pending_reversals ORDER BY expense_id, position DESC) r \
+         WHERE e.expense_id = r.expense_id; \
+         UPDATE rm_postings p SET initiative = COALESCE(p.initiative, e.initiative), theme = COALESCE(p.theme, e.theme) \
+         FROM pending_expense_lookups l JOIN rm_expenses e ON e.expense_id = l.expense_id \
+         WHERE p.position = l.position AND p.line = l.line",
+    ))
+    .await
+    .context("applying the reversals and the expenses' descriptions after the load")?;
+    Ok(())
+}
+
+/// A row in `COPY`'s text format: tab-separated, `\N` for null, and
+/// backslash, tab, newline and carriage return escaped.
+fn copy_text(row: &[Param], out: &mut Vec<u8>) {
+    for (i, param) in row.iter().enumerate() {
+        if i > 0 {
+            out.push(b'\t');
+        }
+        match param {
+            Param::Int(n) | Param::OptInt(Some(n)) => {
+                let _ = write!(out, "{n}");
+            }
+            Param::OptInt(None) | Param::OptText(None) => out.extend_from_slice(b"\\N"),
+            Param::Text(text) | Param::OptText(Some(text)) => {
+                for byte in text.bytes() {
+                    match byte {
+                        b'\\' => out.extend_from_slice(b"\\\\"),
+                        b'\t' => out.extend_from_slice(b"\\t"),
+                        b'\n' => out.extend_from_slice(b"\\n"),
+                        b'\r' => out.extend_from_slice(b"\\r"),
+                        other => out.push(other),
+                    }
+                }
+            }
+        }
+    }
+    out.push(b'\n');
+}
+
+/// One `COPY ... FROM STDIN`, on a connection of its own, fed by a task.
+struct CopyIn {
+    chunks: mpsc::Sender<Vec<u8>>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl CopyIn {
+    fn start(mut conn: PgConnection, into: &'static str) -> Self {
+        let (chunks, mut received) = mpsc::channel::<Vec<u8>>(IN_FLIGHT);
+        let task = tokio::spawn(async move {
+            let mut copy = conn.copy_in_raw(&format!("COPY {into} FROM STDIN")).await?;
+            while let Some(chunk) = received.recv().await {
+                copy.send(chunk).await?;
+            }
+            copy.finish().await.with_context(|| format!("copying the rebuilt {into}"))?;
+            conn.close().await?;
+            Ok(())
+        });
+        Self { chunks, task }
+    }
+
+    async fn send(&self, chunk: Vec<u8>) -> anyhow::Result<()> {
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        self.chunks.send(chunk).await.map_err(|_| anyhow::anyhow!("the copy stopped"))
+    }
+
+    /// Commits the copy, or, when the load failed, drops its connection,
+    /// which aborts it.
+    async fn finish(self, commit: bool) -> anyhow::Result<()> {
+        if !commit {
+            self.task.abort();
+        }
+        drop(self.chunks);
+        match self.task.await {
+            Ok(result) => result,
+            Err(err) if err.is_cancelled() => Ok(()),
+            Err(err) => Err(err.into()),
+        }
+    }
+}
