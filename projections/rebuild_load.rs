@@ -55,9 +55,10 @@ pub(super) const SIDE_TABLES: &str =
      CREATE TABLE pending_expense_lookups (position BIGINT NOT NULL, line BIGINT NOT NULL, expense_id TEXT NOT NULL)";
 
 /// Streams the whole log (as it is when the query starts) into the new read
-/// models. `connect` opens a connection set up as `conn` is (its
-/// `search_path` on the new tables). Answers the position of the last event
-/// loaded, or 0 for an empty log.
+/// models. The reader and the two copies get connections of their own from
+/// `pool`'s options, set up with `session` as `conn` is (its `search_path`
+/// on the new tables). Answers the position of the last event loaded, or 0
+/// for an empty log.
 pub(super) async fn load(
     pool: &PgPool,
     session: &str,
