@@ -29,6 +29,7 @@
 //!    the next rebuild drops.
 
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use sqlx::{Connection, Executor, PgConnection, PgPool};
@@ -42,10 +43,32 @@ use crate::store::repository::{chained_event_from_row, log_page_sql, APPEND_LOCK
 const BUILDING: &str = "wb_rebuild";
 const RETIRED: &str = "wb_retired";
 
+/// What a rebuild reports as it goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// The log is loaded up to this position.
+    Loaded(i64),
+    /// The load is done; keys and indexes are being built.
+    Indexing,
+    /// The swap has projected what was appended meanwhile up to this position.
+    Swapping(i64),
+}
+
+/// A finished rebuild: the position the read models are at after the swap,
+/// and how long its steps took (step 1 and 5 take milliseconds, and are
+/// counted in the load and the swap).
+#[derive(Debug, Clone, Copy)]
+pub struct Rebuilt {
+    pub position: i64,
+    pub load: Duration,
+    pub indexing: Duration,
+    pub swap: Duration,
+}
+
 /// Rebuilds the read models of the store behind `pool` from the whole log
-/// and swaps them in. `progress` is told the position reached after each
-/// batch. Answers the position the read models are at after the swap.
-pub async fn rebuild_beside(pool: &PgPool, mut progress: impl FnMut(i64)) -> anyhow::Result<i64> {
+/// and swaps them in, telling `progress` where it is.
+pub async fn rebuild_beside(pool: &PgPool, mut progress: impl FnMut(Progress)) -> anyhow::Result<Rebuilt> {
+    let started = Instant::now();
     // A connection of its own: its search_path is changed below, and it
     // must never go back to the pool like that.
     let mut conn = PgConnection::connect_with(&pool.connect_options()).await?;
@@ -79,7 +102,9 @@ pub async fn rebuild_beside(pool: &PgPool, mut progress: impl FnMut(i64)) -> any
         .bind(CHECKPOINT)
         .execute(&mut conn)
         .await?;
-    let mut position = rebuild_load::load(pool, &session, &mut conn, &mut progress).await?;
+    let mut position = rebuild_load::load(pool, &session, &mut conn, &mut |p| progress(Progress::Loaded(p))).await?;
+    let load = started.elapsed();
+    progress(Progress::Indexing);
 
     // 3. The rest of the keys, the indexes, what the load left to update,
     // and statistics for the planner.
@@ -94,6 +119,7 @@ pub async fn rebuild_beside(pool: &PgPool, mut progress: impl FnMut(i64)) -> any
         conn.execute(sqlx::raw_sql(&format!("ANALYZE {BUILDING}.{table}"))).await?;
     }
     crate::failpoint::hit("rebuild-before-swap");
+    let indexing = started.elapsed() - load;
 
     // 4. The swap.
     conn.execute(sqlx::raw_sql("SET synchronous_commit = on")).await?;
@@ -104,7 +130,7 @@ pub async fn rebuild_beside(pool: &PgPool, mut progress: impl FnMut(i64)) -> any
         .await?;
     while let Some(last) = project_batch(&mut tx, position).await? {
         position = last;
-        progress(position);
+        progress(Progress::Swapping(position));
     }
     tx.execute(sqlx::raw_sql(&format!("CREATE SCHEMA {RETIRED}"))).await?;
     for table in READ_MODEL_TABLES {
@@ -127,7 +153,7 @@ pub async fn rebuild_beside(pool: &PgPool, mut progress: impl FnMut(i64)) -> any
     // 5. Leftovers.
     conn.execute(sqlx::raw_sql(&format!("DROP SCHEMA {RETIRED} CASCADE; DROP SCHEMA {BUILDING} CASCADE"))).await?;
     conn.close().await?;
-    Ok(position)
+    Ok(Rebuilt { position, load, indexing, swap: started.elapsed() - load - indexing })
 }
 
 /// Projects the next batch after `position` on `conn`'s transaction:

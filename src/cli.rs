@@ -360,18 +360,33 @@ async fn import_command(url: &str, file: &std::path::Path, dry_run: bool) -> any
 async fn rebuild(db: &Db, projector: Projector) -> anyhow::Result<()> {
     let (_, head) = projections::status(db).await?;
     let bar = progress_bar(head as u64, "rebuilding");
-    let position = match db {
+    match db {
         Db::Postgres(pool) => {
-            projections::rebuild::rebuild_beside(pool, |position| bar.set_position(position as u64)).await?
+            use projections::rebuild::Progress;
+            let rebuilt = projections::rebuild::rebuild_beside(pool, |step| match step {
+                Progress::Loaded(position) | Progress::Swapping(position) => bar.set_position(position as u64),
+                Progress::Indexing => bar.set_message("indexing"),
+            })
+            .await?;
+            bar.finish();
+            let secs = |d: std::time::Duration| d.as_secs_f64();
+            println!(
+                "read models rebuilt from {} events in {:.1} s (load {:.1} s, keys and indexes {:.1} s, swap {:.1} s)",
+                rebuilt.position,
+                secs(rebuilt.load + rebuilt.indexing + rebuilt.swap),
+                secs(rebuilt.load),
+                secs(rebuilt.indexing),
+                secs(rebuilt.swap)
+            );
         }
         Db::Sqlite(_) => {
             projections::reset(db).await.context("wiping the read models")?;
             crate::failpoint::hit("rebuild-after-reset");
-            projector.catch_up(|position| bar.set_position(position as u64)).await?
+            let position = projector.catch_up(|position| bar.set_position(position as u64)).await?;
+            bar.finish();
+            println!("read models rebuilt from {position} events");
         }
-    };
-    bar.finish();
-    println!("read models rebuilt from {position} events");
+    }
     Ok(())
 }
 
