@@ -11,6 +11,7 @@ pub mod overview;
 pub mod queries;
 pub mod rebuild;
 mod rebuild_load;
+pub use rebuild_load::copy_escape;
 pub mod reports;
 pub mod subsidies;
 

@@ -14,18 +14,6 @@ pub(crate) struct BigStore {
     pub(crate) history: Vec<(u64, String, String)>,
 }
 
-pub(crate) fn copy_escape(field: &str, out: &mut Vec<u8>) {
-    for b in field.bytes() {
-        match b {
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            _ => out.push(b),
-        }
-    }
-}
-
 pub(crate) struct Chain {
     pub(crate) previous: [u8; 32],
     pub(crate) position: i64,
@@ -67,7 +55,7 @@ impl Chain {
             if i > 0 {
                 self.rows.push(b'\t');
             }
-            copy_escape(&field, &mut self.rows);
+            wijkbudget::projections::copy_escape(&field, &mut self.rows);
         }
         self.rows.push(b'\n');
         if let Some((kind, id)) = wijkbudget::domain::client_id_claim(&e.event_type, &e.payload) {
@@ -76,7 +64,7 @@ impl Chain {
                 if i > 0 {
                     self.claims.push(b'\t');
                 }
-                copy_escape(field, &mut self.claims);
+                wijkbudget::projections::copy_escape(field, &mut self.claims);
             }
             self.claims.push(b'\n');
         }
