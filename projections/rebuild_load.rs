@@ -237,25 +237,6 @@ pub fn copy_escape(field: &str, out: &mut Vec<u8>) {
     out.extend_from_slice(&bytes[plain..]);
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn copy_text_escapes_what_copy_reads_as_special_and_writes_null_as_backslash_n() {
-        let row = [
-            Param::Int(-42),
-            Param::OptInt(None),
-            Param::Text("a\\b\tc\nd\re".into()),
-            Param::OptText(None),
-            Param::OptText(Some("plain €".into())),
-        ];
-        let mut out = Vec::new();
-        copy_text(&row, &mut out);
-        assert_eq!(String::from_utf8(out).unwrap(), "-42\t\\N\ta\\\\b\\tc\\nd\\re\t\\N\tplain €\n");
-    }
-}
-
 /// One `COPY ... FROM STDIN`, on a connection of its own, fed by a task.
 struct CopyIn {
     chunks: mpsc::Sender<Vec<u8>>,
@@ -296,5 +277,24 @@ impl CopyIn {
             Err(err) if err.is_cancelled() => Ok(()),
             Err(err) => Err(err.into()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_text_escapes_what_copy_reads_as_special_and_writes_null_as_backslash_n() {
+        let row = [
+            Param::Int(-42),
+            Param::OptInt(None),
+            Param::Text("a\\b\tc\nd\re".into()),
+            Param::OptText(None),
+            Param::OptText(Some("plain €".into())),
+        ];
+        let mut out = Vec::new();
+        copy_text(&row, &mut out);
+        assert_eq!(String::from_utf8(out).unwrap(), "-42\t\\N\ta\\\\b\\tc\\nd\\re\t\\N\tplain €\n");
     }
 }
