@@ -232,6 +232,11 @@ async fn a_rebuild_killed_at_any_step_leaves_whole_read_models() {
         assert!(rebuilt.status.success(), "{backend:?}: {rebuilt:?}");
         assert_eq!(common::read_models(&db, &[]).await, expected, "{backend:?}: after a whole rebuild");
         if let wijkbudget::store::Db::Postgres(pool) = &db {
+            let said = String::from_utf8_lossy(&rebuilt.stdout);
+            assert!(
+                said.contains("read models rebuilt from") && said.contains("keys and indexes") && said.contains("swap"),
+                "it says each step's time: {said}"
+            );
             let leftovers: i64 =
                 sqlx::query_scalar("SELECT COUNT(*) FROM pg_namespace WHERE nspname IN ('wb_rebuild', 'wb_retired')")
                     .fetch_one(pool)
