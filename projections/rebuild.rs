@@ -32,7 +32,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use sqlx::{Connection, Executor, PgConnection, PgPool};
+use sqlx::{ConnectOptions, Connection, Executor, PgConnection, PgPool};
 
 use super::apply::READ_MODEL_TABLES;
 use super::rebuild_load::{self, COPIED, SIDE_TABLES};
@@ -71,7 +71,10 @@ pub async fn rebuild_beside(pool: &PgPool, mut progress: impl FnMut(Progress)) -
     let started = Instant::now();
     // A connection of its own: its search_path is changed below, and it
     // must never go back to the pool like that.
-    let mut conn = PgConnection::connect_with(&pool.connect_options()).await?;
+    // Every statement of a rebuild runs long by design; sqlx's warnings
+    // about slow statements would only bury the progress bar.
+    let options = pool.connect_options().as_ref().clone().log_slow_statements(log::LevelFilter::Off, Duration::ZERO);
+    let mut conn = PgConnection::connect_with(&options).await?;
     let live: String = sqlx::query_scalar("SELECT current_schema()").fetch_one(&mut conn).await?;
     let live_quoted = quote(&live);
     let fresh = format!(
@@ -102,7 +105,8 @@ pub async fn rebuild_beside(pool: &PgPool, mut progress: impl FnMut(Progress)) -
         .bind(CHECKPOINT)
         .execute(&mut conn)
         .await?;
-    let mut position = rebuild_load::load(pool, &session, &mut conn, &mut |p| progress(Progress::Loaded(p))).await?;
+    let mut position =
+        rebuild_load::load(&options, &session, &mut conn, &mut |p| progress(Progress::Loaded(p))).await?;
     let load = started.elapsed();
     progress(Progress::Indexing);
 

@@ -27,7 +27,8 @@ use std::collections::BTreeMap;
 
 use anyhow::Context;
 use futures::TryStreamExt;
-use sqlx::{Connection, Executor, PgConnection, PgPool};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{Connection, Executor, PgConnection};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -54,18 +55,18 @@ pub(super) const SIDE_TABLES: &str =
      CREATE TABLE pending_expense_lookups (position BIGINT NOT NULL, line BIGINT NOT NULL, expense_id TEXT NOT NULL)";
 
 /// Streams the whole log (as it is when the query starts) into the new read
-/// models. The reader and the two copies get connections of their own from
-/// `pool`'s options, set up with `session` as `conn` is (its `search_path`
+/// models. The reader and the two copies get connections of their own with
+/// `options`, set up with `session` as `conn` is (its `search_path`
 /// on the new tables). Answers the position of the last event loaded, or 0
 /// for an empty log.
 pub(super) async fn load(
-    pool: &PgPool,
+    options: &PgConnectOptions,
     session: &str,
     conn: &mut PgConnection,
     progress: &mut impl FnMut(i64),
 ) -> anyhow::Result<i64> {
     let connect = || async {
-        let mut conn = PgConnection::connect_with(&pool.connect_options()).await?;
+        let mut conn = PgConnection::connect_with(options).await?;
         conn.execute(sqlx::raw_sql(session)).await?;
         anyhow::Ok(conn)
     };
