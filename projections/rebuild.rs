@@ -55,8 +55,8 @@ pub enum Progress {
 }
 
 /// A finished rebuild: the position the read models are at after the swap,
-/// and how long its steps took (step 1 and 5 take milliseconds, and are
-/// counted in the load and the swap).
+/// and how long its steps took (steps 1 and 5, making and dropping the
+/// schemas, are counted in the load and the swap).
 #[derive(Debug, Clone, Copy)]
 pub struct Rebuilt {
     pub position: i64,
@@ -69,11 +69,11 @@ pub struct Rebuilt {
 /// and swaps them in, telling `progress` where it is.
 pub async fn rebuild_beside(pool: &PgPool, mut progress: impl FnMut(Progress)) -> anyhow::Result<Rebuilt> {
     let started = Instant::now();
-    // A connection of its own: its search_path is changed below, and it
-    // must never go back to the pool like that.
     // Every statement of a rebuild runs long by design; sqlx's warnings
     // about slow statements would only bury the progress bar.
     let options = pool.connect_options().as_ref().clone().log_slow_statements(log::LevelFilter::Off, Duration::ZERO);
+    // A connection of its own: its search_path is changed below, and it
+    // must never go back to the pool like that.
     let mut conn = PgConnection::connect_with(&options).await?;
     let live: String = sqlx::query_scalar("SELECT current_schema()").fetch_one(&mut conn).await?;
     let live_quoted = quote(&live);
