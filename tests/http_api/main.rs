@@ -58,7 +58,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/openapi.json"),
 ];
 
-/// The lifecycle's routes, whose behaviour and access `tests/lifecycle.rs`
+/// The lifecycle's routes, whose behaviour and access `tests/lifecycle/`
 /// covers; here they are only checked to be documented.
 const LIFECYCLE_ROUTES: &[(&str, &str)] = &[
     ("POST", "/commitments"),
