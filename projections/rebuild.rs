@@ -35,7 +35,8 @@ use anyhow::Context;
 use sqlx::{ConnectOptions, Connection, Executor, PgConnection, PgPool};
 
 use super::apply::READ_MODEL_TABLES;
-use super::rebuild_load::{self, COPIED, SIDE_TABLES};
+pub use super::rebuild_load::COPIED;
+use super::rebuild_load::{self, SIDE_TABLES};
 use super::{Apply, CHECKPOINT, REBUILD_BATCH};
 use crate::store::repository::{chained_event_from_row, log_page_sql, APPEND_LOCK};
 

@@ -37,7 +37,7 @@ use super::Apply;
 use crate::store::repository::{chained_event_from_row, EVENT_COLUMNS};
 
 /// The tables copied in, which get their keys and indexes only after the load.
-pub(super) const COPIED: [&str; 2] = ["rm_postings", "rm_expenses"];
+pub const COPIED: [&str; 2] = ["rm_postings", "rm_expenses"];
 
 /// Events planned at a time, as a projector's rebuild applies them.
 const CHUNK: usize = super::REBUILD_BATCH as usize;

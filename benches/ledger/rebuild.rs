@@ -3,11 +3,9 @@
 //! tables that grow with the log copied in and indexed by PostgreSQL alone.
 
 use sqlx::{Connection, Executor, PgConnection};
+use wijkbudget::projections::rebuild::COPIED;
 
 use super::*;
-
-/// The tables a rebuild writes with `COPY`, whose rows grow with the log.
-const COPIED: [&str; 2] = ["rm_postings", "rm_expenses"];
 
 impl Bench {
     pub(crate) async fn scenario_rebuild(&mut self, big: &BigStore) -> anyhow::Result<()> {
