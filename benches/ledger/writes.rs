@@ -305,9 +305,55 @@ async fn raw_sqlite_pool(path: &Path) -> anyhow::Result<sqlx::SqlitePool> {
 // Scenario 1: write throughput
 // ---------------------------------------------------------------------------
 
+/// The server's group committer during one run, from `GET /ready`'s
+/// `appends` before and after it (warm-up included, as for the CPU).
+/// Appends are serialised, so `busy_us` per command is the time a command
+/// holds the one append path, and 1 s over it the write rate's ceiling.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub(crate) struct AppendUse {
+    pub(crate) commands_per_group: f64,
+    pub(crate) busy_us_per_command: f64,
+    pub(crate) database_us_per_command: f64,
+    /// The committer's busy time as a share of the run's wall time.
+    pub(crate) busy_percent: f64,
+}
+
+/// `GET /ready`'s `appends`: groups, commands, busy_us, database_us.
+async fn append_counters(addr: SocketAddr) -> anyhow::Result<[f64; 4]> {
+    let (status, body) = Http::new(addr).request("GET", "/api/v1/ready", &[], b"").await?;
+    anyhow::ensure!(status == 200, "GET /ready answered {status}");
+    let ready: Value = serde_json::from_slice(&body)?;
+    let field = |name: &str| ready["appends"][name].as_f64().with_context(|| format!("no appends.{name} in {ready}"));
+    Ok([field("groups")?, field("commands")?, field("busy_us")?, field("database_us")?])
+}
+
+/// Runs `load` and reads what the server's group committer did meanwhile.
+async fn with_appends<F: Future<Output = anyhow::Result<Load>>>(
+    addr: SocketAddr,
+    load: F,
+) -> anyhow::Result<(Load, AppendUse)> {
+    let before = append_counters(addr).await?;
+    let started = Instant::now();
+    let load = load.await?;
+    let wall_us = started.elapsed().as_micros() as f64;
+    let after = append_counters(addr).await?;
+    let [groups, commands, busy, database] = std::array::from_fn(|i| after[i] - before[i]);
+    let commands = commands.max(1.0);
+    Ok((
+        load,
+        AppendUse {
+            commands_per_group: commands / groups.max(1.0),
+            busy_us_per_command: busy / commands,
+            database_us_per_command: database / commands,
+            busy_percent: 100.0 * busy / wall_us,
+        },
+    ))
+}
+
 #[derive(Default)]
 pub(crate) struct WriteRow {
     pub(crate) cpu: Vec<CpuUse>,
+    pub(crate) appends: Vec<AppendUse>,
     pub(crate) rate: Vec<f64>,
     pub(crate) p50: Vec<f64>,
     pub(crate) p99: Vec<f64>,
@@ -330,7 +376,7 @@ impl WriteRow {
         json!({
             "commands_per_s": spread(&self.rate), "p50_ms": spread(&self.p50), "p99_ms": spread(&self.p99),
             "per_run_commands_per_s": self.rate, "errors": self.errors, "first_error": self.first_error,
-            "cpu_per_run": self.cpu,
+            "cpu_per_run": self.cpu, "appends_per_run": self.appends,
         })
     }
 }
@@ -445,7 +491,11 @@ impl Bench {
                                     ExpenseClient::new(server.addr, &auth, &funds, &wijken, format!("h{c}r{run}x{i}"))
                                 })
                                 .collect();
-                            run_load(clients, warm, window).await?.0
+                            let (load, appends) =
+                                with_appends(server.addr, async { Ok(run_load(clients, warm, window).await?.0) })
+                                    .await?;
+                            rows.entry((c, name)).or_default().appends.push(appends);
+                            load
                         }
                     };
                     let cpu = probe.finish(&admin, load.total_ops).await;
@@ -531,7 +581,8 @@ impl Bench {
                         })
                         .collect();
                     let probe = CpuProbe::start(&admin, "-", Some(server.pid)).await;
-                    let load = run_load(clients, warm, window).await?.0;
+                    let (load, appends) =
+                        with_appends(server.addr, async { Ok(run_load(clients, warm, window).await?.0) }).await?;
                     let cpu = probe.finish(&admin, load.total_ops).await;
                     self.progress(format!(
                         "{c} clients run {}: http sqlite {:.0}/s, p50 {:.2} ms; CPU ms/command: bench {:.2}, server {:.2}; machine busy {:.0}%",
@@ -545,6 +596,7 @@ impl Bench {
                     let row = rows.entry((c, "wijkbudget HTTP, SQLite")).or_default();
                     row.add(&load);
                     row.cpu.push(cpu);
+                    row.appends.push(appends);
                 }
             }
             sqlite_peak = server.kb("VmHWM");
@@ -660,6 +712,36 @@ impl Bench {
                 ));
             }
         }
+        self.say(
+            "   The one append path (the group committer, one group at a time), in µs per command (median over runs, from GET /ready's `appends`):",
+        );
+        self.say(format!(
+            "   {:<30} {:>7} {:>10} {:>12} {:>12} {:>12} {:>12} {:>14}",
+            "system", "clients", "per group", "busy", "database", "service", "busy share", "ceiling/s"
+        ));
+        for &c in &cfg.clients {
+            for name in order {
+                let Some(row) = rows.get(&(c, name)).filter(|row| !row.appends.is_empty()) else { continue };
+                let med = |f: fn(&AppendUse) -> f64| spread(&row.appends.iter().map(f).collect::<Vec<_>>()).median;
+                let busy = med(|a| a.busy_us_per_command);
+                let database = med(|a| a.database_us_per_command);
+                self.say(format!(
+                    "   {:<30} {:>7} {:>10.1} {:>12.0} {:>12.0} {:>12.0} {:>11.0}% {:>14.0}",
+                    name,
+                    c,
+                    med(|a| a.commands_per_group),
+                    busy,
+                    database,
+                    busy - database,
+                    med(|a| a.busy_percent),
+                    1e6 / busy
+                ));
+            }
+        }
+        self.say(
+            "   (busy: from taking a group off the queue to answering it; database: waiting for the store's answers, its work, commit and flush; \
+             service: deciding, planning the projection, writing the message and answering; ceiling: 1 s / busy, the rate with the path never idle)",
+        );
         self.report.insert(
             "1_write_throughput".into(),
             json!({

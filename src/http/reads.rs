@@ -378,6 +378,33 @@ pub struct Readiness {
     pub log_head: i64,
     /// Events written but not yet in the read models.
     pub projector_lag: i64,
+    pub appends: Appends,
+}
+
+/// What this process's group committer has done since it started. Appends
+/// are made one group at a time, so `busy_us / commands` is the time each
+/// command holds the append path, and `1 / that` the write rate's ceiling;
+/// `database_us` is the part of it spent waiting for the database.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Appends {
+    /// Transactions (groups of concurrent commands) appended.
+    pub groups: u64,
+    pub commands: u64,
+    /// Microseconds from taking a group off the queue to answering its commands.
+    pub busy_us: u64,
+    /// Of `busy_us`, microseconds waiting for the database's answers.
+    pub database_us: u64,
+}
+
+impl From<crate::store::AppendTimes> for Appends {
+    fn from(times: crate::store::AppendTimes) -> Self {
+        Self {
+            groups: times.groups,
+            commands: times.commands,
+            busy_us: times.busy.as_micros() as u64,
+            database_us: times.database.as_micros() as u64,
+        }
+    }
 }
 
 /// How long readiness waits for the store: far below the pool's acquire
@@ -420,6 +447,7 @@ pub async fn ready(State(state): State<AppState>) -> Result<Json<Readiness>, Api
         projector_position: checkpoint,
         log_head: head,
         projector_lag: head - checkpoint,
+        appends: state.ledger.repository().append_times().into(),
     }))
 }
 

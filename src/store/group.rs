@@ -7,6 +7,9 @@
 //! ([`super::pg_group`]), SQLite in two calls ([`super::sqlite_group`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use cqrs_es::persist::{PersistenceError, SerializedEvent};
@@ -26,6 +29,57 @@ pub(super) const CLOSED_YEAR: &str = "closed_year";
 /// One command's outcome: the positions of its first and last event (none
 /// for a command without events), or why it was refused.
 pub(super) type Outcome = Result<Option<(i64, i64)>, PersistenceError>;
+
+/// Where the group committer's time has gone since it started. Appends are
+/// serialised (one group at a time, for gap-free positions and one chain),
+/// so the committer's busy time per command is the ceiling of the write
+/// rate, and the part of it spent waiting for the database says how much
+/// of that ceiling is the database's. Read by `GET /ready` and the bench.
+#[derive(Debug, Default)]
+pub struct AppendClock {
+    groups: AtomicU64,
+    commands: AtomicU64,
+    busy_us: AtomicU64,
+    database_us: AtomicU64,
+}
+
+/// A reading of an [`AppendClock`]: counters since the committer started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AppendTimes {
+    pub groups: u64,
+    pub commands: u64,
+    /// From taking a group off the queue to having answered its commands.
+    pub busy: Duration,
+    /// Of `busy`, waiting for the database's answers (its work on the
+    /// group's statements, the commit and its flush, the round trips).
+    pub database: Duration,
+}
+
+impl AppendClock {
+    pub(super) fn add(&self, commands: usize, busy: Duration, database: Duration) {
+        self.groups.fetch_add(1, Ordering::Relaxed);
+        self.commands.fetch_add(commands as u64, Ordering::Relaxed);
+        self.busy_us.fetch_add(busy.as_micros() as u64, Ordering::Relaxed);
+        self.database_us.fetch_add(database.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    pub fn read(&self) -> AppendTimes {
+        AppendTimes {
+            groups: self.groups.load(Ordering::Relaxed),
+            commands: self.commands.load(Ordering::Relaxed),
+            busy: Duration::from_micros(self.busy_us.load(Ordering::Relaxed)),
+            database: Duration::from_micros(self.database_us.load(Ordering::Relaxed)),
+        }
+    }
+}
+
+/// Awaits a call to the database, adding the wait to `waited`.
+pub(super) async fn waiting<T>(waited: &mut Duration, call: impl Future<Output = T>) -> T {
+    let start = Instant::now();
+    let answer = call.await;
+    *waited += start.elapsed();
+    answer
+}
 
 /// One command's events, waiting for the group committer.
 pub(super) struct AppendJob {

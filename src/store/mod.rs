@@ -9,6 +9,8 @@ mod pg_script;
 pub mod repository;
 mod sqlite_group;
 
+pub use group::AppendTimes;
+
 use std::str::FromStr;
 use std::time::Duration;
 

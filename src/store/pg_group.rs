@@ -33,6 +33,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::{Arc, LazyLock};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use cqrs_es::persist::PersistenceError;
@@ -41,7 +42,7 @@ use sqlx::{Connection, Executor, PgConnection, PgPool, Row};
 
 use super::chain::{canonical_json, format_recorded_at};
 use super::group::{
-    decide, AppendJob, CheckRow, Found, GroupInput, GroupRows, Outcome, Read, AVAILABLE, CHECKPOINT_ROW, CLAIM, CLOSED,
+    decide, waiting, AppendJob, CheckRow, Found, GroupInput, GroupRows, Outcome, Read, AVAILABLE, CHECKPOINT_ROW, CLAIM, CLOSED,
     CLOSED_YEAR, CLOSING, HEAD, KEY, STREAM,
 };
 use super::pg_script::{Prepared, Script};
@@ -66,6 +67,8 @@ pub(super) struct Session {
     /// Groups appended in one message on what the session knew; the tests
     /// read it to see that path taken.
     pub on_known: u64,
+    /// Time spent waiting for PostgreSQL since the last [`Session::take_waited`].
+    waited: Duration,
 }
 
 impl Session {
@@ -77,7 +80,13 @@ impl Session {
             busy: false,
             known: None,
             on_known: 0,
+            waited: Duration::ZERO,
         }
+    }
+
+    /// The time spent waiting for PostgreSQL since the last call.
+    pub fn take_waited(&mut self) -> Duration {
+        std::mem::take(&mut self.waited)
     }
 
     /// [`super::repository`]'s `Appender::append` on PostgreSQL: in one
@@ -94,15 +103,17 @@ impl Session {
             self.conn = None;
             self.prepared.clear();
             self.known = None;
-            let mut conn = PgConnection::connect_with(&self.options).await.map_err(store_error)?;
-            conn.execute(sqlx::raw_sql(SESSION_SETTINGS)).await.map_err(store_error)?;
+            let waited = &mut self.waited;
+            let mut conn = waiting(waited, PgConnection::connect_with(&self.options)).await.map_err(store_error)?;
+            waiting(waited, conn.execute(sqlx::raw_sql(SESSION_SETTINGS))).await.map_err(store_error)?;
             self.conn = Some(conn);
         }
         self.busy = true;
         let known = self.known.take();
         if let Some(known) = &known {
             let conn = self.conn.as_mut().expect("connected above");
-            let mut exchange = Exchange { conn, prepared: &self.prepared, preparing: Vec::new() };
+            let mut exchange =
+                Exchange { conn, prepared: &self.prepared, preparing: Vec::new(), waited: &mut self.waited };
             let attempt = append_on_known(&mut exchange, group, input.clone(), project, known, recorded_at).await;
             let preparing = exchange.preparing;
             match attempt {
@@ -127,7 +138,8 @@ impl Session {
             }
         }
         let conn = self.conn.as_mut().expect("connected above");
-        let mut exchange = Exchange { conn, prepared: &self.prepared, preparing: Vec::new() };
+        let mut exchange =
+            Exchange { conn, prepared: &self.prepared, preparing: Vec::new(), waited: &mut self.waited };
         let outcome = append(&mut exchange, group, input, project, recorded_at).await;
         let preparing = exchange.preparing;
         let outcome = match outcome {
@@ -157,7 +169,7 @@ impl Session {
         if !preparing.is_empty() {
             self.prepared.clear();
         }
-        let rolled_back = conn.execute(sqlx::raw_sql(sql)).await.is_ok();
+        let rolled_back = waiting(&mut self.waited, conn.execute(sqlx::raw_sql(sql))).await.is_ok();
         if !rolled_back {
             self.conn = None;
             self.prepared.clear();
@@ -173,6 +185,7 @@ struct Exchange<'a> {
     conn: &'a mut PgConnection,
     prepared: &'a HashSet<String>,
     preparing: Vec<String>,
+    waited: &'a mut Duration,
 }
 
 impl Exchange<'_> {
@@ -232,7 +245,7 @@ async fn append(
 ) -> Result<(Vec<Outcome>, Option<i64>, Known), PersistenceError> {
     let reads = read_script(exchange.script(), &input, project);
     let reads = exchange.finish(reads)?;
-    let rows = exchange.conn.fetch_all(sqlx::raw_sql(&reads)).await.map_err(store_error)?;
+    let rows = waiting(exchange.waited, exchange.conn.fetch_all(sqlx::raw_sql(&reads))).await.map_err(store_error)?;
     // `BEGIN` and the lock answer no row of this shape.
     let rows =
         rows.iter().filter(|row| row.try_column("tag").is_ok()).map(CheckRow::of).collect::<Result<Vec<_>, _>>()?;
@@ -304,7 +317,7 @@ async fn write(
         writes.insert_str(0, &guard);
     }
     crate::failpoint::hit("append-before-commit");
-    exchange.conn.execute(sqlx::raw_sql(&writes)).await.map_err(store_error)?;
+    waiting(exchange.waited, exchange.conn.execute(sqlx::raw_sql(&writes))).await.map_err(store_error)?;
     crate::failpoint::hit("append-after-commit");
     Ok(available)
 }

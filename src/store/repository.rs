@@ -25,7 +25,7 @@ use sqlx::Row;
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 
 use super::chain::{parse_hash, ChainedEvent, GENESIS};
-use super::group::{AppendJob, GroupInput, Outcome};
+use super::group::{AppendClock, AppendJob, AppendTimes, GroupInput, Outcome};
 use super::Db;
 use crate::domain::fund::{ExpenseRegister, RecordedExpense};
 use crate::domain::ids::{ExpenseId, FundId};
@@ -68,6 +68,9 @@ pub struct LedgerRepository {
     /// The queue of the group committer, started by the first append and
     /// started again should it ever have stopped.
     group_commit: Arc<Mutex<Option<mpsc::Sender<AppendJob>>>>,
+    /// Where the group committer's time went, over every committer this
+    /// repository started.
+    clock: Arc<AppendClock>,
 }
 
 pub(super) fn store_error(err: sqlx::Error) -> PersistenceError {
@@ -85,7 +88,13 @@ impl LedgerRepository {
             appended: Arc::new(Notify::new()),
             projected: Arc::new(std::sync::OnceLock::new()),
             group_commit: Arc::new(Mutex::new(None)),
+            clock: Arc::new(AppendClock::default()),
         }
+    }
+
+    /// The group committer's groups, commands and time since the start.
+    pub fn append_times(&self) -> AppendTimes {
+        self.clock.read()
     }
 
     /// From now on, a group commit also projects its events into the read
@@ -147,7 +156,8 @@ impl LedgerRepository {
                     }
                     let (sender, jobs) = mpsc::channel(MAX_GROUP * 4);
                     let projected = self.projected.get().cloned();
-                    tokio::spawn(group_commit(self.db.clone(), self.appended.clone(), projected, jobs));
+                    let committer = group_commit(self.db.clone(), self.appended.clone(), projected, self.clock.clone(), jobs);
+                    tokio::spawn(committer);
                     queue.insert(sender).clone()
                 }
             }
@@ -185,11 +195,13 @@ async fn group_commit(
     db: Db,
     appended: Arc<Notify>,
     projected: Option<Arc<watch::Sender<i64>>>,
+    clock: Arc<AppendClock>,
     mut jobs: mpsc::Receiver<AppendJob>,
 ) {
     let project = projected.is_some();
     let mut appender = Appender::new(&db);
     while let Some(first) = jobs.recv().await {
+        let started = std::time::Instant::now();
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
             match jobs.try_recv() {
@@ -241,6 +253,7 @@ async fn group_commit(
                 moved
             });
         }
+        let commands = group.len();
         for (job, outcome) in group.into_iter().zip(outcomes) {
             let _ = job.done.send(outcome);
         }
@@ -248,6 +261,7 @@ async fn group_commit(
         if stored_to.is_some_and(|stored| projected_to.map_or(true, |projected| projected < stored)) {
             appended.notify_one();
         }
+        clock.add(commands, started.elapsed(), appender.take_waited());
     }
 }
 
@@ -276,6 +290,14 @@ impl Appender {
         match db {
             Db::Postgres(pool) => Self::Postgres(super::pg_group::Session::new(pool)),
             Db::Sqlite(pool) => Self::Sqlite(super::sqlite_group::Session::new(pool)),
+        }
+    }
+
+    /// The time spent waiting for the database since the last call.
+    fn take_waited(&mut self) -> std::time::Duration {
+        match self {
+            Self::Postgres(session) => session.take_waited(),
+            Self::Sqlite(session) => session.take_waited(),
         }
     }
 
@@ -715,7 +737,7 @@ mod tests {
         queue.send(unprojectable).await.unwrap();
         drop(queue);
         let projected = Arc::new(watch::channel(0).0);
-        group_commit(db.clone(), Arc::new(Notify::new()), Some(projected.clone()), jobs).await;
+        group_commit(db.clone(), Arc::new(Notify::new()), Some(projected.clone()), Arc::default(), jobs).await;
         assert_eq!(outcome_name(&answer.await.unwrap()), "appended");
         assert_eq!(read_log(&db, 0, 10).await.unwrap().len(), 1, "the event is stored");
         let checkpoint: i64 = sqlx::query_scalar("SELECT position FROM projector_checkpoints WHERE name = $1")
@@ -753,7 +775,8 @@ mod tests {
         }
         drop(queue);
         // All three are queued before the committer starts: one group.
-        group_commit(db.clone(), Arc::new(Notify::new()), None, jobs).await;
+        let clock = Arc::new(AppendClock::default());
+        group_commit(db.clone(), Arc::new(Notify::new()), None, clock.clone(), jobs).await;
         let mut outcomes = Vec::new();
         for answer in answers {
             outcomes.push(outcome_name(&answer.await.unwrap()));
@@ -764,5 +787,10 @@ mod tests {
         );
         let log: Vec<String> = read_log(&db, 0, 10).await.unwrap().into_iter().map(|e| e.aggregate_id).collect();
         assert_eq!(log, ["a", "b"]);
+        // The failed group and its three retries count as one group of
+        // three commands, and all of its time as the committer's.
+        let times = clock.read();
+        assert_eq!((times.groups, times.commands), (1, 3));
+        assert!(times.database > std::time::Duration::ZERO && times.database <= times.busy, "{times:?}");
     }
 }

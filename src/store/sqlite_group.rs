@@ -22,6 +22,7 @@
 //! churn the connection's statement cache.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use cqrs_es::persist::PersistenceError;
@@ -29,8 +30,8 @@ use sqlx::sqlite::Sqlite;
 use sqlx::{ConnectOptions, Connection, Executor, QueryBuilder, SqliteConnection, SqlitePool};
 
 use super::group::{
-    decide, AppendJob, CheckRow, GroupInput, GroupRows, Read, AVAILABLE, CHECKPOINT_ROW, CLAIM, CLOSED, CLOSED_YEAR,
-    CLOSING, HEAD, KEY, STREAM,
+    decide, waiting, AppendJob, CheckRow, GroupInput, GroupRows, Read, AVAILABLE, CHECKPOINT_ROW, CLAIM, CLOSED,
+    CLOSED_YEAR, CLOSING, HEAD, KEY, STREAM,
 };
 use super::repository::{
     insert_events, projection_failed, snapshot_ahead, store_error, GroupOutcome, ROWS_PER_STATEMENT, SNAPSHOT_FORWARD,
@@ -47,11 +48,18 @@ use crate::projections::{push_sqlite_writes, CHECKPOINT};
 pub(super) struct Session {
     pool: SqlitePool,
     conn: Option<SqliteConnection>,
+    /// Time spent waiting for SQLite since the last [`Session::take_waited`].
+    waited: Duration,
 }
 
 impl Session {
     pub fn new(pool: &SqlitePool) -> Self {
-        Self { pool: pool.clone(), conn: None }
+        Self { pool: pool.clone(), conn: None, waited: Duration::ZERO }
+    }
+
+    /// The time spent waiting for SQLite since the last call.
+    pub fn take_waited(&mut self) -> Duration {
+        std::mem::take(&mut self.waited)
     }
 
     pub async fn append_group(
@@ -63,12 +71,15 @@ impl Session {
     ) -> Result<GroupOutcome, PersistenceError> {
         let conn = match &mut self.conn {
             Some(conn) => conn,
-            None => self.conn.insert(self.pool.connect_options().connect().await.map_err(store_error)?),
+            None => {
+                let connected = waiting(&mut self.waited, self.pool.connect_options().connect()).await;
+                self.conn.insert(connected.map_err(store_error)?)
+            }
         };
-        let appended = append(conn, group, input, project, recorded_at).await;
+        let appended = append(conn, &mut self.waited, group, input, project, recorded_at).await;
         if appended.is_err() {
             if let Some(conn) = self.conn.take() {
-                let _ = conn.close().await;
+                let _ = waiting(&mut self.waited, conn.close()).await;
             }
         }
         appended
@@ -77,6 +88,7 @@ impl Session {
 
 async fn append(
     conn: &mut SqliteConnection,
+    waited: &mut Duration,
     group: &[AppendJob],
     input: GroupInput,
     project: bool,
@@ -89,8 +101,9 @@ async fn append(
         Plan::wijken_of(funds.flat_map(|job| &job.events).map(|e| (e.aggregate_id.as_str(), &e.payload)))
     });
     let prepare = group.len() == 1;
-    let found =
-        reads(&input, wijken.as_ref()).build().persistent(prepare).fetch_all(&mut *conn).await.map_err(store_error)?;
+    let found = waiting(waited, reads(&input, wijken.as_ref()).build().persistent(prepare).fetch_all(&mut *conn))
+        .await
+        .map_err(store_error)?;
     let found = found.iter().map(CheckRow::of).collect::<Result<Vec<_>, _>>()?;
     let Read { found, checkpoint, available } = Read::of(found, &input)?;
 
@@ -116,16 +129,17 @@ async fn append(
     if rows.snapshots.is_empty() {
         sql.push("COMMIT;");
         crate::failpoint::hit("append-before-commit");
-        sql.build().persistent(prepare).execute(&mut *conn).await.map_err(store_error)?;
+        waiting(waited, sql.build().persistent(prepare).execute(&mut *conn)).await.map_err(store_error)?;
     } else {
-        sql.build().persistent(false).execute(&mut *conn).await.map_err(store_error)?;
+        waiting(waited, sql.build().persistent(false).execute(&mut *conn)).await.map_err(store_error)?;
         let mut sql = snapshots(&rows);
-        let written = sql.build().persistent(false).execute(&mut *conn).await.map_err(store_error)?;
+        let written =
+            waiting(waited, sql.build().persistent(false).execute(&mut *conn)).await.map_err(store_error)?;
         if written.rows_affected() != rows.snapshots.len() as u64 {
             return Err(snapshot_ahead());
         }
         crate::failpoint::hit("append-before-commit");
-        conn.execute("COMMIT").await.map_err(store_error)?;
+        waiting(waited, conn.execute("COMMIT")).await.map_err(store_error)?;
     }
     crate::failpoint::hit("append-after-commit");
     Ok((outcomes, projected_to))

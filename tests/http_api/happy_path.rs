@@ -246,6 +246,11 @@ async fn every_endpoint_answers_its_happy_path_and_reads_see_the_write_before_it
         assert_eq!(ready["log_head"], log_head);
         assert_eq!(ready["projector_position"], log_head);
         assert_eq!(ready["store"], if backend == Backend::Sqlite { "sqlite" } else { "postgres" });
+        // The group committer's clock counted the writes above.
+        let appends = &ready["appends"];
+        let count = |field: &str| appends[field].as_u64().unwrap_or_else(|| panic!("{field} in {ready}"));
+        assert!(count("commands") >= 1 && count("groups") <= count("commands"), "{ready}");
+        assert!(count("database_us") > 0 && count("database_us") <= count("busy_us"), "{ready}");
         let doc = app.get("/openapi.json").send().await.expect_json(200);
         assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.1")), "{}", doc["openapi"]);
 
