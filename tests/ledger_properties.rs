@@ -81,7 +81,7 @@ fn op() -> impl Strategy<Value = Op> {
 /// Usually both funds are established first (a history without them is
 /// mostly refusals); then at most 45 random commands, so no fund gets near
 /// the 100 events at which `Ledger` snapshots it (see
-/// `a_fund_past_its_hundredth_event_...` in tests/ledger.rs).
+/// `a_fund_past_its_hundredth_event_...` in tests/ledger/snapshots.rs).
 fn history() -> impl Strategy<Value = Vec<Op>> {
     let establish = |fund| fund_cents().prop_map(move |cents| Op::Establish { fund, cents });
     (

@@ -42,8 +42,8 @@ use sqlx::{Connection, Executor, PgConnection, PgPool, Row};
 
 use super::chain::{canonical_json, format_recorded_at};
 use super::group::{
-    decide, waiting, AppendJob, CheckRow, Found, GroupInput, GroupRows, Outcome, Read, AVAILABLE, CHECKPOINT_ROW, CLAIM, CLOSED,
-    CLOSED_YEAR, CLOSING, HEAD, KEY, STREAM,
+    decide, waiting, AppendJob, CheckRow, Found, GroupInput, GroupRows, Outcome, Read, AVAILABLE, CHECKPOINT_ROW,
+    CLAIM, CLOSED, CLOSED_YEAR, CLOSING, HEAD, KEY, STREAM,
 };
 use super::pg_script::{Prepared, Script};
 use super::repository::{projection_failed, snapshot_ahead, store_error, GroupOutcome, APPEND_LOCK, SNAPSHOT_FORWARD};
@@ -138,8 +138,7 @@ impl Session {
             }
         }
         let conn = self.conn.as_mut().expect("connected above");
-        let mut exchange =
-            Exchange { conn, prepared: &self.prepared, preparing: Vec::new(), waited: &mut self.waited };
+        let mut exchange = Exchange { conn, prepared: &self.prepared, preparing: Vec::new(), waited: &mut self.waited };
         let outcome = append(&mut exchange, group, input, project, recorded_at).await;
         let preparing = exchange.preparing;
         let outcome = match outcome {

@@ -156,7 +156,8 @@ impl LedgerRepository {
                     }
                     let (sender, jobs) = mpsc::channel(MAX_GROUP * 4);
                     let projected = self.projected.get().cloned();
-                    let committer = group_commit(self.db.clone(), self.appended.clone(), projected, self.clock.clone(), jobs);
+                    let committer =
+                        group_commit(self.db.clone(), self.appended.clone(), projected, self.clock.clone(), jobs);
                     tokio::spawn(committer);
                     queue.insert(sender).clone()
                 }

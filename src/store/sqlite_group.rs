@@ -133,8 +133,7 @@ async fn append(
     } else {
         waiting(waited, sql.build().persistent(false).execute(&mut *conn)).await.map_err(store_error)?;
         let mut sql = snapshots(&rows);
-        let written =
-            waiting(waited, sql.build().persistent(false).execute(&mut *conn)).await.map_err(store_error)?;
+        let written = waiting(waited, sql.build().persistent(false).execute(&mut *conn)).await.map_err(store_error)?;
         if written.rows_affected() != rows.snapshots.len() as u64 {
             return Err(snapshot_ahead());
         }
