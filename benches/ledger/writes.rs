@@ -318,36 +318,35 @@ pub(crate) struct AppendUse {
     pub(crate) busy_percent: f64,
 }
 
-/// `GET /ready`'s `appends`: groups, commands, busy_us, database_us.
-async fn append_counters(addr: SocketAddr) -> anyhow::Result<[f64; 4]> {
+/// `GET /ready`'s `appends`: groups, commands, busy_us, database_us; none
+/// from a server too old to show them (`WIJKBUDGET_BENCH_BIN` may be one).
+async fn append_counters(addr: SocketAddr) -> anyhow::Result<Option<[f64; 4]>> {
     let (status, body) = Http::new(addr).request("GET", "/api/v1/ready", &[], b"").await?;
     anyhow::ensure!(status == 200, "GET /ready answered {status}");
     let ready: Value = serde_json::from_slice(&body)?;
-    let field = |name: &str| ready["appends"][name].as_f64().with_context(|| format!("no appends.{name} in {ready}"));
-    Ok([field("groups")?, field("commands")?, field("busy_us")?, field("database_us")?])
+    let field = |name: &str| ready["appends"][name].as_f64();
+    Ok((|| Some([field("groups")?, field("commands")?, field("busy_us")?, field("database_us")?]))())
 }
 
 /// Runs `load` and reads what the server's group committer did meanwhile.
 async fn with_appends<F: Future<Output = anyhow::Result<Load>>>(
     addr: SocketAddr,
     load: F,
-) -> anyhow::Result<(Load, AppendUse)> {
+) -> anyhow::Result<(Load, Option<AppendUse>)> {
     let before = append_counters(addr).await?;
     let started = Instant::now();
     let load = load.await?;
     let wall_us = started.elapsed().as_micros() as f64;
-    let after = append_counters(addr).await?;
+    let (Some(before), Some(after)) = (before, append_counters(addr).await?) else { return Ok((load, None)) };
     let [groups, commands, busy, database] = std::array::from_fn(|i| after[i] - before[i]);
     let commands = commands.max(1.0);
-    Ok((
-        load,
-        AppendUse {
-            commands_per_group: commands / groups.max(1.0),
-            busy_us_per_command: busy / commands,
-            database_us_per_command: database / commands,
-            busy_percent: 100.0 * busy / wall_us,
-        },
-    ))
+    let appends = AppendUse {
+        commands_per_group: commands / groups.max(1.0),
+        busy_us_per_command: busy / commands,
+        database_us_per_command: database / commands,
+        busy_percent: 100.0 * busy / wall_us,
+    };
+    Ok((load, Some(appends)))
 }
 
 #[derive(Default)]
@@ -494,7 +493,7 @@ impl Bench {
                             let (load, appends) =
                                 with_appends(server.addr, async { Ok(run_load(clients, warm, window).await?.0) })
                                     .await?;
-                            rows.entry((c, name)).or_default().appends.push(appends);
+                            rows.entry((c, name)).or_default().appends.extend(appends);
                             load
                         }
                     };
@@ -596,7 +595,7 @@ impl Bench {
                     let row = rows.entry((c, "wijkbudget HTTP, SQLite")).or_default();
                     row.add(&load);
                     row.cpu.push(cpu);
-                    row.appends.push(appends);
+                    row.appends.extend(appends);
                 }
             }
             sqlite_peak = server.kb("VmHWM");
