@@ -264,16 +264,22 @@ mod tests {
         format!("{server}/postgres")
     }
 
+    /// A runtime and one connection, for properties that run many queries
+    /// from proptest's synchronous closures.
+    fn connected() -> (tokio::runtime::Runtime, std::cell::RefCell<sqlx::PgConnection>) {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let conn = runtime
+            .block_on(<sqlx::PgConnection as sqlx::Connection>::connect(&admin_url()))
+            .expect("PostgreSQL is reachable; start it with .ci/run or pg_ctlcluster");
+        (runtime, conn.into())
+    }
+
     /// The one property the whole script rests on: whatever the text, its
     /// literal reads back as exactly that text, also when the server does
     /// not treat backslashes as ordinary characters.
     #[test]
     fn any_text_written_as_a_literal_reads_back_unchanged() {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let conn: std::cell::RefCell<sqlx::PgConnection> = runtime
-            .block_on(<sqlx::PgConnection as sqlx::Connection>::connect(&admin_url()))
-            .expect("PostgreSQL is reachable; start it with .ci/run or pg_ctlcluster")
-            .into();
+        let (runtime, conn) = connected();
         for conforming in ["on", "off"] {
             runtime
                 .block_on(conn.borrow_mut().execute(&*format!("SET standard_conforming_strings = {conforming}")))
@@ -305,11 +311,7 @@ mod tests {
     /// the array literal reads back as exactly those elements, in order.
     #[test]
     fn any_texts_and_numbers_written_as_an_array_read_back_unchanged() {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let conn: std::cell::RefCell<sqlx::PgConnection> = runtime
-            .block_on(<sqlx::PgConnection as sqlx::Connection>::connect(&admin_url()))
-            .expect("PostgreSQL is reachable; start it with .ci/run or pg_ctlcluster")
-            .into();
+        let (runtime, conn) = connected();
         let element = prop_oneof![
             Just("NULL".to_string()),
             Just(String::new()),
