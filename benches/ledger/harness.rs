@@ -503,8 +503,6 @@ pub(crate) async fn run_load<C: Client>(
     Ok((load, back))
 }
 
-/// A cheap deterministic generator, one per client.
-
 // ---------------------------------------------------------------------------
 // PostgreSQL databases
 // ---------------------------------------------------------------------------

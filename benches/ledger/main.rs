@@ -33,8 +33,8 @@
 //!
 //! One module per scenario: `writes` (1), `queries` (4, and 2 on the same
 //! server), `rebuild` (3), `verify` (6), `import` (7); memory (5) is gathered by all of
-//! them and printed here. `harness` and `http_client` are what they share, `big_store` the
-//! million-event store of 2, 3, 4 and 6.
+//! them and printed here. `baselines` holds the systems 1 measures against, `harness` and
+//! `http_client` are what they share, `big_store` the million-event store of 2, 3, 4 and 6.
 //!
 //! Figures only: nothing here asserts a time, and no test depends on it.
 
@@ -84,6 +84,7 @@ const AMENDMENT: &str = "A21-182";
 /// The big store's default size: the million events.
 const DEFAULT_EVENTS: u64 = 1_000_000;
 
+mod baselines;
 mod big_store;
 mod harness;
 mod http_client;
