@@ -12,7 +12,20 @@ use rust_decimal::Decimal;
 
 use crate::domain::postings::{postings, AccountKind};
 
-use super::{CommitmentState, CommitmentStatus, Fund, FundCommand, FundError, FundEvent, FundServices};
+use super::{BudgetLine, CommitmentState, CommitmentStatus, Fund, FundCommand, FundError, FundEvent, FundServices};
+
+impl BudgetLine {
+    /// Money a settlement or withdrawal releases, or a repayment brings
+    /// back: after the fund's close it lapses, before it the wijk can spend
+    /// it again. The postings' `returned_to` books it to the same account.
+    fn returned(&mut self, amount: Decimal, after_close: bool) {
+        if after_close {
+            self.amount_lapsed += amount;
+        } else {
+            self.amount_available += amount;
+        }
+    }
+}
 
 impl Aggregate for Fund {
     const TYPE: &'static str = "fund";
@@ -128,11 +141,7 @@ impl Aggregate for Fund {
             } => {
                 let line = self.lines.entry(wijk_id).or_default();
                 line.amount_committed -= released;
-                if after_close {
-                    line.amount_lapsed += released;
-                } else {
-                    line.amount_available += released;
-                }
+                line.returned(released, after_close);
                 line.amount_spent -= recovery_claimed;
                 line.amount_receivable += recovery_claimed;
                 if let Some(c) = self.commitments.get_mut(&commitment_id) {
@@ -145,11 +154,7 @@ impl Aggregate for Fund {
             FundEvent::RepaymentReceived { commitment_id, wijk_id, amount, after_close, .. } => {
                 let line = self.lines.entry(wijk_id).or_default();
                 line.amount_receivable -= amount.as_decimal();
-                if after_close {
-                    line.amount_lapsed += amount.as_decimal();
-                } else {
-                    line.amount_available += amount.as_decimal();
-                }
+                line.returned(amount.as_decimal(), after_close);
                 if let Some(c) = self.commitments.get_mut(&commitment_id) {
                     c.last_booked_on = Some(booked_on);
                     c.owed -= amount.as_decimal();
@@ -158,11 +163,7 @@ impl Aggregate for Fund {
             FundEvent::CommitmentWithdrawn { commitment_id, wijk_id, released, cancelled, after_close, .. } => {
                 let line = self.lines.entry(wijk_id).or_default();
                 line.amount_committed -= released;
-                if after_close {
-                    line.amount_lapsed += released;
-                } else {
-                    line.amount_available += released;
-                }
+                line.returned(released, after_close);
                 if let Some(c) = self.commitments.get_mut(&commitment_id) {
                     c.last_booked_on = Some(booked_on);
                     c.status = if cancelled { CommitmentStatus::Cancelled } else { CommitmentStatus::Withdrawn };
