@@ -12,7 +12,7 @@ mod fund_tests;
 #[cfg(test)]
 mod lifecycle_tests;
 #[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;
 
 use cqrs_es::persist::{EventUpcaster, SemanticVersionEventUpcaster};
 use serde_json::Value;

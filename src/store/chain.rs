@@ -33,9 +33,7 @@ impl ChainedEvent {
     /// when it is stored in the current version, through the domain's
     /// upcasters into a copy when it is older.
     pub fn read_payload<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
-        static UPCASTERS: std::sync::LazyLock<Vec<Box<dyn cqrs_es::persist::EventUpcaster>>> =
-            std::sync::LazyLock::new(crate::domain::upcasters);
-        if !UPCASTERS.iter().any(|u| u.can_upcast(&self.event_type, &self.event_version)) {
+        if !upcaster_applies(&self.event_type, &self.event_version) {
             return T::deserialize(&self.payload);
         }
         let stored = cqrs_es::persist::SerializedEvent::new(
@@ -53,6 +51,15 @@ impl ChainedEvent {
                 .fold(stored, |e, u| if u.can_upcast(&e.event_type, &e.event_version) { u.upcast(e) } else { e });
         serde_json::from_value(current.payload)
     }
+}
+
+static UPCASTERS: std::sync::LazyLock<Vec<Box<dyn cqrs_es::persist::EventUpcaster>>> =
+    std::sync::LazyLock::new(crate::domain::upcasters);
+
+/// Whether an event of this type and version is stored in an older shape
+/// than the code's, which the domain's upcasters read.
+pub fn upcaster_applies(event_type: &str, event_version: &str) -> bool {
+    UPCASTERS.iter().any(|u| u.can_upcast(event_type, event_version))
 }
 
 /// Timestamps are hashed (and stored) at microsecond precision, which both
