@@ -254,7 +254,7 @@ pub(crate) const INSERT_FUNDS: &str =
     "rm_funds (fund_id, year, kind, name, amount_cents, decision_reference, adopted_on, \
     purpose, booked_on, position, carried_over_from)";
 const INSERT_WIJKEN: &str = "rm_wijken (wijk_id, name, position)";
-const INSERT_BALANCES: &str = "rm_balances (wijk_id, fund_id, year, kind, cents)";
+pub(crate) const INSERT_BALANCES: &str = "rm_balances (wijk_id, fund_id, year, kind, cents)";
 /// Adds to a balance, creating it (even at zero cents) when it is new.
 const ADD_TO_BALANCES: &str =
     "ON CONFLICT (wijk_id, fund_id, kind) DO UPDATE SET cents = rm_balances.cents + excluded.cents";
@@ -359,7 +359,8 @@ pub(crate) const REVERSE_EXPENSE: &str =
 
 /// Freezes a fund's close statement from its balances, right after the
 /// close's own postings were applied.
-const FREEZE_CLOSE_LINES: &str = "INSERT INTO rm_close_lines (fund_id, wijk_id, allocated_cents, transferred_cents, \
+pub(crate) const FREEZE_CLOSE_LINES: &str =
+    "INSERT INTO rm_close_lines (fund_id, wijk_id, allocated_cents, transferred_cents, \
     spent_cents, committed_cents, receivable_cents, lapsed_cents, carried_over_cents) \
     SELECT fund_id, wijk_id, \
     CAST(SUM(CASE WHEN kind = 'allocated' THEN cents ELSE 0 END) AS BIGINT), \
@@ -437,19 +438,25 @@ impl Segment {
 
     /// The segment's writes, in the order their lookups need (see the module comment).
     fn into_writes(self, out: &mut Vec<Write>) {
-        let mut balances = Insert::new(INSERT_BALANCES, Some(BALANCE_LOOKUP));
-        balances.then = ADD_TO_BALANCES;
-        balances.rows = self
-            .balances
-            .into_iter()
-            .map(|((wijk_id, fund_id, kind), cents)| {
-                vec![Param::Text(wijk_id), Param::Text(fund_id), text(kind), Param::Int(cents)]
-            })
-            .collect();
+        let balances = add_to_balances(self.balances);
         let inserts = [self.wijken, self.funds, self.commitments, self.expenses, self.postings, balances];
         out.extend(inserts.into_iter().filter(|insert| !insert.rows.is_empty()).map(Write::Insert));
         out.extend(self.updates.into_iter().chain(self.close).map(Write::Statement));
     }
+}
+
+/// Adds each `((wijk, fund, kind), cents)` to its balance, creating the
+/// balances that are new (even at zero cents).
+pub(crate) fn add_to_balances<K: Into<String>>(sums: impl IntoIterator<Item = ((String, String, K), i64)>) -> Insert {
+    let mut balances = Insert::new(INSERT_BALANCES, Some(BALANCE_LOOKUP));
+    balances.then = ADD_TO_BALANCES;
+    balances.rows = sums
+        .into_iter()
+        .map(|((wijk_id, fund_id, kind), cents)| {
+            vec![Param::Text(wijk_id), Param::Text(fund_id), Param::Text(kind.into()), Param::Int(cents)]
+        })
+        .collect();
+    balances
 }
 
 /// The writes that bring the read models from before a batch of events to
