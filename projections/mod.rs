@@ -8,6 +8,7 @@
 
 pub mod apply;
 pub mod overview;
+pub mod plan_event;
 pub mod queries;
 pub mod rebuild;
 mod rebuild_load;

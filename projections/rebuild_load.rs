@@ -33,9 +33,10 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::apply::{
-    add_to_balances, Insert, Known, Param, Plan, PlanEvent, StoredText, Write, FREEZE_CLOSE_LINES, INSERT_BALANCES,
-    INSERT_EXPENSES, INSERT_POSTINGS, REVERSE_EXPENSE,
+    add_to_balances, Insert, Known, Param, Plan, Write, FREEZE_CLOSE_LINES, INSERT_BALANCES, INSERT_EXPENSES,
+    INSERT_POSTINGS, REVERSE_EXPENSE,
 };
+use super::plan_event::{PlanEvent, StoredText};
 use super::Apply;
 
 /// The tables copied in, which get their keys and indexes only after the load.
