@@ -169,14 +169,6 @@ struct Loader {
     last_lengths: (usize, usize),
 }
 
-impl Loader {
-    /// The balances added up since they were last written, as one write.
-    fn balances(&mut self) -> Option<Write> {
-        let sums = std::mem::take(&mut self.balances);
-        (!sums.is_empty()).then(|| Write::Insert(add_to_balances(sums)))
-    }
-}
-
 /// A chunk's writes: copy text for the two copied tables, the rest as the projector writes it.
 struct Planned {
     postings: Vec<u8>,
@@ -241,6 +233,12 @@ impl Loader {
         self.last_lengths = (planned.postings.len(), planned.expenses.len());
         planned.others.extend([reversals, lookups].into_iter().filter(|i| !i.rows.is_empty()).map(Write::Insert));
         Ok(planned)
+    }
+
+    /// The balances added up since they were last written, as one write.
+    fn balances(&mut self) -> Option<Write> {
+        let sums = std::mem::take(&mut self.balances);
+        (!sums.is_empty()).then(|| Write::Insert(add_to_balances(sums)))
     }
 }
 
