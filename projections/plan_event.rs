@@ -38,19 +38,16 @@ pub enum Payload {
 impl PlanEvent {
     /// Reads a stored event for planning (through the upcasters if it is old).
     pub fn of(event: &ChainedEvent) -> anyhow::Result<Self> {
-        let payload = match event.aggregate_type.as_str() {
-            "wijk" => Payload::Wijk(event.read_payload().with_context(|| unreadable("wijk", event.position))?),
-            "fund" => Payload::Fund(event.read_payload().with_context(|| unreadable("fund", event.position))?),
-            other => anyhow::bail!("event at position {} has unknown aggregate type `{other}`", event.position),
-        };
+        let payload =
+            Payload::read(&event.aggregate_type, event.position, || event.read_payload(), || event.read_payload())?;
         Ok(Self {
             position: event.position,
             event_id: event.event_id.clone(),
             event_type: event.event_type.clone(),
             aggregate_id: event.aggregate_id.clone(),
             recorded_at: event.recorded_at,
-            actor: metadata(&event.metadata, meta::ACTOR),
-            role: metadata(&event.metadata, meta::ROLE),
+            actor: text_or_unknown(event.metadata.get(meta::ACTOR)),
+            role: text_or_unknown(event.metadata.get(meta::ROLE)),
             payload,
         })
     }
@@ -65,15 +62,13 @@ impl PlanEvent {
             return Self::of(&stored.into_chained()?);
         }
         let position = stored.position;
-        let payload = match stored.aggregate_type {
-            "wijk" => {
-                Payload::Wijk(serde_json::from_str(stored.payload).with_context(|| unreadable("wijk", position))?)
-            }
-            "fund" => {
-                Payload::Fund(serde_json::from_str(stored.payload).with_context(|| unreadable("fund", position))?)
-            }
-            other => anyhow::bail!("event at position {position} has unknown aggregate type `{other}`"),
-        };
+        let text = stored.payload;
+        let payload = Payload::read(
+            stored.aggregate_type,
+            position,
+            || serde_json::from_str(text),
+            || serde_json::from_str(text),
+        )?;
         let who: Who = serde_json::from_str(stored.metadata)
             .with_context(|| format!("event at position {position} has metadata that is not a JSON object"))?;
         Ok(Self {
@@ -82,8 +77,8 @@ impl PlanEvent {
             event_type: stored.event_type.to_string(),
             aggregate_id: stored.aggregate_id.to_string(),
             recorded_at: stored.recorded_at,
-            actor: who.actor.as_ref().and_then(Value::as_str).unwrap_or("unknown").to_string(),
-            role: who.role.as_ref().and_then(Value::as_str).unwrap_or("unknown").to_string(),
+            actor: text_or_unknown(who.actor.as_ref()),
+            role: text_or_unknown(who.role.as_ref()),
             payload,
         })
     }
@@ -134,12 +129,28 @@ struct Who {
     role: Option<Value>,
 }
 
-fn unreadable(aggregate_type: &str, position: i64) -> String {
-    format!("event at position {position} is not a readable {aggregate_type} event")
+impl Payload {
+    /// The payload of an event of `aggregate_type`, decoded by `wijk` or
+    /// `fund`; any other aggregate type is refused.
+    fn read(
+        aggregate_type: &str,
+        position: i64,
+        wijk: impl FnOnce() -> Result<WijkEvent, serde_json::Error>,
+        fund: impl FnOnce() -> Result<FundEvent, serde_json::Error>,
+    ) -> anyhow::Result<Self> {
+        let unreadable = || format!("event at position {position} is not a readable {aggregate_type} event");
+        Ok(match aggregate_type {
+            "wijk" => Payload::Wijk(wijk().with_context(unreadable)?),
+            "fund" => Payload::Fund(fund().with_context(unreadable)?),
+            other => anyhow::bail!("event at position {position} has unknown aggregate type `{other}`"),
+        })
+    }
 }
 
-fn metadata(metadata: &Value, key: &str) -> String {
-    metadata.get(key).and_then(Value::as_str).unwrap_or("unknown").to_string()
+/// A metadata value as planning records it: its text, or `unknown` when
+/// it is missing or not text.
+fn text_or_unknown(value: Option<&Value>) -> String {
+    value.and_then(Value::as_str).unwrap_or("unknown").to_string()
 }
 
 #[cfg(test)]
